@@ -1,0 +1,1 @@
+//! dbsnapshot-operator: declare AWS database snapshots as Kubernetes objects.

@@ -1,0 +1,13 @@
+//! An AWS emulator for tests: Redshift, DocumentDB and ElastiCache snapshot APIs over
+//! the AWS Query protocol, close enough to AWS that the official SDKs cannot tell,
+//! with fault injection and an admin API. Everything is kept in memory.
+
+pub mod docdb;
+pub mod elasticache;
+pub mod presign;
+pub mod query;
+pub mod redshift;
+pub mod server;
+pub mod state;
+
+pub use server::{Options, start};

@@ -1,0 +1,399 @@
+//! The AWS Query protocol, both ways: form parameters in (with list and structure
+//! flattening), XML results and AWS error documents out. No IO.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// An AWS error as the Query protocol reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+    /// A 400 client fault.
+    pub fn bad(code: &str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+    /// A 404 fault.
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(404, code, message)
+    }
+    pub fn invalid_value(message: impl Into<String>) -> Self {
+        Self::bad("InvalidParameterValue", message)
+    }
+    pub fn missing(name: &str) -> Self {
+        Self::bad(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}"),
+        )
+    }
+    pub fn combination(message: impl Into<String>) -> Self {
+        Self::bad("InvalidParameterCombination", message)
+    }
+    pub fn throttling() -> Self {
+        Self::bad("Throttling", "Rate exceeded")
+    }
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
+    }
+
+    /// The error document, as AWS sends it for Query-protocol services.
+    pub fn to_xml(&self, xmlns: &str, request_id: &str) -> String {
+        let kind = if self.status >= 500 { "Receiver" } else { "Sender" };
+        let mut x = Xml::default();
+        x.raw(&format!("<ErrorResponse xmlns=\"{xmlns}\">"));
+        x.open("Error");
+        x.leaf("Type", kind);
+        x.leaf("Code", &self.code);
+        x.leaf("Message", &self.message);
+        x.close("Error");
+        x.leaf("RequestId", request_id);
+        x.raw("</ErrorResponse>");
+        x.finish()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Form parameters of one request (or of one structure inside it).
+#[derive(Debug, Clone, Default)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    pub fn from_form(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn req(&self, key: &str) -> ApiResult<&str> {
+        self.get(key).ok_or_else(|| ApiError::missing(key))
+    }
+
+    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::invalid_value(format!("Invalid value '{v}' for {key}: not an integer"))
+            }),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(ApiError::invalid_value(format!(
+                "Invalid value '{v}' for {key}: not a boolean"
+            ))),
+        }
+    }
+
+    /// The members of a list parameter, in index order, each as its own `Params`
+    /// (a string member is the entry with the empty key). Accepts both
+    /// `Key.MemberName.N[.Field]` and flattened `Key.N[.Field]`.
+    pub fn members(&self, key: &str) -> Vec<Params> {
+        let prefix = format!("{key}.");
+        let mut by_index: BTreeMap<u32, Params> = BTreeMap::new();
+        for (k, v) in self.0.range(prefix.clone()..) {
+            let Some(rest) = k.strip_prefix(&prefix) else {
+                break;
+            };
+            let mut parts = rest.splitn(3, '.');
+            let first = parts.next().unwrap_or_default();
+            let (index, field) = match first.parse::<u32>() {
+                Ok(i) => (i, rest[first.len()..].trim_start_matches('.').to_string()),
+                Err(_) => {
+                    let Some(Ok(i)) = parts.next().map(str::parse::<u32>) else {
+                        continue;
+                    };
+                    (i, parts.next().unwrap_or_default().to_string())
+                }
+            };
+            by_index.entry(index).or_default().0.insert(field, v.clone());
+        }
+        by_index.into_values().collect()
+    }
+
+    /// A list of strings.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        self.members(key)
+            .into_iter()
+            .filter_map(|m| m.0.get("").cloned())
+            .collect()
+    }
+
+    /// A `Tags` list of `{Key, Value}`.
+    pub fn tags(&self, key: &str) -> ApiResult<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for m in self.members(key) {
+            let k = m.req("Key")?.to_string();
+            let v = m.0.get("Value").cloned().unwrap_or_default();
+            validate_tag(&k, &v)?;
+            upsert_tag(&mut out, k, v);
+        }
+        Ok(out)
+    }
+}
+
+pub fn validate_tag(key: &str, value: &str) -> ApiResult<()> {
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err(ApiError::bad(
+            "InvalidTagFault",
+            format!("Tag key must be 1 to 128 characters long: '{key}'"),
+        ));
+    }
+    if key.starts_with("aws:") {
+        return Err(ApiError::bad(
+            "InvalidTagFault",
+            "Tag keys may not start with 'aws:'",
+        ));
+    }
+    if value.chars().count() > 256 {
+        return Err(ApiError::bad(
+            "InvalidTagFault",
+            format!("Tag value for '{key}' is longer than 256 characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn upsert_tag(tags: &mut Vec<(String, String)>, key: String, value: String) {
+    match tags.iter_mut().find(|(k, _)| *k == key) {
+        Some(t) => t.1 = value,
+        None => tags.push((key, value)),
+    }
+}
+
+/// A small XML writer: elements and escaped text, nothing else.
+#[derive(Debug, Default)]
+pub struct Xml(String);
+
+impl Xml {
+    pub fn raw(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+    pub fn open(&mut self, tag: &str) {
+        self.0.push('<');
+        self.0.push_str(tag);
+        self.0.push('>');
+    }
+    pub fn close(&mut self, tag: &str) {
+        self.0.push_str("</");
+        self.0.push_str(tag);
+        self.0.push('>');
+    }
+    pub fn leaf(&mut self, tag: &str, value: impl Display) {
+        self.open(tag);
+        self.0
+            .push_str(&quick_xml::escape::escape(value.to_string().as_str()));
+        self.close(tag);
+    }
+    pub fn opt<T: Display>(&mut self, tag: &str, value: Option<T>) {
+        if let Some(v) = value {
+            self.leaf(tag, v);
+        }
+    }
+    pub fn time(&mut self, tag: &str, t: DateTime<Utc>) {
+        self.leaf(tag, t.to_rfc3339_opts(SecondsFormat::Millis, true));
+    }
+    /// `<Outer><Member>v</Member>...</Outer>`
+    pub fn strings<'a>(
+        &mut self,
+        outer: &str,
+        member: &str,
+        values: impl IntoIterator<Item = &'a String>,
+    ) {
+        self.open(outer);
+        for v in values {
+            self.leaf(member, v);
+        }
+        self.close(outer);
+    }
+    pub fn tags(&mut self, outer: &str, tags: &[(String, String)]) {
+        self.open(outer);
+        for (k, v) in tags {
+            self.open("Tag");
+            self.leaf("Key", k);
+            self.leaf("Value", v);
+            self.close("Tag");
+        }
+        self.close(outer);
+    }
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+/// What an action answers: the inside of its `<ActionResult>` element, or nothing for
+/// actions without an output shape.
+pub type Reply = Option<Xml>;
+
+/// A successful Query response.
+pub fn response(action: &str, xmlns: &str, request_id: &str, result: Reply) -> String {
+    let mut x = Xml::default();
+    x.raw(&format!("<{action}Response xmlns=\"{xmlns}\">"));
+    if let Some(body) = result {
+        let wrapper = format!("{action}Result");
+        x.open(&wrapper);
+        x.raw(&body.finish());
+        x.close(&wrapper);
+    }
+    x.open("ResponseMetadata");
+    x.leaf("RequestId", request_id);
+    x.close("ResponseMetadata");
+    x.close(&format!("{action}Response"));
+    x.finish()
+}
+
+/// Marker paging over items sorted by `key`. The marker is the key of the first item
+/// of the next page.
+pub fn page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    params: &Params,
+    (min, max, default): (i64, i64, i64),
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let size = params.int("MaxRecords")?.unwrap_or(default);
+    if !(min..=max).contains(&size) {
+        return Err(ApiError::invalid_value(format!(
+            "MaxRecords must be between {min} and {max}, got {size}"
+        )));
+    }
+    items.sort_by_key(&key);
+    if let Some(marker) = params.get("Marker") {
+        let start = items.iter().position(|i| key(i).as_str() >= marker);
+        items.drain(..start.unwrap_or(items.len()));
+    }
+    let size = size as usize;
+    let next = items.get(size).map(&key);
+    items.truncate(size);
+    Ok((items, next))
+}
+
+/// AWS's identifier rule shared by these services: 1..=max characters, ASCII letters,
+/// digits and hyphens, a letter first, no trailing hyphen and no two hyphens in a row.
+pub fn check_identifier(param: &str, value: &str, max: usize) -> ApiResult<()> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !value.ends_with('-')
+        && !value.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_value(format!(
+            "The parameter {param} is not a valid identifier. Identifiers must begin with a \
+             letter; must contain only ASCII letters, digits, and hyphens; must not end with a \
+             hyphen or contain two consecutive hyphens; and must be 1 to {max} characters long."
+        )))
+    }
+}
+
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_named_and_flattened_lists() {
+        let p = Params::from_pairs([
+            ("Tags.Tag.2.Key", "b"),
+            ("Tags.Tag.1.Key", "a"),
+            ("Tags.Tag.1.Value", "1"),
+            ("TagKeys.member.1", "x"),
+            ("TagKeys.member.2", "y"),
+            ("Filters.Filter.1.Name", "db-cluster-id"),
+            ("Filters.Filter.1.Values.Value.1", "c1"),
+            ("Flat.1", "f"),
+        ]);
+        assert_eq!(
+            p.tags("Tags").unwrap(),
+            vec![("a".into(), "1".into()), ("b".into(), "".into())]
+        );
+        assert_eq!(p.strings("TagKeys"), vec!["x", "y"]);
+        assert_eq!(p.strings("Flat"), vec!["f"]);
+        let f = p.members("Filters");
+        assert_eq!(f[0].get("Name"), Some("db-cluster-id"));
+        assert_eq!(f[0].strings("Values"), vec!["c1"]);
+    }
+
+    #[test]
+    fn identifiers_follow_aws_rules() {
+        for ok in ["a", "a-1", "Abc9", &"a".repeat(63)] {
+            assert!(check_identifier("X", ok, 63).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "a-", "a--b", "a_b", "ä", &"a".repeat(64)] {
+            assert!(check_identifier("X", bad, 63).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paging_walks_every_item_once() {
+        let items: Vec<String> = (0..45).map(|i| format!("s{i:03}")).collect();
+        let mut seen = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut pairs = vec![("MaxRecords", "20")];
+            if let Some(m) = &marker {
+                pairs.push(("Marker", m.as_str()));
+            }
+            let p = Params::from_pairs(pairs);
+            let (got, next) = page(items.clone(), |s| s.clone(), &p, (20, 100, 100)).unwrap();
+            seen.extend(got);
+            match next {
+                Some(n) => marker = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+        let p = Params::from_pairs([("MaxRecords", "5")]);
+        assert_eq!(
+            page(items, |s| s.clone(), &p, (20, 100, 100))
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
+    }
+
+    #[test]
+    fn errors_render_as_aws_error_documents() {
+        let e = ApiError::not_found("ClusterSnapshotNotFound", "Snapshot <x> not found");
+        let xml = e.to_xml("http://redshift.amazonaws.com/doc/2012-12-01/", "r1");
+        assert!(xml.contains("<Code>ClusterSnapshotNotFound</Code>"));
+        assert!(xml.contains("Snapshot &lt;x&gt; not found"));
+        assert!(xml.contains("<Type>Sender</Type>"));
+    }
+}

@@ -1,0 +1,337 @@
+//! The HTTP side: AWS Query requests on `POST /` (routed by `Version`, region and
+//! account from the SigV4 credential scope), and the admin API under `/_emulator/`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::query::{ApiError, Params, response};
+use crate::state::{Caller, Faults, State, account_of};
+use crate::{docdb, elasticache, redshift};
+
+pub type Shared = Arc<Mutex<State>>;
+
+/// How an emulator starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Seconds a snapshot takes from creating (or copying) to available.
+    pub snapshot_seconds: f64,
+    pub faults: Faults,
+    /// Access key id -> secret access key, used to verify presigned URLs.
+    pub credentials: HashMap<String, String>,
+    /// Seed of the fault-injection random numbers.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            snapshot_seconds: 5.0,
+            faults: Faults::default(),
+            credentials: default_credentials(),
+            seed: 1,
+        }
+    }
+}
+
+/// The test bed's static credentials, for two accounts.
+pub fn default_credentials() -> HashMap<String, String> {
+    HashMap::from([
+        (
+            "AKIATEST123456789012".to_string(),
+            "testbed-secret-key".to_string(),
+        ),
+        (
+            "AKIATEST210987654321".to_string(),
+            "testbed-secret-key".to_string(),
+        ),
+    ])
+}
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", post(aws))
+        .route("/_emulator/health", get(|| async { "ok" }))
+        .route("/_emulator/calls", get(calls))
+        .route("/_emulator/reset", post(reset))
+        .route("/_emulator/faults", get(get_faults).post(set_faults))
+        .route("/_emulator/settings", get(get_settings).post(set_settings))
+        .route("/_emulator/exports", get(exports))
+        .route(
+            "/_emulator/redshift/automated-snapshot",
+            post(automated_snapshot),
+        )
+        .route("/_emulator/snapshots/fail", post(fail_snapshot))
+        .with_state(state)
+}
+
+/// Binds 127.0.0.1:`port` (0 picks a free one) and serves until the task is dropped.
+pub async fn start(
+    port: u16,
+    options: Options,
+) -> std::io::Result<(SocketAddr, Shared, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(Mutex::new(State::new(
+        options.faults,
+        options.snapshot_seconds,
+        options.credentials,
+        options.seed,
+    )));
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, state, task))
+}
+
+/// Access key and region from `Authorization: AWS4-HMAC-SHA256 Credential=AK/date/region/service/aws4_request, ...`.
+fn credential_scope(headers: &HeaderMap) -> (String, String) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let scope = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|s| s.split([',', ' ']).next())
+        .unwrap_or_default();
+    let mut parts = scope.split('/');
+    let access_key = parts.next().unwrap_or_default().to_string();
+    let region = parts.nth(1).unwrap_or("us-east-1").to_string();
+    (access_key, region)
+}
+
+fn request_id() -> String {
+    let n: u128 = rand::random();
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn xml(status: u16, rid: &str, body: String) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [
+            (header::CONTENT_TYPE, "text/xml".to_string()),
+            (
+                header::HeaderName::from_static("x-amzn-requestid"),
+                rid.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let rid = request_id();
+    let params = Params::from_form(&body);
+    let action = params.get("Action").unwrap_or_default().to_string();
+    let (service, xmlns): (&str, &str) = match params.get("Version") {
+        Some("2012-12-01") => ("redshift", redshift::XMLNS),
+        Some("2014-10-31") => ("docdb", docdb::XMLNS),
+        Some("2015-02-02") => ("elasticache", elasticache::XMLNS),
+        other => {
+            let e = ApiError::bad(
+                "NoSuchVersion",
+                format!(
+                    "API version {} is not served here",
+                    other.unwrap_or("(none)")
+                ),
+            );
+            return xml(e.status, &rid, e.to_xml("", &rid));
+        }
+    };
+    let latency = lock(&state).faults.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let (access_key, region) = credential_scope(&headers);
+    let caller = Caller {
+        account: account_of(&access_key),
+        region,
+        now: Utc::now(),
+        instant: Instant::now(),
+    };
+    let mut st = lock(&state);
+    let result = st
+        .admit(service, &action, &caller)
+        .and_then(|()| match service {
+            "redshift" => redshift::handle(&mut st, &caller, &action, &params),
+            "docdb" => docdb::handle(&mut st, &caller, &action, &params),
+            _ => elasticache::handle(&mut st, &caller, &action, &params),
+        });
+    drop(st);
+    match result {
+        Ok(reply) => xml(200, &rid, response(&action, xmlns, &rid, reply)),
+        Err(e) => xml(e.status, &rid, e.to_xml(xmlns, &rid)),
+    }
+}
+
+async fn calls(Extract(state): Extract<Shared>) -> Json<Value> {
+    Json(json!(lock(&state).counters))
+}
+
+async fn reset(Extract(state): Extract<Shared>) -> StatusCode {
+    lock(&state).reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(Extract(state): Extract<Shared>) -> Json<Faults> {
+    Json(lock(&state).faults.clone())
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+/// Merges the given fields into the current faults.
+async fn set_faults(Extract(state): Extract<Shared>, Json(patch): Json<Value>) -> Response {
+    let mut st = lock(&state);
+    let mut current = serde_json::to_value(&st.faults).expect("faults serialise");
+    let Value::Object(fields) = patch else {
+        return bad_request("expected a JSON object".to_string());
+    };
+    for (k, v) in fields {
+        if current.get(&k).is_none() {
+            return bad_request(format!("unknown fault setting {k}"));
+        }
+        current[k] = v;
+    }
+    match serde_json::from_value::<Faults>(current) {
+        Ok(f) => {
+            st.faults = f.clone();
+            Json(f).into_response()
+        }
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+async fn get_settings(Extract(state): Extract<Shared>) -> Json<Value> {
+    Json(json!({ "snapshotSeconds": lock(&state).snapshot_seconds }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Settings {
+    snapshot_seconds: f64,
+}
+
+async fn set_settings(
+    Extract(state): Extract<Shared>,
+    Json(settings): Json<Settings>,
+) -> Json<Value> {
+    lock(&state).snapshot_seconds = settings.snapshot_seconds.max(0.0);
+    get_settings(Extract(state)).await
+}
+
+async fn exports(Extract(state): Extract<Shared>) -> Json<Value> {
+    Json(json!(lock(&state).exports))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AutomatedSnapshot {
+    cluster_identifier: String,
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default = "default_account")]
+    account: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+fn default_account() -> String {
+    crate::state::DEFAULT_ACCOUNT.to_string()
+}
+
+/// "Take an automated snapshot of cluster X now."
+async fn automated_snapshot(
+    Extract(state): Extract<Shared>,
+    Json(req): Json<AutomatedSnapshot>,
+) -> Response {
+    let mut st = lock(&state);
+    let caller = Caller {
+        account: req.account.clone(),
+        region: req.region.clone(),
+        now: Utc::now(),
+        instant: Instant::now(),
+    };
+    let progress = st.progress(&caller);
+    let world = &mut st.region(&req.region).redshift;
+    let Some(cluster) = world
+        .clusters
+        .get(&(req.account.clone(), req.cluster_identifier.clone()))
+        .cloned()
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("cluster {} not found in {} for account {}", req.cluster_identifier, req.region, req.account) })),
+        )
+            .into_response();
+    };
+    let id = redshift::insert_automated(world, &caller, &cluster, progress);
+    Json(json!({ "snapshotIdentifier": id })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailSnapshot {
+    service: String,
+    identifier: String,
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default = "default_account")]
+    account: String,
+}
+
+/// Marks a snapshot `failed`, as AWS does when a backup fails.
+async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnapshot>) -> Response {
+    let mut st = lock(&state);
+    let region = st.region(&req.region);
+    let key = (req.account.clone(), req.identifier.clone());
+    let failed = match req.service.as_str() {
+        "redshift" => region.redshift.snapshots.get_mut(&key).map(|s| s.failed = true),
+        "docdb" => region.docdb.snapshots.get_mut(&key).map(|s| s.failed = true),
+        "elasticache" => region
+            .elasticache
+            .snapshots
+            .get_mut(&key)
+            .map(|s| s.failed = true),
+        other => return bad_request(format!("unknown service {other}")),
+    };
+    match failed {
+        Some(()) => StatusCode::NO_CONTENT.into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no {} snapshot {}", req.service, req.identifier) })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,277 @@
+//! The emulator's whole world: regions (each with its own Redshift, DocumentDB and
+//! ElastiCache resources), call counters, recorded S3 exports and the fault settings.
+//! No IO; time comes in as arguments.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::{docdb, elasticache, redshift};
+
+/// The account of callers whose access key does not end in 12 digits.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// The account an access key belongs to: its last 12 characters when they are digits
+/// (so `AKIATEST210987654321` is account 210987654321), else [`DEFAULT_ACCOUNT`].
+pub fn account_of(access_key: &str) -> String {
+    let tail = access_key
+        .len()
+        .checked_sub(12)
+        .and_then(|i| access_key.get(i..));
+    match tail {
+        Some(t) if crate::query::is_account_id(t) => t.to_string(),
+        _ => DEFAULT_ACCOUNT.to_string(),
+    }
+}
+
+/// Who calls, where, and when.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: String,
+    pub region: String,
+    pub now: DateTime<Utc>,
+    pub instant: Instant,
+}
+
+/// A job that goes from started to done over a fixed duration (a snapshot being
+/// created, copied or exported).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub start: Instant,
+    pub duration: Duration,
+}
+
+impl Progress {
+    pub fn new(start: Instant, seconds: f64) -> Self {
+        Self {
+            start,
+            duration: Duration::from_secs_f64(seconds.max(0.0)),
+        }
+    }
+    pub fn fraction(&self, now: Instant) -> f64 {
+        if self.duration.is_zero() {
+            return 1.0;
+        }
+        (now.saturating_duration_since(self.start).as_secs_f64() / self.duration.as_secs_f64())
+            .min(1.0)
+    }
+    pub fn done(&self, now: Instant) -> bool {
+        self.fraction(now) >= 1.0
+    }
+    pub fn elapsed_secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start)
+            .min(self.duration)
+            .as_secs()
+    }
+    pub fn remaining_secs(&self, now: Instant) -> u64 {
+        (self.start + self.duration)
+            .saturating_duration_since(now)
+            .as_secs_f64()
+            .ceil() as u64
+    }
+}
+
+/// Fault injection, settable by flag and at run time (`/_emulator/faults`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Fraction (0..=1) of calls answered `Throttling`.
+    pub throttle_fraction: f64,
+    /// Fraction (0..=1) of calls answered HTTP 500 `InternalFailure`.
+    pub error_fraction: f64,
+    /// Latency added to every AWS call, in milliseconds.
+    pub latency_ms: u64,
+    /// Requests per second each account may make (all services and regions together);
+    /// past it calls are throttled. 0 means unlimited.
+    pub account_rps: f64,
+    /// S3 buckets ElastiCache may not write to (export fails as AWS reports missing
+    /// bucket permissions).
+    pub denied_buckets: Vec<String>,
+}
+
+/// A token bucket refilled at `rate` per second, holding at most one second's worth.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, now: Instant) -> Self {
+        Self {
+            tokens: rate.max(1.0),
+            last: now,
+        }
+    }
+    pub fn take(&mut self, rate: f64, now: Instant) -> bool {
+        let capacity = rate.max(1.0);
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An ElastiCache export of a snapshot to S3 (CopySnapshot with TargetBucket).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Export {
+    pub region: String,
+    pub account: String,
+    pub source_snapshot: String,
+    pub bucket: String,
+    pub key: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct Region {
+    pub redshift: redshift::World,
+    pub docdb: docdb::World,
+    pub elasticache: elasticache::World,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Calls received, per service and action (faulted calls included).
+    pub calls: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls answered Throttling by `throttleFraction`.
+    pub throttled: u64,
+    /// Calls answered Throttling because the account's budget was spent.
+    pub over_budget: u64,
+    /// Calls answered HTTP 500 by `errorFraction`.
+    pub internal_errors: u64,
+}
+
+pub struct State {
+    pub regions: HashMap<String, Region>,
+    pub counters: Counters,
+    pub exports: Vec<Export>,
+    pub faults: Faults,
+    pub snapshot_seconds: f64,
+    /// Access key id -> secret, for checking presigned URLs.
+    pub credentials: HashMap<String, String>,
+    buckets: HashMap<String, TokenBucket>,
+    rng: SmallRng,
+}
+
+impl State {
+    pub fn new(
+        faults: Faults,
+        snapshot_seconds: f64,
+        credentials: HashMap<String, String>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            regions: HashMap::new(),
+            counters: Counters::default(),
+            exports: Vec::new(),
+            faults,
+            snapshot_seconds,
+            credentials,
+            buckets: HashMap::new(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn region(&mut self, name: &str) -> &mut Region {
+        self.regions.entry(name.to_string()).or_default()
+    }
+
+    /// Forgets every resource, counter and export; keeps faults and settings.
+    pub fn reset(&mut self) {
+        self.regions.clear();
+        self.counters = Counters::default();
+        self.exports.clear();
+        self.buckets.clear();
+    }
+
+    /// Counts the call and decides whether a fault answers it instead.
+    pub fn admit(
+        &mut self,
+        service: &str,
+        action: &str,
+        caller: &Caller,
+    ) -> Result<(), crate::query::ApiError> {
+        *self
+            .counters
+            .calls
+            .entry(service.to_string())
+            .or_default()
+            .entry(action.to_string())
+            .or_default() += 1;
+        let rate = self.faults.account_rps;
+        if rate > 0.0 {
+            let bucket = self
+                .buckets
+                .entry(caller.account.clone())
+                .or_insert_with(|| TokenBucket::new(rate, caller.instant));
+            if !bucket.take(rate, caller.instant) {
+                self.counters.over_budget += 1;
+                return Err(crate::query::ApiError::throttling());
+            }
+        }
+        if self.faults.throttle_fraction > 0.0
+            && self.rng.random::<f64>() < self.faults.throttle_fraction
+        {
+            self.counters.throttled += 1;
+            return Err(crate::query::ApiError::throttling());
+        }
+        if self.faults.error_fraction > 0.0 && self.rng.random::<f64>() < self.faults.error_fraction
+        {
+            self.counters.internal_errors += 1;
+            return Err(crate::query::ApiError::internal());
+        }
+        Ok(())
+    }
+
+    pub fn progress(&self, caller: &Caller) -> Progress {
+        Progress::new(caller.instant, self.snapshot_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_come_from_the_access_key() {
+        assert_eq!(account_of("AKIATEST210987654321"), "210987654321");
+        assert_eq!(account_of("AKIAIOSFODNN7EXAMPLE"), DEFAULT_ACCOUNT);
+        assert_eq!(account_of("x"), DEFAULT_ACCOUNT);
+    }
+
+    #[test]
+    fn progress_moves_from_zero_to_done() {
+        let t0 = Instant::now();
+        let p = Progress::new(t0, 10.0);
+        assert_eq!(p.fraction(t0), 0.0);
+        assert_eq!(p.remaining_secs(t0), 10);
+        let mid = t0 + Duration::from_secs(4);
+        assert!((p.fraction(mid) - 0.4).abs() < 1e-9);
+        assert_eq!(p.elapsed_secs(mid), 4);
+        assert_eq!(p.remaining_secs(mid), 6);
+        assert!(p.done(t0 + Duration::from_secs(10)));
+        assert!(Progress::new(t0, 0.0).done(t0));
+    }
+
+    #[test]
+    fn token_bucket_allows_rate_per_second() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(5.0, t0);
+        let granted = (0..10).filter(|_| b.take(5.0, t0)).count();
+        assert_eq!(granted, 5);
+        assert!(b.take(5.0, t0 + Duration::from_millis(200)));
+        assert!(!b.take(5.0, t0 + Duration::from_millis(200)));
+    }
+}
