@@ -5,7 +5,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 trap on_error ERR
 
-out_dir=$TESTBED_CACHE/kube-apiserver/$TESTBED_K8S_VERSION
+# Bump RECIPE when the way the binary is built changes, so caches are rebuilt.
+RECIPE=2
+out_dir=$TESTBED_CACHE/kube-apiserver/$TESTBED_K8S_VERSION-r$RECIPE
 bin=$out_dir/kube-apiserver
 if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TESTBED_K8S_VERSION"; then
   echo "$bin"
@@ -59,10 +61,15 @@ logged "$work/openapi-gen" -i "$inputs" \
 test -s pkg/generated/openapi/zz_generated.openapi.go
 
 step "build kube-apiserver $TESTBED_K8S_VERSION" "$log"
-v=k8s.io/kubernetes/vendor/k8s.io/component-base/version
-logged go build -o "$work/kube-apiserver" -ldflags "-s -w \
-  -X $v.gitVersion=$TESTBED_K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=20 \
-  -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
-  k8s.io/kubernetes/cmd/kube-apiserver
+# The version is compiled into two packages: component-base (--version) and
+# client-go (the /version endpoint that clients and helm read).
+ldflags="-s -w"
+for v in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
+  k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
+  ldflags="$ldflags -X $v.gitVersion=$TESTBED_K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=20"
+  ldflags="$ldflags -X $v.gitCommit=faecb196815e248d3ecfb03c680a4507229c2a56"
+  ldflags="$ldflags -X $v.gitTreeState=clean -X $v.buildDate=2021-01-13T13:20:00Z"
+done
+logged go build -o "$work/kube-apiserver" -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-apiserver
 mv "$work/kube-apiserver" "$bin"
 echo "$bin"

@@ -58,7 +58,7 @@ mkdir -p "$run"
 step "install tools (apt: curl, openssl, unzip)" "$setup_log"
 apt_install curl openssl ca-certificates
 
-step "build or reuse kube-apiserver $TESTBED_K8S_VERSION" "$TESTBED_CACHE/kube-apiserver/$TESTBED_K8S_VERSION/build.log"
+step "build or reuse kube-apiserver $TESTBED_K8S_VERSION (log: $TESTBED_CACHE/kube-apiserver/)" "$setup_log"
 apiserver=$("$(dirname "$0")/build-apiserver.sh")
 # build-apiserver.sh installs etcd-server and Go.
 etcd_bin=$(command -v etcd)

@@ -218,7 +218,9 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
     if world.snapshots.contains_key(&key(&c.account, id)) {
         return Err(ApiError::bad(
             "DBClusterSnapshotAlreadyExistsFault",
-            format!("Cannot create the cluster snapshot because one with the identifier {id} already exists."),
+            format!(
+                "Cannot create the cluster snapshot because one with the identifier {id} already exists."
+            ),
         ));
     }
     let snap = Snapshot {
@@ -393,7 +395,9 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
     if world.snapshots.contains_key(&key(&c.account, target_id)) {
         return Err(ApiError::bad(
             "DBClusterSnapshotAlreadyExistsFault",
-            format!("Cannot copy the cluster snapshot because one with the identifier {target_id} already exists."),
+            format!(
+                "Cannot copy the cluster snapshot because one with the identifier {target_id} already exists."
+            ),
         ));
     }
     let mut tags = if copy_tags {

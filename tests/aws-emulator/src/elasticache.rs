@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::query::{
-    ApiError, ApiResult, Params, Reply, Xml, check_identifier, page, upsert_tag,
-};
+use crate::query::{ApiError, ApiResult, Params, Reply, Xml, check_identifier, page, upsert_tag};
 use crate::state::{Caller, Export, Progress, State};
 
 pub const XMLNS: &str = "http://elasticache.amazonaws.com/doc/2015-02-02/";
@@ -166,7 +164,10 @@ fn create_group(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
         description,
         engine_version: p.get("EngineVersion").unwrap_or("7.2").to_string(),
         engine,
-        node_type: p.get("CacheNodeType").unwrap_or("cache.t4g.micro").to_string(),
+        node_type: p
+            .get("CacheNodeType")
+            .unwrap_or("cache.t4g.micro")
+            .to_string(),
         members: (1..=count).map(|i| format!("{id}-{i:03}")).collect(),
         created: c.now,
         tags,
@@ -224,7 +225,10 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         account: c.account.clone(),
         engine_version: p.get("EngineVersion").unwrap_or("7.2").to_string(),
         engine,
-        node_type: p.get("CacheNodeType").unwrap_or("cache.t4g.micro").to_string(),
+        node_type: p
+            .get("CacheNodeType")
+            .unwrap_or("cache.t4g.micro")
+            .to_string(),
         num_nodes: p.int("NumCacheNodes")?.unwrap_or(1),
         replication_group: group.as_ref().map(|g| g.id.clone()),
         created: c.now,
@@ -275,7 +279,12 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
                 .ok_or_else(|| group_not_found(g))?;
             (
                 Some((g.id.clone(), g.description.clone())),
-                (g.engine.clone(), g.engine_version.clone(), g.node_type.clone(), g.created),
+                (
+                    g.engine.clone(),
+                    g.engine_version.clone(),
+                    g.node_type.clone(),
+                    g.created,
+                ),
             )
         }
         (None, Some(cc)) => {
@@ -291,7 +300,12 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
             }
             (
                 None,
-                (cl.engine.clone(), cl.engine_version.clone(), cl.node_type.clone(), cl.created),
+                (
+                    cl.engine.clone(),
+                    cl.engine_version.clone(),
+                    cl.node_type.clone(),
+                    cl.created,
+                ),
             )
         }
     };

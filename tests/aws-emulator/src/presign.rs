@@ -26,9 +26,7 @@ const AUTH_PARAMS: [&str; 7] = [
 ];
 
 fn invalid(why: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid_value(format!(
-        "PreSignedUrl could not be authenticated: {why}"
-    ))
+    ApiError::invalid_value(format!("PreSignedUrl could not be authenticated: {why}"))
 }
 
 /// What the destination region expects of the URL.
@@ -47,12 +45,7 @@ pub fn verify(
 ) -> ApiResult<()> {
     let parsed = url::Url::parse(url).map_err(|e| invalid(format!("not a URL ({e})")))?;
     let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
         return Err(invalid("X-Amz-Algorithm must be AWS4-HMAC-SHA256"));
     }
@@ -115,10 +108,11 @@ pub fn verify(
         .get(access_key)
         .ok_or_else(|| invalid(format!("the access key {access_key} is not known")))?;
     let mut unsigned = parsed.clone();
-    unsigned
-        .query_pairs_mut()
-        .clear()
-        .extend_pairs(pairs.iter().filter(|(k, _)| !AUTH_PARAMS.contains(&k.as_str())));
+    unsigned.query_pairs_mut().clear().extend_pairs(
+        pairs
+            .iter()
+            .filter(|(k, _)| !AUTH_PARAMS.contains(&k.as_str())),
+    );
     let expected = signature_of(
         unsigned.as_str(),
         access_key,
@@ -190,7 +184,16 @@ fn signature_of(
     time: SystemTime,
     expires: u64,
 ) -> ApiResult<String> {
-    sign_url(url, access_key, secret, session_token, region, time, expires).map(|(_, s)| s)
+    sign_url(
+        url,
+        access_key,
+        secret,
+        session_token,
+        region,
+        time,
+        expires,
+    )
+    .map(|(_, s)| s)
 }
 
 /// A cross-region CopyDBClusterSnapshot to presign.

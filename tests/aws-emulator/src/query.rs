@@ -55,7 +55,11 @@ impl ApiError {
 
     /// The error document, as AWS sends it for Query-protocol services.
     pub fn to_xml(&self, xmlns: &str, request_id: &str) -> String {
-        let kind = if self.status >= 500 { "Receiver" } else { "Sender" };
+        let kind = if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        };
         let mut x = Xml::default();
         x.raw(&format!("<ErrorResponse xmlns=\"{xmlns}\">"));
         x.open("Error");
@@ -90,7 +94,10 @@ impl Params {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn req(&self, key: &str) -> ApiResult<&str> {
@@ -138,7 +145,11 @@ impl Params {
                     (i, parts.next().unwrap_or_default().to_string())
                 }
             };
-            by_index.entry(index).or_default().0.insert(field, v.clone());
+            by_index
+                .entry(index)
+                .or_default()
+                .0
+                .insert(field, v.clone());
         }
         by_index.into_values().collect()
     }

@@ -156,9 +156,7 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         tags,
         status: "available",
     };
-    world
-        .clusters
-        .insert(key(&c.account, id), cluster.clone());
+    world.clusters.insert(key(&c.account, id), cluster.clone());
     // Redshift takes an automated snapshot of a new cluster.
     insert_automated(world, c, &cluster, progress);
     let mut x = Xml::default();
@@ -263,7 +261,9 @@ fn delete_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         if world.snapshots.contains_key(&key(&c.account, final_id)) {
             return Err(ApiError::bad(
                 "ClusterSnapshotAlreadyExists",
-                format!("Cannot create the snapshot because a snapshot with the identifier {final_id} already exists."),
+                format!(
+                    "Cannot create the snapshot because a snapshot with the identifier {final_id} already exists."
+                ),
             ));
         }
         world.snapshots.insert(
@@ -423,7 +423,9 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
     if world.snapshots.contains_key(&key(&c.account, target_id)) {
         return Err(ApiError::bad(
             "ClusterSnapshotAlreadyExists",
-            format!("Cannot copy the snapshot because a snapshot with the identifier {target_id} already exists."),
+            format!(
+                "Cannot copy the snapshot because a snapshot with the identifier {target_id} already exists."
+            ),
         ));
     }
     let snap = Snapshot {

@@ -317,8 +317,16 @@ async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnap
     let region = st.region(&req.region);
     let key = (req.account.clone(), req.identifier.clone());
     let failed = match req.service.as_str() {
-        "redshift" => region.redshift.snapshots.get_mut(&key).map(|s| s.failed = true),
-        "docdb" => region.docdb.snapshots.get_mut(&key).map(|s| s.failed = true),
+        "redshift" => region
+            .redshift
+            .snapshots
+            .get_mut(&key)
+            .map(|s| s.failed = true),
+        "docdb" => region
+            .docdb
+            .snapshots
+            .get_mut(&key)
+            .map(|s| s.failed = true),
         "elasticache" => region
             .elasticache
             .snapshots

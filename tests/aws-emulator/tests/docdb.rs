@@ -1,0 +1,680 @@
+//! Every emulated DocumentDB action through the official Rust SDK, with each fault
+//! code, including cross-region copies with a SigV4 presigned URL.
+
+mod common;
+
+use std::time::SystemTime;
+
+use aws_emulator::presign::{CopyRequest, presign_copy};
+use aws_sdk_docdb::types::{Filter, Tag};
+use common::*;
+
+async fn cluster(db: &aws_sdk_docdb::Client, id: &str) {
+    db.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("docdb")
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .expect("CreateDBCluster");
+}
+
+async fn snapshot(db: &aws_sdk_docdb::Client, cluster: &str, id: &str) {
+    db.create_db_cluster_snapshot()
+        .db_cluster_identifier(cluster)
+        .db_cluster_snapshot_identifier(id)
+        .send()
+        .await
+        .expect("CreateDBClusterSnapshot");
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+#[tokio::test]
+async fn clusters_and_snapshots_with_progress() {
+    let emu = emulator(1.5).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "orders").await;
+    let dup = db
+        .create_db_cluster()
+        .db_cluster_identifier("orders")
+        .engine("docdb")
+        .send()
+        .await;
+    assert!(
+        dup.unwrap_err()
+            .into_service_error()
+            .is_db_cluster_already_exists_fault()
+    );
+    assert_eq!(
+        code(
+            db.create_db_cluster()
+                .db_cluster_identifier("pg")
+                .engine("aurora-postgresql")
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let d = db
+        .describe_db_clusters()
+        .db_cluster_identifier("orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.db_clusters()[0].engine(), Some("docdb"));
+    assert_eq!(
+        d.db_clusters()[0].db_cluster_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster:orders")
+    );
+    assert_eq!(
+        code(
+            db.describe_db_clusters()
+                .db_cluster_identifier("ghost")
+                .send()
+                .await
+        ),
+        "DBClusterNotFoundFault"
+    );
+
+    let c = db
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("orders")
+        .db_cluster_snapshot_identifier("orders-nightly")
+        .tags(tag("team", "orders"))
+        .send()
+        .await
+        .unwrap();
+    let s = c.db_cluster_snapshot().unwrap();
+    assert_eq!(s.status(), Some("creating"));
+    assert_eq!(s.snapshot_type(), Some("manual"));
+    assert!(s.percent_progress().unwrap() < 100);
+    assert_eq!(
+        s.db_cluster_snapshot_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:orders-nightly")
+    );
+    assert!(
+        db.create_db_cluster_snapshot()
+            .db_cluster_identifier("orders")
+            .db_cluster_snapshot_identifier("orders-nightly")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .is_db_cluster_snapshot_already_exists_fault()
+    );
+    assert_eq!(
+        code(
+            db.create_db_cluster_snapshot()
+                .db_cluster_identifier("ghost")
+                .db_cluster_snapshot_identifier("x")
+                .send()
+                .await
+        ),
+        "DBClusterNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.create_db_cluster_snapshot()
+                .db_cluster_identifier("orders")
+                .db_cluster_snapshot_identifier("a".repeat(64))
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    snapshot(&db, "orders", &"a".repeat(63)).await;
+    assert_eq!(
+        code(
+            db.delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier("orders-nightly")
+                .send()
+                .await
+        ),
+        "InvalidDBClusterSnapshotStateFault"
+    );
+    assert_eq!(
+        code(
+            db.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier("orders-nightly")
+                .attribute_name("restore")
+                .values_to_add(OTHER_ACCOUNT)
+                .send()
+                .await
+        ),
+        "InvalidDBClusterSnapshotStateFault"
+    );
+    sleep_secs(0.8).await;
+    let mid = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("orders-nightly")
+        .send()
+        .await
+        .unwrap();
+    let p = mid.db_cluster_snapshots()[0].percent_progress().unwrap();
+    assert!(p > s.percent_progress().unwrap() && p < 100, "{p}");
+    sleep_secs(1.0).await;
+    let done = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("orders-nightly")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.db_cluster_snapshots()[0].status(), Some("available"));
+    assert_eq!(done.db_cluster_snapshots()[0].percent_progress(), Some(100));
+
+    let deleted = db
+        .delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier("orders-nightly")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted
+            .db_cluster_snapshot()
+            .unwrap()
+            .db_cluster_snapshot_identifier(),
+        Some("orders-nightly")
+    );
+    assert!(
+        db.delete_db_cluster_snapshot()
+            .db_cluster_snapshot_identifier("orders-nightly")
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error()
+            .is_db_cluster_snapshot_not_found_fault()
+    );
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("orders-nightly")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+}
+
+#[tokio::test]
+async fn sharing_through_the_restore_attribute() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "orders").await;
+    snapshot(&db, "orders", "shared-one").await;
+    let out = db
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("shared-one")
+        .attribute_name("restore")
+        .values_to_add(OTHER_ACCOUNT)
+        .values_to_add("111111111111")
+        .send()
+        .await
+        .unwrap();
+    let attrs = out.db_cluster_snapshot_attributes_result().unwrap();
+    assert_eq!(attrs.db_cluster_snapshot_identifier(), Some("shared-one"));
+    let a = &attrs.db_cluster_snapshot_attributes()[0];
+    assert_eq!(a.attribute_name(), Some("restore"));
+    assert_eq!(a.attribute_values(), [OTHER_ACCOUNT, "111111111111"]);
+
+    // The other account sees it as shared, by ARN or with IncludeShared.
+    let other = aws_sdk_docdb::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
+    let arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:shared-one";
+    let seen = other
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen.db_cluster_snapshots().len(), 1);
+    let listed = other
+        .describe_db_cluster_snapshots()
+        .snapshot_type("shared")
+        .include_shared(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.db_cluster_snapshots().len(), 1);
+    assert!(
+        other
+            .describe_db_cluster_snapshots()
+            .send()
+            .await
+            .unwrap()
+            .db_cluster_snapshots()
+            .is_empty()
+    );
+
+    let r = db
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("shared-one")
+        .attribute_name("restore")
+        .values_to_remove("111111111111")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()[0]
+            .attribute_values(),
+        [OTHER_ACCOUNT]
+    );
+    let described = db
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier("shared-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()[0]
+            .attribute_values(),
+        [OTHER_ACCOUNT]
+    );
+
+    assert_eq!(
+        code(
+            db.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier("shared-one")
+                .attribute_name("copy")
+                .values_to_add(OTHER_ACCOUNT)
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            db.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier("shared-one")
+                .attribute_name("restore")
+                .values_to_add("12")
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let mut many = db
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("shared-one")
+        .attribute_name("restore");
+    for i in 0..20 {
+        many = many.values_to_add(format!("{:012}", 500 + i));
+    }
+    assert_eq!(code(many.send().await), "SharedSnapshotQuotaExceeded");
+    assert_eq!(
+        code(
+            db.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier("ghost")
+                .attribute_name("restore")
+                .values_to_add(OTHER_ACCOUNT)
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshot_attributes()
+                .db_cluster_snapshot_identifier("ghost")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+}
+
+#[tokio::test]
+async fn same_region_copies_progress_and_cancel() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "orders").await;
+    db.create_db_cluster_snapshot()
+        .db_cluster_identifier("orders")
+        .db_cluster_snapshot_identifier("src")
+        .tags(tag("team", "orders"))
+        .send()
+        .await
+        .unwrap();
+    emu.set_snapshot_seconds(30.0).await;
+    let copy = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("src")
+        .target_db_cluster_snapshot_identifier("dst")
+        .copy_tags(true)
+        .tags(tag("copy", "yes"))
+        .kms_key_id("alias/backups")
+        .send()
+        .await
+        .unwrap();
+    let s = copy.db_cluster_snapshot().unwrap();
+    assert_eq!(s.status(), Some("copying"));
+    assert_eq!(s.percent_progress(), Some(0));
+    assert_eq!(s.storage_encrypted(), Some(true));
+    assert_eq!(s.kms_key_id(), Some("alias/backups"));
+    assert_eq!(
+        s.source_db_cluster_snapshot_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:src")
+    );
+    let tags = db
+        .list_tags_for_resource()
+        .resource_name(s.db_cluster_snapshot_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<_> = tags.tag_list().iter().filter_map(|t| t.key()).collect();
+    assert_eq!(keys, ["team", "copy"]);
+    // Copying from a snapshot that is still copying is refused.
+    assert_eq!(
+        code(
+            db.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier("dst")
+                .target_db_cluster_snapshot_identifier("dst2")
+                .send()
+                .await
+        ),
+        "InvalidDBClusterSnapshotStateFault"
+    );
+    // Deleting the target while it copies cancels the copy.
+    db.delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier("dst")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("dst")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    emu.set_snapshot_seconds(0.0).await;
+    db.copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("src")
+        .target_db_cluster_snapshot_identifier("dst")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            db.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier("src")
+                .target_db_cluster_snapshot_identifier("dst")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotAlreadyExistsFault"
+    );
+    assert_eq!(
+        code(
+            db.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier("ghost")
+                .target_db_cluster_snapshot_identifier("d3")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier("src")
+                .target_db_cluster_snapshot_identifier("bad--id")
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+}
+
+#[tokio::test]
+async fn cross_region_copies_need_a_valid_presigned_url() {
+    let emu = emulator(0.0).await;
+    let west = emu.docdb("us-west-2").await;
+    let east = emu.docdb("us-east-1").await;
+    cluster(&west, "orders").await;
+    snapshot(&west, "orders", "west-snap").await;
+    let arn = "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:west-snap";
+    let url = |source_region: &str, secret: &str, target: &str| {
+        presign_copy(
+            &CopyRequest {
+                endpoint: &emu.url,
+                source_arn: arn,
+                target_identifier: target,
+                source_region,
+                destination_region: "us-east-1",
+            },
+            KEY,
+            secret,
+            SystemTime::now(),
+        )
+        .unwrap()
+    };
+
+    let (c, msg) = error(
+        east.copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(arn)
+            .target_db_cluster_snapshot_identifier("east-copy")
+            .send()
+            .await,
+    );
+    assert_eq!(c, "InvalidParameterValue");
+    assert!(msg.contains("PreSignedUrl"), "{msg}");
+    for (bad, why) in [
+        (url("eu-west-1", SECRET, "east-copy"), "region"),
+        (url("us-west-2", "wrong-secret", "east-copy"), "signature"),
+        (url("us-west-2", SECRET, "other-target"), "Target"),
+    ] {
+        let (c, msg) = error(
+            east.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier(arn)
+                .target_db_cluster_snapshot_identifier("east-copy")
+                .pre_signed_url(bad)
+                .send()
+                .await,
+        );
+        assert_eq!(c, "InvalidParameterValue");
+        assert!(msg.contains(why), "{why}: {msg}");
+    }
+    let out = east
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier(arn)
+        .target_db_cluster_snapshot_identifier("east-copy")
+        .pre_signed_url(url("us-west-2", SECRET, "east-copy"))
+        .send()
+        .await
+        .unwrap();
+    let s = out.db_cluster_snapshot().unwrap();
+    assert_eq!(s.source_db_cluster_snapshot_arn(), Some(arn));
+    assert_eq!(
+        s.db_cluster_snapshot_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:east-copy")
+    );
+    // The copy lives in the destination region only.
+    assert_eq!(
+        code(
+            west.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("east-copy")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    // A source that does not exist in the source region.
+    let ghost = "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:ghost";
+    let ghost_url = presign_copy(
+        &CopyRequest {
+            endpoint: &emu.url,
+            source_arn: ghost,
+            target_identifier: "g",
+            source_region: "us-west-2",
+            destination_region: "us-east-1",
+        },
+        KEY,
+        SECRET,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        code(
+            east.copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier(ghost)
+                .target_db_cluster_snapshot_identifier("g")
+                .pre_signed_url(ghost_url)
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+}
+
+#[tokio::test]
+async fn filters_paging_and_tags() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "a").await;
+    cluster(&db, "b").await;
+    for i in 0..30 {
+        snapshot(&db, if i < 10 { "a" } else { "b" }, &format!("s-{i:02}")).await;
+    }
+    let page1 = db
+        .describe_db_cluster_snapshots()
+        .max_records(20)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page1.db_cluster_snapshots().len(), 20);
+    let page2 = db
+        .describe_db_cluster_snapshots()
+        .max_records(20)
+        .marker(page1.marker().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page2.db_cluster_snapshots().len(), 10);
+    assert!(page2.marker().is_none());
+    let all: Vec<_> = db
+        .describe_db_cluster_snapshots()
+        .max_records(20)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30);
+    let filtered = db
+        .describe_db_cluster_snapshots()
+        .filters(Filter::builder().name("db-cluster-id").values("a").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filtered.db_cluster_snapshots().len(), 10);
+    let by_param = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("b")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_param.db_cluster_snapshots().len(), 20);
+    assert!(
+        db.describe_db_cluster_snapshots()
+            .snapshot_type("automated")
+            .send()
+            .await
+            .unwrap()
+            .db_cluster_snapshots()
+            .is_empty()
+    );
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .filters(Filter::builder().name("colour").values("x").build())
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .max_records(101)
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let clusters = db.describe_db_clusters().send().await.unwrap();
+    assert_eq!(clusters.db_clusters().len(), 2);
+
+    let arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:s-01";
+    db.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(tag("a", "1"))
+        .tags(tag("xml", "<x>&amp;</x>"))
+        .send()
+        .await
+        .unwrap();
+    db.remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys("a")
+        .send()
+        .await
+        .unwrap();
+    let listed = db
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.tag_list().len(), 1);
+    assert_eq!(listed.tag_list()[0].value(), Some("<x>&amp;</x>"));
+    db.add_tags_to_resource()
+        .resource_name("arn:aws:rds:us-east-1:123456789012:cluster:a")
+        .tags(tag("c", "1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            db.list_tags_for_resource()
+                .resource_name("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.add_tags_to_resource()
+                .resource_name("arn:aws:rds:us-east-1:123456789012:cluster:ghost")
+                .tags(tag("a", "b"))
+                .send()
+                .await
+        ),
+        "DBClusterNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.list_tags_for_resource()
+                .resource_name("not-an-arn")
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let mut many = db.add_tags_to_resource().resource_name(arn);
+    for i in 0..50 {
+        many = many.tags(tag(&format!("k{i}"), "v"));
+    }
+    assert_eq!(code(many.send().await), "TagQuotaPerResourceExceeded");
+}

@@ -1,0 +1,222 @@
+//! Fault injection (Throttling, HTTP 500, latency, a per-account request budget) and the
+//! admin API, seen through the official Rust SDK.
+
+mod common;
+
+use std::time::Instant;
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_redshift::error::SdkError;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn throttling_and_internal_errors_have_aws_codes_on_every_service() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    let db = emu.docdb("us-east-1").await;
+    let ec = emu.elasticache().await;
+
+    let r = emu
+        .admin_post("faults", json!({"throttleFraction": 1.0}))
+        .await;
+    assert!(r.status().is_success());
+    assert_eq!(
+        code(rs.describe_cluster_snapshots().send().await),
+        "Throttling"
+    );
+    assert_eq!(
+        code(db.describe_db_cluster_snapshots().send().await),
+        "Throttling"
+    );
+    assert_eq!(code(ec.describe_snapshots().send().await), "Throttling");
+
+    emu.admin_post(
+        "faults",
+        json!({"throttleFraction": 0.0, "errorFraction": 1.0}),
+    )
+    .await;
+    let err = rs.describe_cluster_snapshots().send().await.unwrap_err();
+    match &err {
+        SdkError::ServiceError(e) => assert_eq!(e.raw().status().as_u16(), 500),
+        other => panic!("expected a service error, got {other:?}"),
+    }
+    assert_eq!(code::<(), _>(Err(err)), "InternalFailure");
+    assert_eq!(
+        code(db.describe_db_cluster_snapshots().send().await),
+        "InternalFailure"
+    );
+    assert_eq!(
+        code(ec.describe_snapshots().send().await),
+        "InternalFailure"
+    );
+
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["throttled"], 3);
+    assert_eq!(calls["internalErrors"], 3);
+    assert_eq!(calls["calls"]["redshift"]["DescribeClusterSnapshots"], 2);
+    assert_eq!(calls["calls"]["docdb"]["DescribeDBClusterSnapshots"], 2);
+    assert_eq!(calls["calls"]["elasticache"]["DescribeSnapshots"], 2);
+}
+
+#[tokio::test]
+async fn the_sdk_retries_through_injected_faults() {
+    let emu = emulator(0.0).await;
+    emu.admin_post(
+        "faults",
+        json!({"throttleFraction": 0.3, "errorFraction": 0.1}),
+    )
+    .await;
+    let cfg = config_for(
+        &emu.url,
+        "us-east-1",
+        KEY,
+        RetryConfig::standard()
+            .with_max_attempts(12)
+            .with_initial_backoff(std::time::Duration::from_millis(1))
+            .with_max_backoff(std::time::Duration::from_millis(5)),
+    )
+    .await;
+    let rs = aws_sdk_redshift::Client::new(&cfg);
+    for _ in 0..20 {
+        rs.describe_cluster_snapshots()
+            .send()
+            .await
+            .expect("retried to success");
+    }
+    let calls = emu.admin_get("calls").await;
+    let made = calls["calls"]["redshift"]["DescribeClusterSnapshots"]
+        .as_u64()
+        .unwrap();
+    let faulted = calls["throttled"].as_u64().unwrap() + calls["internalErrors"].as_u64().unwrap();
+    assert!(faulted > 0, "{calls}");
+    assert_eq!(made, 20 + faulted, "{calls}");
+}
+
+#[tokio::test]
+async fn latency_is_added_to_calls() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    emu.admin_post("faults", json!({"latencyMs": 300})).await;
+    let t = Instant::now();
+    rs.describe_clusters().send().await.unwrap();
+    assert!(t.elapsed().as_millis() >= 300, "{:?}", t.elapsed());
+    // Admin calls are not delayed and read back what was set.
+    let faults = emu.admin_get("faults").await;
+    assert_eq!(faults["latencyMs"], 300);
+}
+
+#[tokio::test]
+async fn each_account_has_its_own_request_budget() {
+    let emu = emulator(0.0).await;
+    emu.admin_post("faults", json!({"accountRps": 3})).await;
+    let rs = emu.redshift().await;
+    let other = aws_sdk_redshift::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
+    let mut throttled = 0;
+    for _ in 0..6 {
+        if let Err(e) = rs.describe_clusters().send().await {
+            assert_eq!(code::<(), _>(Err(e)), "Throttling");
+            throttled += 1;
+        }
+    }
+    // At most 3 tokens plus what refilled during the burst.
+    assert!(throttled >= 2, "throttled {throttled} of 6");
+    // The other account's budget is untouched, and regions share an account's budget.
+    other
+        .describe_clusters()
+        .send()
+        .await
+        .expect("other account has budget");
+    let eu = aws_sdk_redshift::Client::new(&emu.config("eu-west-1", KEY).await);
+    sleep_secs(1.1).await;
+    eu.describe_clusters()
+        .send()
+        .await
+        .expect("budget refilled");
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["overBudget"], throttled);
+}
+
+#[tokio::test]
+async fn admin_api_counts_resets_and_validates() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    rs.describe_clusters().send().await.unwrap();
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["calls"]["redshift"]["DescribeClusters"], 1);
+
+    let bad = emu.admin_post("faults", json!({"nonsense": 1})).await;
+    assert_eq!(bad.status(), 400);
+    let bad = emu
+        .admin_post("faults", json!({"throttleFraction": "lots"}))
+        .await;
+    assert_eq!(bad.status(), 400);
+    let settings = emu.admin_get("settings").await;
+    assert_eq!(settings["snapshotSeconds"], 0.0);
+
+    rs.create_cluster()
+        .cluster_identifier("c")
+        .node_type("dc2.large")
+        .master_username("u")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("will-fail")
+        .cluster_identifier("c")
+        .send()
+        .await
+        .unwrap();
+    let r = emu
+        .admin_post(
+            "snapshots/fail",
+            json!({"service": "redshift", "identifier": "will-fail"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let d = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("will-fail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.snapshots()[0].status(), Some("failed"));
+
+    let r = emu.admin_post("reset", json!({})).await;
+    assert_eq!(r.status(), 204);
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["calls"], json!({}));
+    assert_eq!(
+        code(rs.describe_clusters().cluster_identifier("c").send().await),
+        "ClusterNotFound"
+    );
+}
+
+#[tokio::test]
+async fn unknown_actions_and_versions_are_refused() {
+    let emu = emulator(0.0).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(&emu.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("Action=DescribeEverything&Version=2012-12-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>InvalidAction</Code>")
+    );
+    let r = client
+        .post(&emu.url)
+        .body("Action=DescribeClusters&Version=1999-01-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("NoSuchVersion"));
+}
