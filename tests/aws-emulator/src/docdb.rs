@@ -151,6 +151,7 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         )));
     }
     let tags = p.tags("Tags")?;
+    let progress = state.progress(c);
     let world = &mut state.region(&c.region).docdb;
     if world.clusters.contains_key(&key(&c.account, id)) {
         return Err(ApiError::bad(
@@ -170,6 +171,25 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         kms_key_id: p.get("KmsKeyId").map(str::to_string),
         tags,
     };
+    // Like AWS, a new cluster gets its first automated snapshot, rds:<cluster>-<time>.
+    let auto = format!("rds:{id}-{}", c.now.format("%Y-%m-%d-%H-%M"));
+    world.snapshots.insert(
+        key(&c.account, &auto),
+        Snapshot {
+            id: auto.clone(),
+            account: c.account.clone(),
+            cluster: cluster.clone(),
+            automated: true,
+            created: c.now,
+            progress,
+            copy_of: None,
+            tags: Vec::new(),
+            restore: Vec::new(),
+            encrypted: cluster.encrypted,
+            kms_key_id: cluster.kms_key_id.clone(),
+            failed: false,
+        },
+    );
     let mut x = Xml::default();
     write_cluster(&mut x, &cluster, &c.region);
     world.clusters.insert(key(&c.account, id), cluster);

@@ -161,7 +161,8 @@ fn sign_url(
         "GET",
         url,
         std::iter::empty(),
-        SignableBody::UnsignedPayload,
+        // Non-S3 presigned requests sign the hash of the (empty) body.
+        SignableBody::Bytes(&[]),
     )
     .map_err(invalid)?;
     let (instructions, signature) = sign(request, &params).map_err(invalid)?.into_parts();

@@ -162,6 +162,7 @@ pub struct State {
     /// Access key id -> secret, for checking presigned URLs.
     pub credentials: HashMap<String, String>,
     buckets: HashMap<String, TokenBucket>,
+    seed: u64,
     rng: SmallRng,
 }
 
@@ -180,6 +181,7 @@ impl State {
             snapshot_seconds,
             credentials,
             buckets: HashMap::new(),
+            seed,
             rng: SmallRng::seed_from_u64(seed),
         }
     }
@@ -188,8 +190,10 @@ impl State {
         self.regions.entry(name.to_string()).or_default()
     }
 
-    /// Forgets every resource, counter and export; keeps faults and settings.
+    /// Forgets every resource, counter and export and restarts the fault random
+    /// numbers from the seed; keeps faults and settings.
     pub fn reset(&mut self) {
+        self.rng = SmallRng::seed_from_u64(self.seed);
         self.regions.clear();
         self.counters = Counters::default();
         self.exports.clear();

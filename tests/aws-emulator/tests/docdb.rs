@@ -559,7 +559,8 @@ async fn filters_paging_and_tags() {
         .send()
         .await
         .unwrap();
-    assert_eq!(page2.db_cluster_snapshots().len(), 10);
+    // 30 manual snapshots and each cluster's first automated one.
+    assert_eq!(page2.db_cluster_snapshots().len(), 12);
     assert!(page2.marker().is_none());
     let all: Vec<_> = db
         .describe_db_cluster_snapshots()
@@ -570,10 +571,16 @@ async fn filters_paging_and_tags() {
         .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap();
-    assert_eq!(all.len(), 30);
+    assert_eq!(all.len(), 32);
     let filtered = db
         .describe_db_cluster_snapshots()
         .filters(Filter::builder().name("db-cluster-id").values("a").build())
+        .filters(
+            Filter::builder()
+                .name("snapshot-type")
+                .values("manual")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -586,14 +593,39 @@ async fn filters_paging_and_tags() {
         .await
         .unwrap();
     assert_eq!(by_param.db_cluster_snapshots().len(), 20);
-    assert!(
-        db.describe_db_cluster_snapshots()
-            .snapshot_type("automated")
-            .send()
-            .await
-            .unwrap()
-            .db_cluster_snapshots()
-            .is_empty()
+    let automated = db
+        .describe_db_cluster_snapshots()
+        .snapshot_type("automated")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = automated
+        .db_cluster_snapshots()
+        .iter()
+        .filter_map(|s| s.db_cluster_snapshot_identifier())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|id| id.starts_with("rds:")), "{ids:?}");
+    // Automated snapshots cannot be deleted or shared.
+    assert_eq!(
+        code(
+            db.delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier(ids[0])
+                .send()
+                .await
+        ),
+        "InvalidDBClusterSnapshotStateFault"
+    );
+    assert_eq!(
+        code(
+            db.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(ids[0])
+                .attribute_name("restore")
+                .values_to_add(OTHER_ACCOUNT)
+                .send()
+                .await
+        ),
+        "InvalidDBClusterSnapshotStateFault"
     );
     assert_eq!(
         code(

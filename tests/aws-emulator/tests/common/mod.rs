@@ -2,6 +2,8 @@
 //! port and SDK clients pointed at it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::fmt::Debug;
 use std::time::Duration;
 

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Drives every emulated action with boto3, a client nobody here wrote.
+
+    boto3_check.py http://127.0.0.1:PORT
+
+Each check resets the emulator, runs one flow and compares what boto3 parsed with
+what AWS documents (fields, fault codes, paging). A cross-region DocumentDB copy uses
+boto3's own SourceRegion support, so the emulator's presigned-URL check is held
+against botocore's signer. Prints one line per check and a closing
+"N passed, N failed" line; exits 1 if any check failed.
+"""
+
+import json
+import sys
+import time
+import traceback
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:4566"
+KEY, OTHER_KEY, SECRET = "AKIATEST123456789012", "AKIATEST210987654321", "testbed-secret-key"
+OTHER_ACCOUNT = "210987654321"
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def client(service, region="us-east-1", key=KEY, config=NO_RETRY):
+    return boto3.client(
+        service,
+        endpoint_url=URL,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=SECRET,
+        config=config,
+    )
+
+
+def admin(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"{URL}/_emulator/{path}",
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as r:
+        text = r.read().decode()
+        return json.loads(text) if text else None
+
+
+def fails(code, fn, **kw):
+    try:
+        fn(**kw)
+    except ClientError as e:
+        got = e.response["Error"]["Code"]
+        assert got == code, f"expected {code}, got {got}: {e}"
+        return e
+    raise AssertionError(f"expected {code}, but the call succeeded")
+
+
+def wait_status(get, want, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if get() == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"status never became {want}")
+
+
+def redshift_flow():
+    rs = client("redshift")
+    admin("settings", {"snapshotSeconds": 1})
+    rs.create_cluster(ClusterIdentifier="analytics", NodeType="ra3.xlplus",
+                      MasterUsername="admin", MasterUserPassword="Secret123")
+    fails("ClusterAlreadyExists", rs.create_cluster, ClusterIdentifier="analytics",
+          NodeType="ra3.xlplus", MasterUsername="admin", MasterUserPassword="Secret123")
+    assert rs.describe_clusters(ClusterIdentifier="analytics")["Clusters"][0]["ClusterStatus"] == "available"
+    fails("ClusterNotFound", rs.describe_clusters, ClusterIdentifier="ghost")
+
+    s = rs.create_cluster_snapshot(SnapshotIdentifier="nightly", ClusterIdentifier="analytics",
+                                   ManualSnapshotRetentionPeriod=7,
+                                   Tags=[{"Key": "team", "Value": "data <&>"}])["Snapshot"]
+    assert s["Status"] == "creating", s
+    assert s["TotalBackupSizeInMegaBytes"] > 0 and "EstimatedSecondsToCompletion" in s
+    assert s["SnapshotCreateTime"].tzinfo is not None
+    fails("ClusterSnapshotAlreadyExists", rs.create_cluster_snapshot,
+          SnapshotIdentifier="nightly", ClusterIdentifier="analytics")
+    fails("InvalidParameterValue", rs.create_cluster_snapshot,
+          SnapshotIdentifier="bad--id", ClusterIdentifier="analytics")
+    fails("InvalidRetentionPeriodFault", rs.create_cluster_snapshot, SnapshotIdentifier="r",
+          ClusterIdentifier="analytics", ManualSnapshotRetentionPeriod=3654)
+    fails("ClusterNotFound", rs.create_cluster_snapshot, SnapshotIdentifier="x",
+          ClusterIdentifier="ghost")
+    fails("InvalidClusterSnapshotState", rs.delete_cluster_snapshot, SnapshotIdentifier="nightly")
+    wait_status(lambda: rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")
+                ["Snapshots"][0]["Status"], "available")
+    snap = rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")["Snapshots"][0]
+    assert snap["BackupProgressInMegaBytes"] == snap["TotalBackupSizeInMegaBytes"]
+    assert snap["Tags"] == [{"Key": "team", "Value": "data <&>"}]
+
+    m = rs.modify_cluster_snapshot(SnapshotIdentifier="nightly", ManualSnapshotRetentionPeriod=35)
+    assert m["Snapshot"]["ManualSnapshotRetentionPeriod"] == 35
+    fails("InvalidRetentionPeriodFault", rs.modify_cluster_snapshot,
+          SnapshotIdentifier="nightly", ManualSnapshotRetentionPeriod=0)
+
+    rs.authorize_snapshot_access(SnapshotIdentifier="nightly", AccountWithRestoreAccess=OTHER_ACCOUNT)
+    fails("AuthorizationAlreadyExists", rs.authorize_snapshot_access,
+          SnapshotIdentifier="nightly", AccountWithRestoreAccess=OTHER_ACCOUNT)
+    for i in range(19):
+        rs.authorize_snapshot_access(SnapshotIdentifier="nightly",
+                                     AccountWithRestoreAccess=f"{100 + i:012d}")
+    fails("AuthorizationQuotaExceeded", rs.authorize_snapshot_access,
+          SnapshotIdentifier="nightly", AccountWithRestoreAccess="999999999999")
+    other = client("redshift", key=OTHER_KEY)
+    seen = other.describe_cluster_snapshots(OwnerAccount="123456789012")["Snapshots"]
+    assert [x["SnapshotIdentifier"] for x in seen] == ["nightly"]
+    fails("InvalidClusterSnapshotState", rs.delete_cluster_snapshot, SnapshotIdentifier="nightly")
+    shared = rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")["Snapshots"][0]
+    for a in shared["AccountsWithRestoreAccess"]:
+        rs.revoke_snapshot_access(SnapshotIdentifier="nightly", AccountWithRestoreAccess=a["AccountId"])
+    fails("AuthorizationNotFound", rs.revoke_snapshot_access, SnapshotIdentifier="nightly",
+          AccountWithRestoreAccess=OTHER_ACCOUNT)
+
+    arn = "arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/nightly"
+    rs.create_tags(ResourceName=arn, Tags=[{"Key": "x", "Value": "ünï"}])
+    rs.delete_tags(ResourceName=arn, TagKeys=["team"])
+    tags = rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")["Snapshots"][0]["Tags"]
+    assert tags == [{"Key": "x", "Value": "ünï"}], tags
+    fails("ResourceNotFoundFault", rs.create_tags,
+          ResourceName="arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/ghost",
+          Tags=[{"Key": "a", "Value": "b"}])
+    fails("ResourceNotFoundFault", rs.delete_tags,
+          ResourceName="arn:aws:redshift:us-east-1:123456789012:cluster:ghost", TagKeys=["a"])
+
+    # Copies: only available automated snapshots.
+    fails("InvalidClusterSnapshotState", rs.copy_cluster_snapshot,
+          SourceSnapshotIdentifier="nightly", TargetSnapshotIdentifier="c")
+    auto = admin("redshift/automated-snapshot", {"clusterIdentifier": "analytics"})["snapshotIdentifier"]
+    fails("InvalidClusterSnapshotState", rs.copy_cluster_snapshot,
+          SourceSnapshotIdentifier=auto, TargetSnapshotIdentifier="c")
+    wait_status(lambda: rs.describe_cluster_snapshots(SnapshotIdentifier=auto)
+                ["Snapshots"][0]["Status"], "available")
+    c = rs.copy_cluster_snapshot(SourceSnapshotIdentifier=auto, TargetSnapshotIdentifier="kept",
+                                 ManualSnapshotRetentionPeriod=14)["Snapshot"]
+    assert c["SnapshotType"] == "manual" and c["ManualSnapshotRetentionPeriod"] == 14
+    fails("ClusterSnapshotAlreadyExists", rs.copy_cluster_snapshot,
+          SourceSnapshotIdentifier=auto, TargetSnapshotIdentifier="kept")
+    fails("ClusterSnapshotNotFound", rs.copy_cluster_snapshot,
+          SourceSnapshotIdentifier="rs:ghost", TargetSnapshotIdentifier="k")
+
+    d = rs.delete_cluster_snapshot(SnapshotIdentifier="nightly")["Snapshot"]
+    assert d["Status"] == "deleted"
+    fails("ClusterSnapshotNotFound", rs.delete_cluster_snapshot, SnapshotIdentifier="nightly")
+    fails("ClusterSnapshotNotFound", rs.describe_cluster_snapshots, SnapshotIdentifier="nightly")
+    fails("InvalidParameterCombination", rs.delete_cluster, ClusterIdentifier="analytics")
+    rs.delete_cluster(ClusterIdentifier="analytics", SkipFinalClusterSnapshot=True)
+    fails("ClusterNotFound", rs.delete_cluster, ClusterIdentifier="analytics",
+          SkipFinalClusterSnapshot=True)
+
+
+def redshift_paging():
+    rs = client("redshift")
+    admin("settings", {"snapshotSeconds": 0})
+    rs.create_cluster(ClusterIdentifier="c", NodeType="dc2.large", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    for i in range(44):
+        rs.create_cluster_snapshot(SnapshotIdentifier=f"s-{i:02d}", ClusterIdentifier="c",
+                                   Tags=[{"Key": "even", "Value": str(i % 2 == 0).lower()}])
+    pages = list(rs.get_paginator("describe_cluster_snapshots")
+                 .paginate(PaginationConfig={"PageSize": 20}))
+    assert [len(p["Snapshots"]) for p in pages] == [20, 20, 5], [len(p["Snapshots"]) for p in pages]
+    ids = [s["SnapshotIdentifier"] for p in pages for s in p["Snapshots"]]
+    assert len(set(ids)) == 45
+    even = rs.describe_cluster_snapshots(TagKeys=["even"], TagValues=["true"])["Snapshots"]
+    assert len(even) == 22
+    assert len(rs.describe_cluster_snapshots(SnapshotType="automated")["Snapshots"]) == 1
+    assert len(rs.describe_cluster_snapshots(ClusterIdentifier="c", SnapshotType="manual")["Snapshots"]) == 44
+    fails("InvalidParameterValue", rs.describe_cluster_snapshots, MaxRecords=19)
+    for i in range(21):
+        rs.create_cluster(ClusterIdentifier=f"p{i:02d}", NodeType="dc2.large", MasterUsername="u",
+                          MasterUserPassword="Secret123")
+    pages = list(rs.get_paginator("describe_clusters").paginate(PaginationConfig={"PageSize": 20}))
+    assert [len(p["Clusters"]) for p in pages] == [20, 2]
+
+
+def docdb_flow():
+    db = client("docdb")
+    admin("settings", {"snapshotSeconds": 1})
+    db.create_db_cluster(DBClusterIdentifier="orders", Engine="docdb",
+                         MasterUsername="docdbadmin", MasterUserPassword="Secret123")
+    fails("DBClusterAlreadyExistsFault", db.create_db_cluster, DBClusterIdentifier="orders",
+          Engine="docdb", MasterUsername="u", MasterUserPassword="Secret123")
+    assert db.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"][0]["Engine"] == "docdb"
+    fails("DBClusterNotFoundFault", db.describe_db_clusters, DBClusterIdentifier="ghost")
+    s = db.create_db_cluster_snapshot(DBClusterIdentifier="orders",
+                                      DBClusterSnapshotIdentifier="nightly",
+                                      Tags=[{"Key": "team", "Value": "orders"}])["DBClusterSnapshot"]
+    assert s["Status"] == "creating" and s["PercentProgress"] < 100
+    fails("DBClusterSnapshotAlreadyExistsFault", db.create_db_cluster_snapshot,
+          DBClusterIdentifier="orders", DBClusterSnapshotIdentifier="nightly")
+    fails("DBClusterNotFoundFault", db.create_db_cluster_snapshot,
+          DBClusterIdentifier="ghost", DBClusterSnapshotIdentifier="x")
+    fails("InvalidParameterValue", db.create_db_cluster_snapshot,
+          DBClusterIdentifier="orders", DBClusterSnapshotIdentifier="a" * 64)
+    fails("InvalidDBClusterSnapshotStateFault", db.delete_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier="nightly")
+    wait_status(lambda: db.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="nightly")
+                ["DBClusterSnapshots"][0]["Status"], "available")
+
+    r = db.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="nightly",
+                                                AttributeName="restore",
+                                                ValuesToAdd=[OTHER_ACCOUNT, "111111111111"])
+    vals = r["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"][0]["AttributeValues"]
+    assert vals == [OTHER_ACCOUNT, "111111111111"], vals
+    fails("InvalidParameterValue", db.modify_db_cluster_snapshot_attribute,
+          DBClusterSnapshotIdentifier="nightly", AttributeName="copy", ValuesToAdd=[OTHER_ACCOUNT])
+    fails("SharedSnapshotQuotaExceeded", db.modify_db_cluster_snapshot_attribute,
+          DBClusterSnapshotIdentifier="nightly", AttributeName="restore",
+          ValuesToAdd=[f"{500 + i:012d}" for i in range(20)])
+    db.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="nightly",
+                                            AttributeName="restore", ValuesToRemove=["111111111111"])
+    d = db.describe_db_cluster_snapshot_attributes(DBClusterSnapshotIdentifier="nightly")
+    assert d["DBClusterSnapshotAttributesResult"]["DBClusterSnapshotAttributes"][0]["AttributeValues"] == [OTHER_ACCOUNT]
+    fails("DBClusterSnapshotNotFoundFault", db.describe_db_cluster_snapshot_attributes,
+          DBClusterSnapshotIdentifier="ghost")
+    other = client("docdb", key=OTHER_KEY)
+    arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:nightly"
+    assert len(other.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=arn)["DBClusterSnapshots"]) == 1
+
+    db.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "<v>"}])
+    db.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
+    assert db.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "k", "Value": "<v>"}]
+    fails("DBClusterSnapshotNotFoundFault", db.list_tags_for_resource,
+          ResourceName="arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost")
+
+    # Same-region copy with tags; deleting it while copying cancels it.
+    admin("settings", {"snapshotSeconds": 30})
+    c = db.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier="nightly",
+                                    TargetDBClusterSnapshotIdentifier="copy", CopyTags=True,
+                                    Tags=[{"Key": "c", "Value": "1"}])["DBClusterSnapshot"]
+    assert c["Status"] == "copying" and c["SourceDBClusterSnapshotArn"] == arn
+    fails("DBClusterSnapshotAlreadyExistsFault", db.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier="nightly", TargetDBClusterSnapshotIdentifier="copy")
+    fails("InvalidDBClusterSnapshotStateFault", db.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier="copy", TargetDBClusterSnapshotIdentifier="c2")
+    db.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="copy")
+    fails("DBClusterSnapshotNotFoundFault", db.describe_db_cluster_snapshots,
+          DBClusterSnapshotIdentifier="copy")
+    fails("DBClusterSnapshotNotFoundFault", db.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier="ghost", TargetDBClusterSnapshotIdentifier="c3")
+    admin("settings", {"snapshotSeconds": 0})
+
+    # Cross-region: boto3 presigns the source-region request itself (SourceRegion).
+    west = client("docdb", region="us-west-2")
+    west.create_db_cluster(DBClusterIdentifier="w", Engine="docdb", MasterUsername="u",
+                           MasterUserPassword="Secret123")
+    west.create_db_cluster_snapshot(DBClusterIdentifier="w", DBClusterSnapshotIdentifier="wsnap")
+    warn = "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:wsnap"
+    fails("InvalidParameterValue", db.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier=warn, TargetDBClusterSnapshotIdentifier="east")
+    fails("InvalidParameterValue", db.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier=warn, TargetDBClusterSnapshotIdentifier="east",
+          PreSignedUrl=URL + "/?Action=CopyDBClusterSnapshot&X-Amz-Signature=00")
+    x = db.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=warn,
+                                    TargetDBClusterSnapshotIdentifier="east",
+                                    SourceRegion="us-west-2")["DBClusterSnapshot"]
+    assert x["SourceDBClusterSnapshotArn"] == warn, x
+    assert x["DBClusterSnapshotArn"].startswith("arn:aws:rds:us-east-1:"), x
+    db.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="east")
+
+
+def docdb_paging():
+    db = client("docdb")
+    admin("settings", {"snapshotSeconds": 0})
+    for cl in ("a", "b"):
+        db.create_db_cluster(DBClusterIdentifier=cl, Engine="docdb", MasterUsername="u",
+                             MasterUserPassword="Secret123")
+    for i in range(25):
+        db.create_db_cluster_snapshot(DBClusterIdentifier="a" if i < 5 else "b",
+                                      DBClusterSnapshotIdentifier=f"s-{i:02d}")
+    pages = list(db.get_paginator("describe_db_cluster_snapshots")
+                 .paginate(PaginationConfig={"PageSize": 20}))
+    # 25 manual snapshots and each new cluster's first automated one.
+    assert [len(p["DBClusterSnapshots"]) for p in pages] == [20, 7]
+    f = db.describe_db_cluster_snapshots(Filters=[{"Name": "db-cluster-id", "Values": ["a"]}])
+    assert len(f["DBClusterSnapshots"]) == 6
+    auto = db.describe_db_cluster_snapshots(SnapshotType="automated")["DBClusterSnapshots"]
+    assert sorted(s["DBClusterIdentifier"] for s in auto) == ["a", "b"]
+    fails("InvalidDBClusterSnapshotStateFault", db.delete_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier=auto[0]["DBClusterSnapshotIdentifier"])
+    fails("InvalidParameterValue", db.describe_db_cluster_snapshots,
+          Filters=[{"Name": "colour", "Values": ["x"]}])
+    fails("InvalidParameterValue", db.describe_db_cluster_snapshots, MaxRecords=10)
+
+
+def elasticache_flow():
+    ec = client("elasticache")
+    admin("settings", {"snapshotSeconds": 1})
+    ec.create_replication_group(ReplicationGroupId="sessions", ReplicationGroupDescription="d",
+                                Engine="valkey", NumCacheClusters=2)
+    fails("ReplicationGroupAlreadyExists", ec.create_replication_group,
+          ReplicationGroupId="sessions", ReplicationGroupDescription="d")
+    ec.create_cache_cluster(CacheClusterId="solo", Engine="redis", NumCacheNodes=1)
+    fails("CacheClusterAlreadyExists", ec.create_cache_cluster, CacheClusterId="solo")
+    fails("ReplicationGroupNotFoundFault", ec.create_cache_cluster, CacheClusterId="m",
+          ReplicationGroupId="ghost")
+    s = ec.create_snapshot(ReplicationGroupId="sessions", SnapshotName="manual",
+                           Tags=[{"Key": "t", "Value": "1"}])["Snapshot"]
+    assert s["SnapshotStatus"] == "creating" and s["SnapshotSource"] == "manual", s
+    ec.create_snapshot(CacheClusterId="solo", SnapshotName="solo-snap")
+    fails("SnapshotAlreadyExistsFault", ec.create_snapshot, ReplicationGroupId="sessions",
+          SnapshotName="manual")
+    fails("InvalidParameterCombination", ec.create_snapshot, ReplicationGroupId="sessions",
+          CacheClusterId="solo", SnapshotName="both")
+    fails("ReplicationGroupNotFoundFault", ec.create_snapshot, ReplicationGroupId="ghost",
+          SnapshotName="g")
+    fails("CacheClusterNotFound", ec.create_snapshot, CacheClusterId="ghost", SnapshotName="g")
+    fails("InvalidSnapshotState", ec.delete_snapshot, SnapshotName="manual")
+    fails("InvalidSnapshotState", ec.copy_snapshot, SourceSnapshotName="manual",
+          TargetSnapshotName="c")
+    wait_status(lambda: ec.describe_snapshots(SnapshotName="manual")["Snapshots"][0]["SnapshotStatus"],
+                "available")
+    c = ec.copy_snapshot(SourceSnapshotName="manual", TargetSnapshotName="manual-copy",
+                         Tags=[{"Key": "copy", "Value": "y"}])["Snapshot"]
+    assert c["SnapshotName"] == "manual-copy"
+    fails("SnapshotAlreadyExistsFault", ec.copy_snapshot, SourceSnapshotName="manual",
+          TargetSnapshotName="manual-copy")
+    fails("SnapshotNotFoundFault", ec.copy_snapshot, SourceSnapshotName="ghost",
+          TargetSnapshotName="x")
+    wait_status(lambda: ec.describe_snapshots(SnapshotName="manual-copy")["Snapshots"][0]["SnapshotStatus"],
+                "available")
+    e = ec.copy_snapshot(SourceSnapshotName="manual-copy", TargetSnapshotName="exp",
+                         TargetBucket="my-exports")["Snapshot"]
+    assert e["SnapshotStatus"] == "exporting", e
+    exports = admin("exports")
+    assert exports[-1]["bucket"] == "my-exports" and exports[-1]["key"] == "exp-0001.rdb", exports
+    admin("faults", {"deniedBuckets": ["locked"]})
+    wait_status(lambda: ec.describe_snapshots(SnapshotName="manual-copy")["Snapshots"][0]["SnapshotStatus"],
+                "available")
+    err = fails("InvalidParameterValue", ec.copy_snapshot, SourceSnapshotName="manual-copy",
+                TargetSnapshotName="exp2", TargetBucket="locked")
+    assert "granted" in str(err)
+    admin("faults", {"deniedBuckets": []})
+
+    arn = "arn:aws:elasticache:us-east-1:123456789012:snapshot:manual"
+    assert len(ec.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "b", "Value": "2"}])["TagList"]) == 2
+    assert ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["t"])["TagList"] == [{"Key": "b", "Value": "2"}]
+    assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "b", "Value": "2"}]
+    fails("TagNotFound", ec.remove_tags_from_resource, ResourceName=arn, TagKeys=["t"])
+    fails("InvalidARN", ec.list_tags_for_resource, ResourceName="nonsense")
+    fails("SnapshotNotFoundFault", ec.list_tags_for_resource,
+          ResourceName="arn:aws:elasticache:us-east-1:123456789012:snapshot:ghost")
+    assert ec.delete_snapshot(SnapshotName="solo-snap")["Snapshot"]["SnapshotStatus"] == "deleting"
+    fails("SnapshotNotFoundFault", ec.delete_snapshot, SnapshotName="solo-snap")
+    fails("SnapshotNotFoundFault", ec.describe_snapshots, SnapshotName="solo-snap")
+
+
+def elasticache_paging():
+    ec = client("elasticache")
+    admin("settings", {"snapshotSeconds": 0})
+    ec.create_replication_group(ReplicationGroupId="g", ReplicationGroupDescription="d")
+    for i in range(55):
+        ec.create_snapshot(ReplicationGroupId="g", SnapshotName=f"s-{i:02d}")
+    pages = list(ec.get_paginator("describe_snapshots").paginate(PaginationConfig={"PageSize": 50}))
+    assert [len(p["Snapshots"]) for p in pages] == [50, 5]
+    assert len(ec.describe_snapshots(ReplicationGroupId="g", MaxRecords=50)["Snapshots"]) == 50
+    assert ec.describe_snapshots(SnapshotSource="system")["Snapshots"] == []
+    fails("InvalidParameterValue", ec.describe_snapshots, MaxRecords=51)
+    fails("CacheClusterNotFound", ec.describe_snapshots, CacheClusterId="ghost")
+
+
+def faults():
+    rs, db, ec = client("redshift"), client("docdb"), client("elasticache")
+    admin("faults", {"throttleFraction": 1.0})
+    fails("Throttling", rs.describe_clusters)
+    fails("Throttling", db.describe_db_clusters)
+    fails("Throttling", ec.describe_snapshots)
+    admin("faults", {"throttleFraction": 0.0, "errorFraction": 1.0})
+    e = fails("InternalFailure", rs.describe_clusters)
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    admin("faults", {"errorFraction": 0.0, "accountRps": 2})
+    codes = []
+    for _ in range(6):
+        try:
+            rs.describe_clusters()
+            codes.append("ok")
+        except ClientError as err:
+            codes.append(err.response["Error"]["Code"])
+    assert "Throttling" in codes and codes[0] == "ok", codes
+    # botocore's own retry logic recognises the injected faults as retryable (the
+    # emulator's random numbers restart from its seed at reset, so this is repeatable).
+    admin("faults", {"accountRps": 0, "throttleFraction": 0.3})
+    retrying = client("redshift", config=Config(retries={"max_attempts": 15, "mode": "standard"}))
+    for _ in range(4):
+        retrying.describe_clusters()
+    counts = admin("calls")
+    assert counts["throttled"] > 0 and counts["overBudget"] > 0, counts
+    admin("faults", {"throttleFraction": 0.0, "latencyMs": 200})
+    t = time.time()
+    rs.describe_clusters()
+    assert time.time() - t >= 0.2
+    admin("faults", {"latencyMs": 0})
+
+
+CHECKS = [redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
+          elasticache_paging, faults]
+
+
+def main():
+    passed = failed = 0
+    for check in CHECKS:
+        admin("reset", {})
+        admin("faults", {"throttleFraction": 0, "errorFraction": 0, "latencyMs": 0,
+                         "accountRps": 0, "deniedBuckets": []})
+        try:
+            check()
+            passed += 1
+            print(f"ok   {check.__name__}")
+        except Exception:
+            failed += 1
+            print(f"FAIL {check.__name__}")
+            traceback.print_exc()
+    print(f"boto3: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

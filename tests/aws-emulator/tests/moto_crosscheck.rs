@@ -1,0 +1,372 @@
+//! The same SDK flows against moto (an AWS implementation nobody here wrote) and
+//! against the emulator, expecting the same outcomes step by step. Only what moto
+//! implements is compared (see the test bed notes): Redshift cluster snapshots,
+//! DocumentDB cluster snapshots with copies and restore sharing, ElastiCache snapshots.
+
+mod common;
+
+use std::fmt::Debug;
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_redshift::error::ProvideErrorMetadata;
+use common::process::moto_server;
+use common::*;
+
+/// One step's outcome: what the call returned (the fields both sides implement) or
+/// the AWS error code.
+fn outcome<T, E: ProvideErrorMetadata + Debug>(
+    step: &str,
+    r: Result<T, E>,
+    ok: impl FnOnce(T) -> String,
+) -> String {
+    match r {
+        Ok(v) => format!("{step}: ok {}", ok(v)),
+        Err(e) => format!("{step}: error {}", e.code().unwrap_or("<no code>")),
+    }
+}
+
+async fn redshift_flow(url: &str) -> Vec<String> {
+    let rs = aws_sdk_redshift::Client::new(
+        &config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await,
+    );
+    let mut out = Vec::new();
+    let r = rs
+        .create_cluster()
+        .cluster_identifier("xc")
+        .node_type("dc2.large")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await;
+    out.push(outcome("CreateCluster", r, |o| {
+        format!("{:?}", o.cluster().and_then(|c| c.cluster_identifier()))
+    }));
+    let create = || {
+        rs.create_cluster_snapshot()
+            .snapshot_identifier("xs")
+            .cluster_identifier("xc")
+            .send()
+    };
+    out.push(outcome("CreateClusterSnapshot", create().await, |o| {
+        let s = o.snapshot().unwrap();
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            s.snapshot_identifier(),
+            s.cluster_identifier(),
+            s.snapshot_type(),
+            s.status()
+        )
+    }));
+    out.push(outcome(
+        "CreateClusterSnapshot again",
+        create().await,
+        |_| String::new(),
+    ));
+    let r = rs
+        .create_cluster_snapshot()
+        .snapshot_identifier("ys")
+        .cluster_identifier("ghost")
+        .send()
+        .await;
+    out.push(outcome(
+        "CreateClusterSnapshot of a missing cluster",
+        r,
+        |_| String::new(),
+    ));
+    let r = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("xs")
+        .send()
+        .await;
+    out.push(outcome("DescribeClusterSnapshots", r, |o| {
+        let s = &o.snapshots()[0];
+        format!(
+            "{} {:?} {:?}",
+            o.snapshots().len(),
+            s.snapshot_identifier(),
+            s.status()
+        )
+    }));
+    let r = rs
+        .describe_cluster_snapshots()
+        .cluster_identifier("xc")
+        .snapshot_type("manual")
+        .send()
+        .await;
+    out.push(outcome("DescribeClusterSnapshots by cluster", r, |o| {
+        format!("{}", o.snapshots().len())
+    }));
+    let r = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("ghost")
+        .send()
+        .await;
+    out.push(outcome("DescribeClusterSnapshots missing", r, |_| {
+        String::new()
+    }));
+    let delete = || {
+        rs.delete_cluster_snapshot()
+            .snapshot_identifier("xs")
+            .send()
+    };
+    out.push(outcome("DeleteClusterSnapshot", delete().await, |o| {
+        format!("{:?}", o.snapshot().and_then(|s| s.snapshot_identifier()))
+    }));
+    out.push(outcome(
+        "DeleteClusterSnapshot again",
+        delete().await,
+        |_| String::new(),
+    ));
+    out
+}
+
+async fn docdb_flow(url: &str, engine: &str) -> Vec<String> {
+    let db = aws_sdk_docdb::Client::new(
+        &config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await,
+    );
+    let mut out = Vec::new();
+    let r = db
+        .create_db_cluster()
+        .db_cluster_identifier("orders")
+        .engine(engine)
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .send()
+        .await;
+    out.push(outcome("CreateDBCluster", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster().and_then(|c| c.db_cluster_identifier())
+        )
+    }));
+    let create = || {
+        db.create_db_cluster_snapshot()
+            .db_cluster_identifier("orders")
+            .db_cluster_snapshot_identifier("snap")
+            .send()
+    };
+    out.push(outcome("CreateDBClusterSnapshot", create().await, |o| {
+        let s = o.db_cluster_snapshot().unwrap();
+        format!(
+            "{:?} {:?} {:?}",
+            s.db_cluster_snapshot_identifier(),
+            s.db_cluster_identifier(),
+            s.snapshot_type()
+        )
+    }));
+    out.push(outcome(
+        "CreateDBClusterSnapshot again",
+        create().await,
+        |_| String::new(),
+    ));
+    let r = db
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("ghost")
+        .db_cluster_snapshot_identifier("s2")
+        .send()
+        .await;
+    out.push(outcome(
+        "CreateDBClusterSnapshot of a missing cluster",
+        r,
+        |_| String::new(),
+    ));
+    let r = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("snap")
+        .target_db_cluster_snapshot_identifier("snap-copy")
+        .send()
+        .await;
+    out.push(outcome("CopyDBClusterSnapshot", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshot()
+                .and_then(|s| s.db_cluster_snapshot_identifier())
+        )
+    }));
+    let r = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("snap")
+        .target_db_cluster_snapshot_identifier("snap-copy")
+        .send()
+        .await;
+    out.push(outcome("CopyDBClusterSnapshot again", r, |_| String::new()));
+    let r = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("ghost")
+        .target_db_cluster_snapshot_identifier("c2")
+        .send()
+        .await;
+    out.push(outcome(
+        "CopyDBClusterSnapshot of a missing source",
+        r,
+        |_| String::new(),
+    ));
+    let r = db
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("snap")
+        .attribute_name("restore")
+        .values_to_add(OTHER_ACCOUNT)
+        .send()
+        .await;
+    out.push(outcome("ModifyDBClusterSnapshotAttribute", r, |o| {
+        let a = &o
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()[0];
+        format!("{:?} {:?}", a.attribute_name(), a.attribute_values())
+    }));
+    let r = db
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier("snap")
+        .send()
+        .await;
+    out.push(outcome("DescribeDBClusterSnapshotAttributes", r, |o| {
+        let a = &o
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()[0];
+        format!("{:?}", a.attribute_values())
+    }));
+    let r = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("orders")
+        .send()
+        .await;
+    out.push(outcome("DescribeDBClusterSnapshots", r, |o| {
+        let mut ids: Vec<_> = o
+            .db_cluster_snapshots()
+            .iter()
+            .filter_map(|s| s.db_cluster_snapshot_identifier())
+            .collect();
+        ids.sort();
+        format!("{ids:?}")
+    }));
+    let r = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("ghost")
+        .send()
+        .await;
+    out.push(outcome("DescribeDBClusterSnapshots missing", r, |_| {
+        String::new()
+    }));
+    let delete = || {
+        db.delete_db_cluster_snapshot()
+            .db_cluster_snapshot_identifier("snap-copy")
+            .send()
+    };
+    out.push(outcome("DeleteDBClusterSnapshot", delete().await, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshot()
+                .and_then(|s| s.db_cluster_snapshot_identifier())
+        )
+    }));
+    out.push(outcome(
+        "DeleteDBClusterSnapshot again",
+        delete().await,
+        |_| String::new(),
+    ));
+    out
+}
+
+async fn elasticache_flow(url: &str) -> Vec<String> {
+    let ec = aws_sdk_elasticache::Client::new(
+        &config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await,
+    );
+    let mut out = Vec::new();
+    let r = ec
+        .create_replication_group()
+        .replication_group_id("sessions")
+        .replication_group_description("sessions")
+        .engine("redis")
+        .cache_node_type("cache.t4g.micro")
+        .num_cache_clusters(1)
+        .send()
+        .await;
+    out.push(outcome("CreateReplicationGroup", r, |o| {
+        format!(
+            "{:?}",
+            o.replication_group().and_then(|g| g.replication_group_id())
+        )
+    }));
+    let create = || {
+        ec.create_snapshot()
+            .replication_group_id("sessions")
+            .snapshot_name("snap")
+            .send()
+    };
+    out.push(outcome("CreateSnapshot", create().await, |o| {
+        let s = o.snapshot().unwrap();
+        format!(
+            "{:?} {:?} {:?}",
+            s.snapshot_name(),
+            s.replication_group_id(),
+            s.snapshot_source()
+        )
+    }));
+    out.push(outcome("CreateSnapshot again", create().await, |_| {
+        String::new()
+    }));
+    let r = ec.describe_snapshots().snapshot_name("snap").send().await;
+    out.push(outcome("DescribeSnapshots", r, |o| {
+        format!(
+            "{} {:?}",
+            o.snapshots().len(),
+            o.snapshots()[0].snapshot_name()
+        )
+    }));
+    let r = ec.describe_snapshots().snapshot_name("ghost").send().await;
+    out.push(outcome("DescribeSnapshots missing", r, |_| String::new()));
+    let delete = || ec.delete_snapshot().snapshot_name("snap").send();
+    out.push(outcome("DeleteSnapshot", delete().await, |o| {
+        format!("{:?}", o.snapshot().and_then(|s| s.snapshot_name()))
+    }));
+    out.push(outcome("DeleteSnapshot again", delete().await, |_| {
+        String::new()
+    }));
+    out
+}
+
+fn compare(service: &str, emulator: &[String], moto: &[String]) {
+    let diffs: Vec<String> = emulator
+        .iter()
+        .zip(moto)
+        .filter(|(e, m)| e != m)
+        .map(|(e, m)| format!("  emulator: {e}\n  moto:     {m}"))
+        .collect();
+    println!("{service}: {} steps compared", emulator.len());
+    for line in emulator {
+        println!("  {line}");
+    }
+    assert_eq!(emulator.len(), moto.len());
+    assert!(
+        diffs.is_empty(),
+        "{service}: the emulator and moto disagree:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn emulator_and_moto_agree_on_the_flows_moto_supports() {
+    let moto = moto_server();
+    // moto makes snapshots available at once; so does the emulator at 0 seconds.
+    let emu = emulator(0.0).await;
+
+    compare(
+        "redshift",
+        &redshift_flow(&emu.url).await,
+        &redshift_flow(&moto.url).await,
+    );
+    // moto's DocumentDB API (its RDS backend) refuses engine docdb, and the emulator
+    // (like AWS's DocumentDB API) refuses anything else: each gets the one it takes.
+    compare(
+        "docdb",
+        &docdb_flow(&emu.url, "docdb").await,
+        &docdb_flow(&moto.url, "aurora-postgresql").await,
+    );
+    compare(
+        "elasticache",
+        &elasticache_flow(&emu.url).await,
+        &elasticache_flow(&moto.url).await,
+    );
+}
