@@ -4,7 +4,8 @@
 TESTBED_K8S_VERSION=v1.20.2
 TESTBED_CACHE=${DBSNAPSHOT_CACHE:-$HOME/.cache/dbsnapshot-operator}
 TESTBED_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TESTBED_STATE=$TESTBED_ROOT/target/testbed
+# Where the running test bed keeps its state; tests point it elsewhere.
+TESTBED_STATE=${TESTBED_STATE:-$TESTBED_ROOT/target/testbed}
 
 CURRENT_STEP=""
 CURRENT_LOG=""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine: installs what the tests
+# need (Debian packages, the Python virtualenv with boto3 and moto, helm and kubectl),
+# builds kube-apiserver v1.20.2 once (cached under ~/.cache), checks formatting and
+# lints, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/testbed/lib.sh
+trap on_error ERR
+mkdir -p "$TESTBED_STATE/logs"
+log=$TESTBED_STATE/logs/prepare.log
+: >"$log"
+
+step "Python virtualenv with boto3 and moto" "$log"
+tests/testbed/python-venv.sh >>"$log" 2>&1
+step "kube-apiserver $TESTBED_K8S_VERSION, etcd and Go" "$log"
+tests/testbed/build-apiserver.sh >>"$log" 2>&1
+step "helm and kubectl" "$log"
+tests/testbed/install-helm-kubectl.sh "$TESTBED_STATE/bin" >>"$log" 2>&1
+CURRENT_LOG=
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked
