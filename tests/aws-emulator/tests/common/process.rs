@@ -20,12 +20,14 @@ impl Drop for Proc {
 
 /// The virtualenv with boto3 and moto (tests/testbed/python-venv.sh makes it).
 pub fn venv() -> PathBuf {
-    let venv = std::env::var_os("DBSNAPSHOT_VENV")
+    let cache = std::env::var_os("DBSNAPSHOT_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").expect("HOME"))
-                .join(".cache/dbsnapshot-operator/venv")
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/dbsnapshot-operator")
         });
+    let venv = std::env::var_os("DBSNAPSHOT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache.join("venv"));
     assert!(
         venv.join("bin/python").exists(),
         "no Python virtualenv at {}: run tests/testbed/python-venv.sh (the test command does)",
