@@ -128,6 +128,11 @@ def redshift_flow():
     rs.delete_tags(ResourceName=arn, TagKeys=["team"])
     tags = rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")["Snapshots"][0]["Tags"]
     assert tags == [{"Key": "x", "Value": "ünï"}], tags
+    fails("InvalidTagFault", rs.create_tags, ResourceName=arn,
+          Tags=[{"Key": "k", "Value": "v" * 257}])
+    fails("TagLimitExceededFault", rs.create_tags, ResourceName=arn,
+          Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    assert len(rs.describe_cluster_snapshots(SnapshotArn=arn)["Snapshots"]) == 1
     fails("ResourceNotFoundFault", rs.create_tags,
           ResourceName="arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/ghost",
           Tags=[{"Key": "a", "Value": "b"}])
@@ -194,6 +199,8 @@ def docdb_flow():
           Engine="docdb", MasterUsername="u", MasterUserPassword="Secret123")
     assert db.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"][0]["Engine"] == "docdb"
     fails("DBClusterNotFoundFault", db.describe_db_clusters, DBClusterIdentifier="ghost")
+    fails("InvalidParameterValue", db.create_db_cluster, DBClusterIdentifier="pg",
+          Engine="aurora-postgresql", MasterUsername="u", MasterUserPassword="Secret123")
     s = db.create_db_cluster_snapshot(DBClusterIdentifier="orders",
                                       DBClusterSnapshotIdentifier="nightly",
                                       Tags=[{"Key": "team", "Value": "orders"}])["DBClusterSnapshot"]
@@ -232,6 +239,8 @@ def docdb_flow():
     db.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "<v>"}])
     db.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
     assert db.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "k", "Value": "<v>"}]
+    fails("TagQuotaPerResourceExceeded", db.add_tags_to_resource, ResourceName=arn,
+          Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
     fails("DBClusterSnapshotNotFoundFault", db.list_tags_for_resource,
           ResourceName="arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost")
 
@@ -317,6 +326,10 @@ def elasticache_flow():
     fails("ReplicationGroupNotFoundFault", ec.create_snapshot, ReplicationGroupId="ghost",
           SnapshotName="g")
     fails("CacheClusterNotFound", ec.create_snapshot, CacheClusterId="ghost", SnapshotName="g")
+    fails("InvalidParameterCombination", ec.create_snapshot, SnapshotName="neither")
+    ec.create_cache_cluster(CacheClusterId="memc", Engine="memcached", NumCacheNodes=1)
+    fails("SnapshotFeatureNotSupportedFault", ec.create_snapshot, CacheClusterId="memc",
+          SnapshotName="m")
     fails("InvalidSnapshotState", ec.delete_snapshot, SnapshotName="manual")
     fails("InvalidSnapshotState", ec.copy_snapshot, SourceSnapshotName="manual",
           TargetSnapshotName="c")
@@ -349,6 +362,8 @@ def elasticache_flow():
     assert ec.remove_tags_from_resource(ResourceName=arn, TagKeys=["t"])["TagList"] == [{"Key": "b", "Value": "2"}]
     assert ec.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "b", "Value": "2"}]
     fails("TagNotFound", ec.remove_tags_from_resource, ResourceName=arn, TagKeys=["t"])
+    fails("TagQuotaPerResourceExceeded", ec.add_tags_to_resource, ResourceName=arn,
+          Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
     fails("InvalidARN", ec.list_tags_for_resource, ResourceName="nonsense")
     fails("SnapshotNotFoundFault", ec.list_tags_for_resource,
           ResourceName="arn:aws:elasticache:us-east-1:123456789012:snapshot:ghost")

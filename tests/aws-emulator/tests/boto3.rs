@@ -24,3 +24,62 @@ fn boto3_accepts_every_emulated_action() {
     );
     assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
 }
+
+/// Faults set by flag at start-up are in force and read back through the admin API.
+#[tokio::test]
+async fn fault_flags_take_effect() {
+    let emu = emulator_binary(&[
+        "--throttle-fraction",
+        "1",
+        "--latency-ms",
+        "5",
+        "--account-rps",
+        "40",
+        "--snapshot-seconds",
+        "7",
+    ]);
+    let faults: serde_json::Value = reqwest::get(format!("{}/_emulator/faults", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["throttleFraction"], 1.0);
+    assert_eq!(faults["latencyMs"], 5);
+    assert_eq!(faults["accountRps"], 40.0);
+    let settings: serde_json::Value = reqwest::get(format!("{}/_emulator/settings", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["snapshotSeconds"], 7.0);
+    let rs = aws_sdk_redshift::Client::new(
+        &common::config_for(
+            &emu.url,
+            "us-east-1",
+            common::KEY,
+            aws_config::retry::RetryConfig::disabled(),
+        )
+        .await,
+    );
+    assert_eq!(
+        common::code(rs.describe_clusters().send().await),
+        "Throttling"
+    );
+
+    let failing = emulator_binary(&["--error-fraction", "1"]);
+    let rs = aws_sdk_redshift::Client::new(
+        &common::config_for(
+            &failing.url,
+            "us-east-1",
+            common::KEY,
+            aws_config::retry::RetryConfig::disabled(),
+        )
+        .await,
+    );
+    assert_eq!(
+        common::code(rs.describe_clusters().send().await),
+        "InternalFailure"
+    );
+}

@@ -13,11 +13,15 @@ fn root() -> PathBuf {
 }
 
 fn script(name: &str, state: &Path, args: &[&str]) -> (bool, String, String) {
+    script_with(name, state, args, env!("CARGO_BIN_EXE_aws-emulator"))
+}
+
+fn script_with(name: &str, state: &Path, args: &[&str], emulator: &str) -> (bool, String, String) {
     let out = Command::new("bash")
         .arg(root().join("tests/testbed").join(name))
         .args(args)
         .env("TESTBED_STATE", state)
-        .env("EMULATOR_BIN", env!("CARGO_BIN_EXE_aws-emulator"))
+        .env("EMULATOR_BIN", emulator)
         .output()
         .expect("run script");
     (
@@ -145,4 +149,37 @@ fn up_starts_a_real_apiserver_and_aws_and_down_stops_exactly_them() {
     // down.sh with nothing up is harmless.
     let (ok, _, stderr) = script("down.sh", &state, &[]);
     assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_failed_step_is_named_with_its_log_and_leaves_nothing_running() {
+    let state = root().join("target/testbed-selftest-failure");
+    let _ = std::fs::remove_dir_all(&state);
+
+    let (ok, _, stderr) = script_with("up.sh", &state, &[], "/nonexistent/aws-emulator");
+    assert!(!ok);
+    assert!(
+        stderr.contains("step failed: build aws-emulator"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is not an executable file"), "{stderr}");
+
+    // /bin/false starts and exits at once: etcd and kube-apiserver are already up
+    // when the AWS endpoint step fails, and must be stopped again.
+    let (ok, _, stderr) = script_with("up.sh", &state, &[], "/bin/false");
+    assert!(!ok);
+    assert!(
+        stderr.contains("step failed: start the AWS endpoint"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("exited before it was ready"), "{stderr}");
+    assert!(stderr.contains("last 40 lines of"), "{stderr}");
+    assert!(stderr.contains("stopped kube-apiserver"), "{stderr}");
+    assert!(stderr.contains("stopped etcd"), "{stderr}");
+    assert!(
+        processes_using(&state).is_empty(),
+        "left running: {:?}",
+        processes_using(&state)
+    );
+    assert!(!state.join("run").exists());
 }
