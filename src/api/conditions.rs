@@ -1,0 +1,208 @@
+//! kstatus conditions (`Ready`, `Reconciling`, `Stalled`) and their reasons. No IO.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Condition reasons. They are part of the API: users and tools match on them.
+pub mod reasons {
+    /// First reconcile, nothing done yet.
+    pub const PENDING: &str = "Pending";
+    /// AWS is creating the snapshot.
+    pub const CREATING: &str = "Creating";
+    /// AWS is copying the snapshot.
+    pub const COPYING: &str = "Copying";
+    /// Sharing, tags or retention are being brought in line with the spec.
+    pub const SYNCING: &str = "Syncing";
+    /// The snapshot is available and matches the spec.
+    pub const AVAILABLE: &str = "Available";
+    /// The object is being deleted.
+    pub const DELETING: &str = "Deleting";
+    /// The snapshot exists on AWS but belongs to something else.
+    pub const NOT_OWNED: &str = "NotOwned";
+    /// The snapshot disappeared from AWS (deleted out of band); it is not recreated.
+    pub const NOT_FOUND: &str = "NotFound";
+    /// AWS reports the snapshot failed.
+    pub const FAILED: &str = "Failed";
+    /// The spec is invalid; the message names the field.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// AWS refused a call for a reason retrying will not fix (permissions, limits,
+    /// a missing cluster).
+    pub const AWS_ERROR: &str = "AWSError";
+    /// SnapshotCopy: the source ClusterSnapshot is not Ready yet.
+    pub const SOURCE_NOT_READY: &str = "SourceNotReady";
+    /// SnapshotCopy: the source cannot be copied.
+    pub const INVALID_SOURCE: &str = "InvalidSource";
+}
+
+/// What the object's conditions should say, in kstatus terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Work is under way: Ready=False, Reconciling=True.
+    Progressing { reason: String, message: String },
+    /// Done and in sync: Ready=True.
+    Ready { message: String },
+    /// Cannot make progress without a change from outside: Ready=False, Stalled=True.
+    Stalled { reason: String, message: String },
+}
+
+impl Health {
+    pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
+        Health::Progressing {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+        Health::Stalled {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn ready(message: impl Into<String>) -> Self {
+        Health::Ready {
+            message: message.into(),
+        }
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            Health::Progressing { reason, .. } | Health::Stalled { reason, .. } => reason,
+            Health::Ready { .. } => reasons::AVAILABLE,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Health::Progressing { message, .. }
+            | Health::Stalled { message, .. }
+            | Health::Ready { message } => message,
+        }
+    }
+}
+
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    // The transition time moves only when the status does.
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The three kstatus conditions for `health`, keeping transition times of conditions
+/// whose status did not change.
+pub fn conditions(
+    previous: &[Condition],
+    health: &Health,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let (ready, reconciling, stalled) = match health {
+        Health::Progressing { .. } => (false, true, false),
+        Health::Ready { .. } => (true, false, false),
+        Health::Stalled { .. } => (false, false, true),
+    };
+    let (reason, message) = (health.reason(), health.message());
+    vec![
+        condition(previous, READY, ready, reason, message, generation, now),
+        condition(
+            previous,
+            RECONCILING,
+            reconciling,
+            reason,
+            if reconciling { message } else { "" },
+            generation,
+            now,
+        ),
+        condition(
+            previous,
+            STALLED,
+            stalled,
+            reason,
+            if stalled { message } else { "" },
+            generation,
+            now,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(c: &'a [Condition], t: &str) -> &'a Condition {
+        c.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn each_health_maps_to_kstatus_conditions() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let p = conditions(
+            &[],
+            &Health::progressing(reasons::CREATING, "42%"),
+            Some(3),
+            now,
+        );
+        assert_eq!(find(&p, READY).status, "False");
+        assert_eq!(find(&p, RECONCILING).status, "True");
+        assert_eq!(find(&p, STALLED).status, "False");
+        assert_eq!(find(&p, READY).reason, "Creating");
+        assert!(p.iter().all(|c| c.observed_generation == Some(3)));
+
+        let r = conditions(&p, &Health::ready("available"), Some(3), now);
+        assert_eq!(find(&r, READY).status, "True");
+        assert_eq!(find(&r, READY).reason, "Available");
+        assert_eq!(find(&r, RECONCILING).status, "False");
+
+        let s = conditions(
+            &r,
+            &Health::stalled(reasons::NOT_FOUND, "gone"),
+            Some(4),
+            now,
+        );
+        assert_eq!(find(&s, STALLED).status, "True");
+        assert_eq!(find(&s, STALLED).message, "gone");
+        assert_eq!(find(&s, READY).status, "False");
+    }
+
+    #[test]
+    fn transition_times_move_only_with_status() {
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let t1 = Timestamp::from_second(2_000).unwrap();
+        let a = conditions(
+            &[],
+            &Health::progressing(reasons::CREATING, "1%"),
+            Some(1),
+            t0,
+        );
+        let b = conditions(
+            &a,
+            &Health::progressing(reasons::CREATING, "50%"),
+            Some(1),
+            t1,
+        );
+        assert_eq!(find(&b, READY).last_transition_time, Time(t0));
+        let c = conditions(&b, &Health::ready("ok"), Some(1), t1);
+        assert_eq!(find(&c, READY).last_transition_time, Time(t1));
+        assert_eq!(find(&c, STALLED).last_transition_time, Time(t0));
+    }
+}

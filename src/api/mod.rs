@@ -1,0 +1,59 @@
+//! The `dbsnapshot.io/v1alpha1` API: the `ClusterSnapshot` and `SnapshotCopy` kinds,
+//! their shared status, condition reasons and spec validation. No IO.
+
+pub mod cluster_snapshot;
+pub mod conditions;
+pub mod snapshot_copy;
+pub mod status;
+pub mod validation;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use cluster_snapshot::{ClusterSnapshot, ClusterSnapshotSpec, ClusterSource};
+pub use snapshot_copy::{CopySource, SnapshotCopy, SnapshotCopySpec};
+pub use status::{Engine, Phase, Progress, SnapshotStatus};
+
+pub const GROUP: &str = "dbsnapshot.io";
+pub const FINALIZER: &str = "dbsnapshot.io/finalizer";
+/// Field manager and event reporter.
+pub const MANAGER: &str = "dbsnapshot-operator";
+/// Tag on every snapshot the operator creates or copies: the owning object's uid.
+pub const OWNER_UID_TAG: &str = "dbsnapshot.io/owner-uid";
+/// Tag on every snapshot the operator creates or copies: `<namespace>/<kind>/<name>`.
+pub const RESOURCE_TAG: &str = "dbsnapshot.io/resource";
+
+/// An AWS resource identifier: a letter first, then letters, digits and single
+/// hyphens, not ending with a hyphen.
+pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z]([A-Za-z0-9]|-[A-Za-z0-9])*$";
+/// An AWS region name such as `us-east-1`.
+pub const REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+/// A 12-digit AWS account id, or Redshift's support account.
+pub const SHARE_PATTERN: &str = "^([0-9]{12}|amazon-redshift-support)$";
+
+/// What happens on AWS when the object is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Revoke every share, then delete the snapshot (the default).
+    #[default]
+    Delete,
+    /// Leave the snapshot and its shares on AWS.
+    Retain,
+}
+
+/// User tags, kept in sync on the snapshot.
+pub type Tags = BTreeMap<String, String>;
+
+/// Both CustomResourceDefinitions as one multi-document YAML stream, as committed
+/// under `crds/` and printed by `dbsnapshot-operator crd`.
+pub fn crds_yaml() -> String {
+    use kube::CustomResourceExt;
+    let mut out = String::new();
+    for crd in [ClusterSnapshot::crd(), SnapshotCopy::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&crd).expect("a CRD serialises to YAML"));
+    }
+    out
+}

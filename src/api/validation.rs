@@ -1,0 +1,406 @@
+//! Spec validation done by the operator itself, mirroring the CRD schema and its CEL
+//! rules (some API servers drop CEL): every error names the field and the fix. No IO.
+
+use std::fmt;
+
+use super::cluster_snapshot::{ClusterSnapshotSpec, SourceCluster};
+use super::snapshot_copy::SnapshotCopySpec;
+use super::status::Engine;
+use super::{DeletionPolicy, Tags};
+use crate::naming::is_valid_identifier;
+
+/// An invalid spec: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The field's path under `spec`, such as `spec.sharedWith[2]`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+const MAX_TAGS: usize = 48;
+const MAX_SHARES: usize = 20;
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`.
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_identifier(field: &str, id: &str, max: usize, what: &str) -> Result<(), SpecError> {
+    if is_valid_identifier(id, max) {
+        Ok(())
+    } else {
+        Err(err(
+            field,
+            format!(
+                "{id:?} is not a valid {what}: use 1 to {max} ASCII letters, digits and single \
+                 hyphens, starting with a letter and not ending with a hyphen"
+            ),
+        ))
+    }
+}
+
+fn check_region(field: &str, region: &Option<String>) -> Result<(), SpecError> {
+    match region {
+        Some(r) if !is_region(r) => Err(err(
+            field,
+            format!("{r:?} is not an AWS region name such as us-east-1"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_retention(field: &str, days: Option<i32>) -> Result<(), SpecError> {
+    match days {
+        Some(d) if d != -1 && !(1..=3653).contains(&d) => Err(err(
+            field,
+            format!("{d} is not allowed: use -1 (keep forever) or 1 to 3653 days"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_kms(field: &str, key: &Option<String>) -> Result<(), SpecError> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 2048 => Err(err(
+            field,
+            "must be a KMS key id, alias or ARN of 1 to 2048 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_tags(tags: &Tags) -> Result<(), SpecError> {
+    if tags.len() > MAX_TAGS {
+        return Err(err(
+            "spec.tags",
+            format!(
+                "{} tags given; at most {MAX_TAGS} are allowed (AWS allows 50 and the operator adds two)",
+                tags.len()
+            ),
+        ));
+    }
+    for (k, v) in tags {
+        let field = format!("spec.tags[{k}]");
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(err(field, "tag keys must be 1 to 128 characters"));
+        }
+        if k.starts_with("aws:") || k.starts_with("dbsnapshot.io/") {
+            return Err(err(
+                field,
+                "tag keys starting with aws: or dbsnapshot.io/ are reserved; choose another key",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(err(field, "tag values must be at most 256 characters"));
+        }
+    }
+    Ok(())
+}
+
+/// Sharing rules for the engine (`None` when the engine is not known yet, as for a copy
+/// of a ClusterSnapshot: then only what holds for every engine is checked).
+fn check_shares(shares: &[String], engine: Option<Engine>) -> Result<(), SpecError> {
+    if shares.is_empty() {
+        return Ok(());
+    }
+    if engine == Some(Engine::Elasticache) {
+        return Err(err(
+            "spec.sharedWith",
+            "ElastiCache snapshots cannot be shared; remove sharedWith",
+        ));
+    }
+    if shares.len() > MAX_SHARES {
+        return Err(err(
+            "spec.sharedWith",
+            format!(
+                "{} accounts given; a snapshot can be shared with at most {MAX_SHARES}",
+                shares.len()
+            ),
+        ));
+    }
+    for (i, a) in shares.iter().enumerate() {
+        let field = format!("spec.sharedWith[{i}]");
+        let redshift_support = a == "amazon-redshift-support";
+        if !is_account_id(a) && !redshift_support {
+            return Err(err(
+                field,
+                format!("{a:?} is not a 12-digit AWS account id"),
+            ));
+        }
+        if redshift_support && engine == Some(Engine::Docdb) {
+            return Err(err(
+                field,
+                "amazon-redshift-support applies to Redshift only; DocumentDB takes 12-digit account ids",
+            ));
+        }
+        if shares[..i].contains(a) {
+            return Err(err(field, format!("{a} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a ClusterSnapshot spec; on success returns the one source it names.
+pub fn validate_cluster_snapshot(
+    spec: &ClusterSnapshotSpec,
+) -> Result<SourceCluster<'_>, SpecError> {
+    let members = spec.source.members();
+    if let Some(e) = &spec.source.elasticache
+        && e.replication_group_id.is_some() == e.cache_cluster_id.is_some()
+    {
+        return Err(err(
+            "spec.source.elasticache",
+            "name exactly one of replicationGroupId or cacheClusterId",
+        ));
+    }
+    let source = match members.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(err(
+                "spec.source",
+                "name exactly one of redshift, docdb or elasticache",
+            ));
+        }
+        _ => {
+            return Err(err(
+                "spec.source",
+                "names more than one cluster; name exactly one of redshift, docdb or elasticache",
+            ));
+        }
+    };
+    let engine = source.engine();
+    match &source {
+        SourceCluster::Redshift(id) => check_identifier(
+            "spec.source.redshift.clusterIdentifier",
+            id,
+            63,
+            "cluster identifier",
+        )?,
+        SourceCluster::Docdb(id) => check_identifier(
+            "spec.source.docdb.clusterIdentifier",
+            id,
+            63,
+            "cluster identifier",
+        )?,
+        SourceCluster::ReplicationGroup(id) => check_identifier(
+            "spec.source.elasticache.replicationGroupId",
+            id,
+            40,
+            "replication group id",
+        )?,
+        SourceCluster::CacheCluster(id) => check_identifier(
+            "spec.source.elasticache.cacheClusterId",
+            id,
+            50,
+            "cache cluster id",
+        )?,
+    }
+    if let Some(id) = &spec.snapshot_identifier {
+        check_identifier(
+            "spec.snapshotIdentifier",
+            id,
+            engine.max_identifier_len(),
+            &format!("{engine} snapshot identifier"),
+        )?;
+    }
+    check_region("spec.region", &spec.region)?;
+    check_retention("spec.retentionDays", spec.retention_days)?;
+    if spec.retention_days.is_some() && engine != Engine::Redshift {
+        return Err(err(
+            "spec.retentionDays",
+            format!("applies to Redshift snapshots only; remove it for {engine}"),
+        ));
+    }
+    check_kms("spec.kmsKeyId", &spec.kms_key_id)?;
+    if spec.kms_key_id.is_some() && engine != Engine::Elasticache {
+        return Err(err(
+            "spec.kmsKeyId",
+            format!(
+                "applies to ElastiCache snapshots only; {engine} snapshots use the cluster's key"
+            ),
+        ));
+    }
+    check_tags(&spec.tags)?;
+    check_shares(&spec.shared_with, Some(engine))?;
+    Ok(source)
+}
+
+/// The engine a SnapshotCopy's direct source names (`None` for clusterSnapshotRef).
+pub fn copy_engine(spec: &SnapshotCopySpec) -> Option<Engine> {
+    let s = &spec.source;
+    if s.redshift.is_some() {
+        Some(Engine::Redshift)
+    } else if s.docdb.is_some() {
+        Some(Engine::Docdb)
+    } else if s.elasticache.is_some() {
+        Some(Engine::Elasticache)
+    } else {
+        None
+    }
+}
+
+/// Checks a SnapshotCopy spec. `engine` is the engine of the source when known (a
+/// direct source, or a Ready clusterSnapshotRef); engine-specific rules are checked
+/// only then.
+pub fn validate_snapshot_copy(
+    spec: &SnapshotCopySpec,
+    engine: Option<Engine>,
+) -> Result<(), SpecError> {
+    let s = &spec.source;
+    let count = [
+        s.cluster_snapshot_ref.is_some(),
+        s.redshift.is_some(),
+        s.docdb.is_some(),
+        s.elasticache.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if count != 1 {
+        return Err(err(
+            "spec.source",
+            "name exactly one of clusterSnapshotRef, redshift, docdb or elasticache",
+        ));
+    }
+    if let Some(r) = &s.cluster_snapshot_ref
+        && r.name.is_empty()
+    {
+        return Err(err(
+            "spec.source.clusterSnapshotRef.name",
+            "name the ClusterSnapshot to copy",
+        ));
+    }
+    if let Some(r) = &s.redshift {
+        if r.snapshot_identifier.is_empty() {
+            return Err(err(
+                "spec.source.redshift.snapshotIdentifier",
+                "name the automated snapshot to copy",
+            ));
+        }
+        if let Some(c) = &r.cluster_identifier {
+            check_identifier(
+                "spec.source.redshift.clusterIdentifier",
+                c,
+                63,
+                "cluster identifier",
+            )?;
+        }
+    }
+    if let Some(d) = &s.docdb
+        && d.snapshot_identifier.is_empty()
+    {
+        return Err(err(
+            "spec.source.docdb.snapshotIdentifier",
+            "name the snapshot (or its ARN) to copy",
+        ));
+    }
+    if let Some(e) = &s.elasticache
+        && e.snapshot_name.is_empty()
+    {
+        return Err(err(
+            "spec.source.elasticache.snapshotName",
+            "name the snapshot to copy",
+        ));
+    }
+    let engine = engine.or(copy_engine(spec));
+    if let Some(id) = &spec.target_snapshot_identifier {
+        let max = engine.map_or(255, Engine::max_identifier_len);
+        check_identifier(
+            "spec.targetSnapshotIdentifier",
+            id,
+            max,
+            "snapshot identifier",
+        )?;
+    }
+    check_region("spec.region", &spec.region)?;
+    check_region("spec.sourceRegion", &spec.source_region)?;
+    check_retention("spec.retentionDays", spec.retention_days)?;
+    check_kms("spec.kmsKeyId", &spec.kms_key_id)?;
+    check_tags(&spec.tags)?;
+    check_shares(&spec.shared_with, engine)?;
+    if let Some(b) = &spec.target_bucket {
+        let ok = (3..=63).contains(&b.len())
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+            && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(err(
+                "spec.targetBucket",
+                format!("{b:?} is not a valid S3 bucket name"),
+            ));
+        }
+        if spec.deletion_policy != DeletionPolicy::Retain {
+            return Err(err(
+                "spec.deletionPolicy",
+                "an export to S3 (targetBucket) requires deletionPolicy Retain: the S3 object outlives the object",
+            ));
+        }
+    }
+    let only = |field: &str, set: bool, allowed: &[Engine], what: &str| match engine {
+        Some(e) if set && !allowed.contains(&e) => Err(err(
+            field,
+            format!("applies to {what} copies only; remove it for a {e} copy"),
+        )),
+        _ => Ok(()),
+    };
+    only(
+        "spec.sourceRegion",
+        spec.source_region.is_some(),
+        &[Engine::Docdb],
+        "DocumentDB",
+    )?;
+    only(
+        "spec.copyTags",
+        spec.copy_tags.is_some(),
+        &[Engine::Docdb],
+        "DocumentDB",
+    )?;
+    only(
+        "spec.kmsKeyId",
+        spec.kms_key_id.is_some(),
+        &[Engine::Docdb, Engine::Elasticache],
+        "DocumentDB and ElastiCache",
+    )?;
+    only(
+        "spec.retentionDays",
+        spec.retention_days.is_some(),
+        &[Engine::Redshift],
+        "Redshift",
+    )?;
+    only(
+        "spec.targetBucket",
+        spec.target_bucket.is_some(),
+        &[Engine::Elasticache],
+        "ElastiCache",
+    )?;
+    Ok(())
+}

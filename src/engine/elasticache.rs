@@ -1,0 +1,245 @@
+//! Amazon ElastiCache snapshots of replication groups and cache clusters: create,
+//! describe (tags by an extra call, on request), tag and delete. ElastiCache has no
+//! snapshot sharing. Does IO.
+
+use async_trait::async_trait;
+use aws_sdk_elasticache::Client;
+use aws_sdk_elasticache::types::Tag;
+
+use super::error::{ServiceCodes, classify};
+use super::{CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339};
+use crate::api::{Engine, Progress, Tags};
+
+const SERVICE: &str = "elasticache";
+const CODES: ServiceCodes = ServiceCodes {
+    not_found: &["SnapshotNotFoundFault"],
+    already_exists: &["SnapshotAlreadyExistsFault"],
+    invalid_state: &["InvalidSnapshotState"],
+};
+
+pub struct ElastiCache {
+    client: Client,
+}
+
+impl ElastiCache {
+    pub fn new(config: &aws_config::SdkConfig, _region: &str) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+}
+
+/// Maps a described ElastiCache snapshot.
+pub fn map_snapshot(s: &aws_sdk_elasticache::types::Snapshot) -> Snapshot {
+    Snapshot {
+        identifier: s.snapshot_name().unwrap_or_default().to_string(),
+        arn: s.arn().map(str::to_string),
+        aws_status: s.snapshot_status().unwrap_or_default().to_string(),
+        snapshot_type: s.snapshot_source().map(str::to_string),
+        source: s
+            .replication_group_id()
+            .or(s.cache_cluster_id())
+            .map(str::to_string),
+        created: s
+            .node_snapshots()
+            .iter()
+            .filter_map(|n| n.snapshot_create_time())
+            .min()
+            .and_then(rfc3339),
+        progress: Progress::default(),
+        total_size_mb: None,
+        encrypted: s.kms_key_id().map(|_| true),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        retention_days: None,
+        remaining_days: None,
+        source_arn: None,
+        tags: None,
+        shared_with: Some(Vec::new()),
+    }
+}
+
+fn tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+#[async_trait]
+impl SnapshotEngine for ElastiCache {
+    fn engine(&self) -> Engine {
+        Engine::Elasticache
+    }
+
+    async fn describe(
+        &self,
+        identifier: &str,
+        detail: bool,
+    ) -> Result<Option<Snapshot>, EngineError> {
+        let out = match self
+            .client
+            .describe_snapshots()
+            .snapshot_name(identifier)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let e = classify(SERVICE, "DescribeSnapshots", e, &CODES);
+                return if e.class == ErrorClass::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        let Some(mut snapshot) = out
+            .snapshots()
+            .iter()
+            .find(|s| s.snapshot_name() == Some(identifier))
+            .map(map_snapshot)
+        else {
+            return Ok(None);
+        };
+        if detail && let Some(arn) = &snapshot.arn {
+            match self
+                .client
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    snapshot.tags = Some(
+                        out.tag_list()
+                            .iter()
+                            .filter_map(|t| {
+                                Some((
+                                    t.key()?.to_string(),
+                                    t.value().unwrap_or_default().to_string(),
+                                ))
+                            })
+                            .collect(),
+                    );
+                }
+                Err(e) => {
+                    let e = classify(SERVICE, "ListTagsForResource", e, &CODES);
+                    return if e.class == ErrorClass::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    };
+                }
+            }
+        }
+        Ok(Some(snapshot))
+    }
+
+    async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {
+        let mut call = self
+            .client
+            .create_snapshot()
+            .snapshot_name(&request.identifier)
+            .set_kms_key_id(request.kms_key_id.clone())
+            .set_tags(Some(tags(&request.tags)));
+        call = if request.replication_group {
+            call.replication_group_id(&request.source)
+        } else {
+            call.cache_cluster_id(&request.source)
+        };
+        let out = call
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CreateSnapshot", e, &CODES))?;
+        let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CreateSnapshot",
+                "AWS returned no snapshot",
+            )
+        })?;
+        snapshot.tags = Some(request.tags.clone());
+        Ok(snapshot)
+    }
+
+    async fn share(
+        &self,
+        _snapshot: &Snapshot,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), EngineError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            ErrorClass::Terminal,
+            SERVICE,
+            "ShareSnapshot",
+            "ElastiCache snapshots cannot be shared",
+        ))
+    }
+
+    async fn tag(
+        &self,
+        snapshot: &Snapshot,
+        set: &Tags,
+        remove: &[String],
+    ) -> Result<(), EngineError> {
+        let arn = snapshot.arn.as_deref().ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Terminal,
+                SERVICE,
+                "AddTagsToResource",
+                "the snapshot has no ARN",
+            )
+        })?;
+        if !set.is_empty() {
+            self.client
+                .add_tags_to_resource()
+                .resource_name(arn)
+                .set_tags(Some(tags(set)))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "AddTagsToResource", e, &CODES))?;
+        }
+        if !remove.is_empty() {
+            self.client
+                .remove_tags_from_resource()
+                .resource_name(arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "RemoveTagsFromResource", e, &CODES))?;
+        }
+        Ok(())
+    }
+
+    async fn set_retention(&self, _snapshot: &Snapshot, _days: i32) -> Result<(), EngineError> {
+        Err(EngineError::new(
+            ErrorClass::Terminal,
+            SERVICE,
+            "ModifySnapshot",
+            "ElastiCache snapshots have no retention period",
+        ))
+    }
+
+    async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError> {
+        match self
+            .client
+            .delete_snapshot()
+            .snapshot_name(&snapshot.identifier)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = classify(SERVICE, "DeleteSnapshot", e, &CODES);
+                if e.class == ErrorClass::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}

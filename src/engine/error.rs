@@ -1,0 +1,171 @@
+//! Errors from AWS, classified from the SDK's error metadata: throttled, transient,
+//! not found, already exists, wrong state, or terminal. No IO.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What a failed AWS call means for the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// AWS is rate limiting: back off and retry; never Stalled.
+    Throttled,
+    /// A network error, timeout or 5xx: retry with backoff; never Stalled.
+    Transient,
+    /// The resource does not exist.
+    NotFound,
+    /// The resource already exists.
+    AlreadyExists,
+    /// The resource is in a state that does not allow the call now (still creating,
+    /// still shared): try again later.
+    InvalidState,
+    /// AWS refused the call for a reason retrying will not fix (permissions, bad
+    /// parameters, a missing cluster, a quota).
+    Terminal,
+}
+
+impl ErrorClass {
+    /// A short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::Throttled => "throttled",
+            ErrorClass::Transient => "transient",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::AlreadyExists => "already_exists",
+            ErrorClass::InvalidState => "invalid_state",
+            ErrorClass::Terminal => "terminal",
+        }
+    }
+    /// Whether retrying the same call later can succeed without anyone's help.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::InvalidState
+        )
+    }
+}
+
+/// A failed AWS call.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {action} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct EngineError {
+    pub class: ErrorClass,
+    pub service: &'static str,
+    pub action: &'static str,
+    /// AWS's error code, when AWS answered.
+    pub code: Option<String>,
+    /// AWS's message, or what went wrong on the way.
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl EngineError {
+    pub fn new(
+        class: ErrorClass,
+        service: &'static str,
+        action: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            class,
+            service,
+            action,
+            code: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Error codes AWS uses for throttling (the SDKs' own list).
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+const TRANSIENT: &[&str] = &[
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Classifies an SDK error. `not_found`, `already_exists` and `invalid_state` are the
+/// service's codes for those cases.
+pub fn classify<E>(
+    service: &'static str,
+    action: &'static str,
+    err: SdkError<E, Response>,
+    codes: &ServiceCodes,
+) -> EngineError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let (class, code, message) = match &err {
+        SdkError::ServiceError(ctx) => {
+            let e = ctx.err();
+            let code = e.code().map(str::to_string);
+            let status = ctx.raw().status().as_u16();
+            let c = code.as_deref().unwrap_or_default();
+            let class = if THROTTLING.contains(&c) {
+                ErrorClass::Throttled
+            } else if TRANSIENT.contains(&c) || status >= 500 {
+                ErrorClass::Transient
+            } else if codes.not_found.contains(&c) {
+                ErrorClass::NotFound
+            } else if codes.already_exists.contains(&c) {
+                ErrorClass::AlreadyExists
+            } else if codes.invalid_state.contains(&c) {
+                ErrorClass::InvalidState
+            } else {
+                ErrorClass::Terminal
+            };
+            let message = e.message().unwrap_or("no message").to_string();
+            (class, code, message)
+        }
+        SdkError::TimeoutError(_) => (ErrorClass::Transient, None, "timed out".to_string()),
+        SdkError::DispatchFailure(d) => (
+            ErrorClass::Transient,
+            None,
+            format!("could not reach AWS: {:?}", d.as_connector_error()),
+        ),
+        SdkError::ResponseError(_) => (
+            ErrorClass::Transient,
+            None,
+            "unreadable response".to_string(),
+        ),
+        SdkError::ConstructionFailure(_) => (
+            ErrorClass::Terminal,
+            None,
+            "the request could not be built".to_string(),
+        ),
+        _ => (ErrorClass::Transient, None, err.to_string()),
+    };
+    EngineError {
+        class,
+        service,
+        action,
+        code,
+        message,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// A service's error codes for the classes that matter to the lifecycle.
+pub struct ServiceCodes {
+    pub not_found: &'static [&'static str],
+    pub already_exists: &'static [&'static str],
+    pub invalid_state: &'static [&'static str],
+}

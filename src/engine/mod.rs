@@ -1,0 +1,250 @@
+//! The AWS side: one trait for what the controllers need of a snapshot service, one
+//! module per service behind it, all returning the same domain types. Does IO.
+
+pub mod docdb;
+pub mod elasticache;
+pub mod error;
+pub mod redshift;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+
+pub use error::{EngineError, ErrorClass};
+
+use crate::api::{Engine, Progress, Tags};
+
+/// Where AWS says a snapshot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// Being created or copied.
+    Creating,
+    Available,
+    Failed,
+    /// Being deleted (or deleted).
+    Deleting,
+}
+
+/// A snapshot as AWS describes it, in the same shape for every engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub identifier: String,
+    pub arn: Option<String>,
+    /// The status string exactly as AWS reported it.
+    pub aws_status: String,
+    pub snapshot_type: Option<String>,
+    /// The cluster (or replication group, or cache cluster) it is of.
+    pub source: Option<String>,
+    /// RFC 3339.
+    pub created: Option<String>,
+    pub progress: Progress,
+    pub total_size_mb: Option<f64>,
+    pub encrypted: Option<bool>,
+    pub kms_key_id: Option<String>,
+    pub retention_days: Option<i64>,
+    pub remaining_days: Option<i64>,
+    pub source_arn: Option<String>,
+    /// All tags on the snapshot; `None` when not fetched (some engines need an extra
+    /// call, made only when asked for detail).
+    pub tags: Option<Tags>,
+    /// Accounts with restore access; `None` when not fetched.
+    pub shared_with: Option<Vec<String>>,
+}
+
+impl Snapshot {
+    pub fn state(&self) -> SnapshotState {
+        match self.aws_status.to_ascii_lowercase().as_str() {
+            "available" | "exporting" => SnapshotState::Available,
+            "failed" | "incompatible-restore" => SnapshotState::Failed,
+            "deleting" | "deleted" => SnapshotState::Deleting,
+            _ => SnapshotState::Creating,
+        }
+    }
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// What to snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRequest {
+    pub identifier: String,
+    /// The Redshift or DocumentDB cluster, or the ElastiCache replication group or
+    /// cache cluster.
+    pub source: String,
+    /// ElastiCache: whether `source` is a replication group (else a cache cluster).
+    pub replication_group: bool,
+    /// Every tag, the ownership tags included.
+    pub tags: Tags,
+    /// Redshift: the manual snapshot retention period.
+    pub retention_days: Option<i32>,
+    /// ElastiCache: the KMS key.
+    pub kms_key_id: Option<String>,
+}
+
+/// What the controllers need of a snapshot service.
+#[async_trait]
+pub trait SnapshotEngine: Send + Sync {
+    fn engine(&self) -> Engine;
+
+    /// Looks a snapshot up; `None` when AWS says it does not exist. With `detail`, the
+    /// tags and restore access are fetched too where that costs extra calls.
+    async fn describe(
+        &self,
+        identifier: &str,
+        detail: bool,
+    ) -> Result<Option<Snapshot>, EngineError>;
+
+    /// Starts a manual snapshot.
+    async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError>;
+
+    /// Grants and revokes restore access.
+    async fn share(
+        &self,
+        snapshot: &Snapshot,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), EngineError>;
+
+    /// Sets tags (adding or overwriting) and removes tags by key.
+    async fn tag(
+        &self,
+        snapshot: &Snapshot,
+        set: &Tags,
+        remove: &[String],
+    ) -> Result<(), EngineError>;
+
+    /// Redshift: sets the manual snapshot retention period.
+    async fn set_retention(&self, snapshot: &Snapshot, days: i32) -> Result<(), EngineError>;
+
+    /// Deletes the snapshot; one that is already gone counts as deleted.
+    async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError>;
+}
+
+/// Engine clients per (engine, region), made on first use from one AWS configuration.
+pub struct Engines {
+    base: SdkConfig,
+    cache: Mutex<HashMap<(Engine, String), Arc<dyn SnapshotEngine>>>,
+}
+
+impl Engines {
+    pub fn new(base: SdkConfig) -> Self {
+        Self {
+            base,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The region the operator runs in (the AWS config chain's, or `--region`).
+    pub fn default_region(&self) -> Option<String> {
+        self.base.region().map(|r| r.to_string())
+    }
+
+    pub fn get(&self, engine: Engine, region: &str) -> Arc<dyn SnapshotEngine> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((engine, region.to_string()))
+            .or_insert_with(|| {
+                let config = self
+                    .base
+                    .to_builder()
+                    .region(aws_config::Region::new(region.to_string()))
+                    .build();
+                match engine {
+                    Engine::Redshift => Arc::new(redshift::Redshift::new(&config, region)),
+                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region)),
+                    Engine::Elasticache => Arc::new(elasticache::ElastiCache::new(&config, region)),
+                }
+            })
+            .clone()
+    }
+}
+
+/// `aws_smithy_types::DateTime` as RFC 3339.
+pub(crate) fn rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
+    t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
+}
+
+/// Keys to remove and tags to set so that `observed` becomes `desired`. Tags whose keys
+/// start with `aws:` belong to AWS and are left alone.
+pub fn tag_diff(desired: &Tags, observed: &Tags) -> (Tags, Vec<String>) {
+    let set: Tags = desired
+        .iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = observed
+        .keys()
+        .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+/// Accounts to grant and to revoke so that `observed` becomes `desired`.
+pub fn share_diff(desired: &[String], observed: &[String]) -> (Vec<String>, Vec<String>) {
+    let add = desired
+        .iter()
+        .filter(|a| !observed.contains(a))
+        .cloned()
+        .collect();
+    let remove = observed
+        .iter()
+        .filter(|a| !desired.contains(a))
+        .cloned()
+        .collect();
+    (add, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tag_diff_sets_changed_and_removes_extra_but_not_aws_tags() {
+        let desired = tags(&[("a", "1"), ("b", "2")]);
+        let observed = tags(&[("a", "1"), ("b", "old"), ("c", "3"), ("aws:x", "y")]);
+        let (set, remove) = tag_diff(&desired, &observed);
+        assert_eq!(set, tags(&[("b", "2")]));
+        assert_eq!(remove, vec!["c"]);
+        assert_eq!(tag_diff(&desired, &desired), (Tags::new(), vec![]));
+    }
+
+    #[test]
+    fn share_diff_adds_and_removes() {
+        let d = vec!["1".to_string(), "2".to_string()];
+        let o = vec!["2".to_string(), "3".to_string()];
+        assert_eq!(
+            share_diff(&d, &o),
+            (vec!["1".to_string()], vec!["3".to_string()])
+        );
+        assert_eq!(share_diff(&d, &d), (vec![], vec![]));
+    }
+
+    #[test]
+    fn states_from_aws_status_strings() {
+        let s = |st: &str| {
+            Snapshot {
+                aws_status: st.to_string(),
+                ..Snapshot::default()
+            }
+            .state()
+        };
+        assert_eq!(s("creating"), SnapshotState::Creating);
+        assert_eq!(s("copying"), SnapshotState::Creating);
+        assert_eq!(s("available"), SnapshotState::Available);
+        assert_eq!(s("exporting"), SnapshotState::Available);
+        assert_eq!(s("failed"), SnapshotState::Failed);
+        assert_eq!(s("deleted"), SnapshotState::Deleting);
+        assert_eq!(s("Available"), SnapshotState::Available);
+    }
+}

@@ -1,0 +1,257 @@
+//! Amazon Redshift cluster snapshots: create, describe (tags and restore access come
+//! with it), share, tag, retention and delete. Does IO.
+
+use async_trait::async_trait;
+use aws_sdk_redshift::Client;
+use aws_sdk_redshift::types::Tag;
+
+use super::error::{ServiceCodes, classify};
+use super::{CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339};
+use crate::api::{Engine, Progress, Tags};
+
+const SERVICE: &str = "redshift";
+const CODES: ServiceCodes = ServiceCodes {
+    not_found: &["ClusterSnapshotNotFound"],
+    already_exists: &["ClusterSnapshotAlreadyExists"],
+    invalid_state: &["InvalidClusterSnapshotState"],
+};
+
+pub struct Redshift {
+    client: Client,
+}
+
+impl Redshift {
+    pub fn new(config: &aws_config::SdkConfig, _region: &str) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+}
+
+/// Maps a described Redshift snapshot.
+pub fn map_snapshot(s: &aws_sdk_redshift::types::Snapshot) -> Snapshot {
+    let total = s.total_backup_size_in_mega_bytes();
+    let done = s.backup_progress_in_mega_bytes();
+    let percent = match (done, total) {
+        (Some(d), Some(t)) if t > 0.0 => Some(((d / t) * 100.0).floor().clamp(0.0, 100.0) as i64),
+        _ => None,
+    };
+    let manual = s.snapshot_type() == Some("manual");
+    Snapshot {
+        identifier: s.snapshot_identifier().unwrap_or_default().to_string(),
+        arn: s.snapshot_arn().map(str::to_string),
+        aws_status: s.status().unwrap_or_default().to_string(),
+        snapshot_type: s.snapshot_type().map(str::to_string),
+        source: s.cluster_identifier().map(str::to_string),
+        created: s.snapshot_create_time().and_then(rfc3339),
+        progress: Progress {
+            percent,
+            backup_progress_mb: done,
+            total_backup_size_mb: total,
+            current_rate_mbps: s.current_backup_rate_in_mega_bytes_per_second(),
+            estimated_seconds_to_completion: s.estimated_seconds_to_completion(),
+            elapsed_seconds: s.elapsed_time_in_seconds(),
+        },
+        total_size_mb: total,
+        encrypted: s.encrypted(),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        retention_days: if manual {
+            s.manual_snapshot_retention_period().map(i64::from)
+        } else {
+            None
+        },
+        remaining_days: if manual {
+            s.manual_snapshot_remaining_days().map(i64::from)
+        } else {
+            None
+        },
+        source_arn: None,
+        tags: Some(
+            s.tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+        ),
+        shared_with: Some(
+            s.accounts_with_restore_access()
+                .iter()
+                .filter_map(|a| a.account_id().map(str::to_string))
+                .collect(),
+        ),
+    }
+}
+
+fn tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+#[async_trait]
+impl SnapshotEngine for Redshift {
+    fn engine(&self) -> Engine {
+        Engine::Redshift
+    }
+
+    async fn describe(
+        &self,
+        identifier: &str,
+        _detail: bool,
+    ) -> Result<Option<Snapshot>, EngineError> {
+        match self
+            .client
+            .describe_cluster_snapshots()
+            .snapshot_identifier(identifier)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .snapshots()
+                .iter()
+                .find(|s| s.snapshot_identifier() == Some(identifier))
+                .map(map_snapshot)),
+            Err(e) => {
+                let e = classify(SERVICE, "DescribeClusterSnapshots", e, &CODES);
+                if e.class == ErrorClass::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {
+        let out = self
+            .client
+            .create_cluster_snapshot()
+            .snapshot_identifier(&request.identifier)
+            .cluster_identifier(&request.source)
+            .set_manual_snapshot_retention_period(request.retention_days)
+            .set_tags(Some(tags(&request.tags)))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CreateClusterSnapshot", e, &CODES))?;
+        out.snapshot().map(map_snapshot).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CreateClusterSnapshot",
+                "AWS returned no snapshot",
+            )
+        })
+    }
+
+    async fn share(
+        &self,
+        snapshot: &Snapshot,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), EngineError> {
+        for account in add {
+            let r = self
+                .client
+                .authorize_snapshot_access()
+                .snapshot_identifier(&snapshot.identifier)
+                .set_snapshot_cluster_identifier(snapshot.source.clone())
+                .account_with_restore_access(account)
+                .send()
+                .await;
+            if let Err(e) = r {
+                let e = classify(SERVICE, "AuthorizeSnapshotAccess", e, &CODES);
+                if e.code.as_deref() != Some("AuthorizationAlreadyExists") {
+                    return Err(e);
+                }
+            }
+        }
+        for account in remove {
+            let r = self
+                .client
+                .revoke_snapshot_access()
+                .snapshot_identifier(&snapshot.identifier)
+                .set_snapshot_cluster_identifier(snapshot.source.clone())
+                .account_with_restore_access(account)
+                .send()
+                .await;
+            if let Err(e) = r {
+                let e = classify(SERVICE, "RevokeSnapshotAccess", e, &CODES);
+                if e.code.as_deref() != Some("AuthorizationNotFound") {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn tag(
+        &self,
+        snapshot: &Snapshot,
+        set: &Tags,
+        remove: &[String],
+    ) -> Result<(), EngineError> {
+        let arn = snapshot.arn.clone().ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Terminal,
+                SERVICE,
+                "CreateTags",
+                "the snapshot has no ARN to tag",
+            )
+        })?;
+        if !set.is_empty() {
+            self.client
+                .create_tags()
+                .resource_name(&arn)
+                .set_tags(Some(tags(set)))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "CreateTags", e, &CODES))?;
+        }
+        if !remove.is_empty() {
+            self.client
+                .delete_tags()
+                .resource_name(&arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "DeleteTags", e, &CODES))?;
+        }
+        Ok(())
+    }
+
+    async fn set_retention(&self, snapshot: &Snapshot, days: i32) -> Result<(), EngineError> {
+        self.client
+            .modify_cluster_snapshot()
+            .snapshot_identifier(&snapshot.identifier)
+            .manual_snapshot_retention_period(days)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "ModifyClusterSnapshot", e, &CODES))?;
+        Ok(())
+    }
+
+    async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError> {
+        match self
+            .client
+            .delete_cluster_snapshot()
+            .snapshot_identifier(&snapshot.identifier)
+            .set_snapshot_cluster_identifier(snapshot.source.clone())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = classify(SERVICE, "DeleteClusterSnapshot", e, &CODES);
+                if e.class == ErrorClass::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! The decision core: given what the object wants and what AWS says now, the one next
+//! step, the status to show and when to look again. Pure; no IO.
+
+use std::time::Duration;
+
+use crate::api::conditions::{Health, reasons};
+use crate::api::{DeletionPolicy, OWNER_UID_TAG, Phase, SnapshotStatus, Tags};
+use crate::engine::{Snapshot, SnapshotState, share_diff, tag_diff};
+
+/// What the object wants on AWS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub identifier: String,
+    /// The spec's tags plus the ownership tags.
+    pub tags: Tags,
+    pub shared_with: Vec<String>,
+    /// Redshift: the retention period to keep (-1 when the spec says nothing).
+    pub retention_days: Option<i32>,
+    pub owner_uid: String,
+    pub deletion_policy: DeletionPolicy,
+    /// Copies whose copy is still running are cancelled by deleting the target
+    /// (DocumentDB); other snapshots are waited for.
+    pub cancel_while_creating: bool,
+}
+
+/// What AWS says about the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Missing,
+    Found(Snapshot),
+}
+
+/// The one AWS mutation to make now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Nothing,
+    Create,
+    Share {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    Tag {
+        set: Tags,
+        remove: Vec<String>,
+    },
+    SetRetention(i32),
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub step: Step,
+    pub phase: Phase,
+    pub health: Health,
+    /// When to look again; `None`: only when the object changes.
+    pub requeue: Option<Duration>,
+    /// Cleanup only: once `step` is done the finalizer may be removed.
+    pub finished: bool,
+    /// Whether the observed snapshot is this object's (so its state may be mirrored).
+    pub owned: bool,
+}
+
+/// How often to look.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Between looks at an available snapshot (drift repair).
+    pub resync: Duration,
+    /// Shortest wait while AWS works.
+    pub min_poll: Duration,
+    /// Longest wait while AWS works.
+    pub max_poll: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            min_poll: Duration::from_secs(2),
+            max_poll: Duration::from_secs(60),
+        }
+    }
+}
+
+/// After a mutation: look again soon to mirror its effect.
+const AFTER_MUTATION: Duration = Duration::from_secs(1);
+
+/// When to look at a snapshot that AWS is still working on, from what AWS reports:
+/// Redshift's estimated seconds to completion, or the time DocumentDB's percent
+/// progress implies; bounded by `timing`.
+pub fn next_poll(s: &Snapshot, elapsed: Option<Duration>, timing: &Timing) -> Duration {
+    let estimate = match (
+        s.progress.estimated_seconds_to_completion,
+        s.progress.percent,
+        elapsed,
+    ) {
+        (Some(secs), _, _) if secs > 0 => Some(Duration::from_secs(secs as u64)),
+        (_, Some(p), Some(e)) if (1..100).contains(&p) => {
+            Some(e.mul_f64((100 - p) as f64 / p as f64))
+        }
+        (_, _, Some(e)) => Some(e / 4),
+        _ => None,
+    };
+    estimate
+        .unwrap_or(Duration::from_secs(10))
+        .clamp(timing.min_poll, timing.max_poll)
+}
+
+/// A one-line account of the snapshot's progress, for the Ready condition's message.
+pub fn progress_message(s: &Snapshot) -> String {
+    let p = &s.progress;
+    let verb = if s.aws_status == "copying" {
+        "copy"
+    } else {
+        "backup"
+    };
+    match (p.percent, p.backup_progress_mb, p.total_backup_size_mb) {
+        (Some(pct), Some(done), Some(total)) => {
+            let left = p
+                .estimated_seconds_to_completion
+                .map(|s| format!(", ~{s}s left"))
+                .unwrap_or_default();
+            format!("{verb} {pct}% ({done:.0}/{total:.0} MB){left}")
+        }
+        (Some(pct), _, _) => format!("{verb} {pct}%"),
+        _ => format!("AWS status: {}", s.aws_status),
+    }
+}
+
+fn owned_by(s: &Snapshot, uid: &str) -> Option<bool> {
+    s.tags.as_ref().map(|_| s.tag(OWNER_UID_TAG) == Some(uid))
+}
+
+fn not_owned(d: &Desired, s: &Snapshot) -> Decision {
+    let owner = s
+        .tag(OWNER_UID_TAG)
+        .map(|o| format!("owner-uid tag {o}"))
+        .unwrap_or_else(|| "no owner-uid tag".to_string());
+    Decision {
+        step: Step::Nothing,
+        phase: Phase::Failed,
+        health: Health::stalled(
+            reasons::NOT_OWNED,
+            format!(
+                "snapshot {} already exists on AWS and does not belong to this object ({owner}); \
+                 it will not be modified or deleted: choose another snapshotIdentifier",
+                d.identifier
+            ),
+        ),
+        requeue: None,
+        finished: false,
+        owned: false,
+    }
+}
+
+/// The next step towards what the object wants. `known`: the object has seen its
+/// snapshot on AWS before (so a missing one was deleted out of band).
+pub fn apply(
+    d: &Desired,
+    known: bool,
+    observed: &Observation,
+    elapsed: Option<Duration>,
+    timing: &Timing,
+) -> Decision {
+    let s = match observed {
+        Observation::Missing if known => {
+            return Decision {
+                step: Step::Nothing,
+                phase: Phase::Failed,
+                health: Health::stalled(
+                    reasons::NOT_FOUND,
+                    format!(
+                        "snapshot {} no longer exists on AWS (deleted outside Kubernetes); it is \
+                         not recreated: delete this object, or recreate it to take a new snapshot",
+                        d.identifier
+                    ),
+                ),
+                requeue: Some(timing.resync),
+                finished: false,
+                owned: false,
+            };
+        }
+        Observation::Missing => {
+            return Decision {
+                step: Step::Create,
+                phase: Phase::Creating,
+                health: Health::progressing(
+                    reasons::CREATING,
+                    format!("creating snapshot {}", d.identifier),
+                ),
+                requeue: Some(timing.min_poll),
+                finished: false,
+                owned: true,
+            };
+        }
+        Observation::Found(s) => s,
+    };
+    if owned_by(s, &d.owner_uid) == Some(false) {
+        return not_owned(d, s);
+    }
+    let progressing = |phase: Phase, reason: &str, message: String, requeue: Duration| Decision {
+        step: Step::Nothing,
+        phase,
+        health: Health::progressing(reason, message),
+        requeue: Some(requeue),
+        finished: false,
+        owned: true,
+    };
+    match s.state() {
+        SnapshotState::Failed => Decision {
+            step: Step::Nothing,
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::FAILED,
+                format!(
+                    "AWS reports snapshot {} as {}: create a new object to try again",
+                    d.identifier, s.aws_status
+                ),
+            ),
+            requeue: Some(timing.resync),
+            finished: false,
+            owned: true,
+        },
+        SnapshotState::Deleting => Decision {
+            step: Step::Nothing,
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::NOT_FOUND,
+                format!(
+                    "snapshot {} is being deleted outside Kubernetes (AWS status {}); it is not \
+                     recreated",
+                    d.identifier, s.aws_status
+                ),
+            ),
+            requeue: Some(timing.resync),
+            finished: false,
+            owned: true,
+        },
+        SnapshotState::Creating => {
+            let reason = if s.aws_status == "copying" {
+                reasons::COPYING
+            } else {
+                reasons::CREATING
+            };
+            progressing(
+                Phase::Creating,
+                reason,
+                progress_message(s),
+                next_poll(s, elapsed, timing),
+            )
+        }
+        SnapshotState::Available => {
+            let mut step = Step::Nothing;
+            if let Some(days) = d.retention_days
+                && s.retention_days.is_some_and(|r| r != i64::from(days))
+            {
+                step = Step::SetRetention(days);
+            }
+            if step == Step::Nothing
+                && let Some(observed) = &s.tags
+            {
+                let (set, remove) = tag_diff(&d.tags, observed);
+                if !set.is_empty() || !remove.is_empty() {
+                    step = Step::Tag { set, remove };
+                }
+            }
+            if step == Step::Nothing
+                && let Some(observed) = &s.shared_with
+            {
+                let (add, remove) = share_diff(&d.shared_with, observed);
+                if !add.is_empty() || !remove.is_empty() {
+                    step = Step::Share { add, remove };
+                }
+            }
+            if step == Step::Nothing {
+                Decision {
+                    step,
+                    phase: Phase::Available,
+                    health: Health::ready(format!("snapshot {} is available", d.identifier)),
+                    requeue: Some(timing.resync),
+                    finished: false,
+                    owned: true,
+                }
+            } else {
+                let what = match &step {
+                    Step::SetRetention(days) => format!("setting retention to {days} days"),
+                    Step::Tag { .. } => "updating tags".to_string(),
+                    Step::Share { add, remove } => {
+                        format!("sharing with {add:?}, revoking {remove:?}")
+                    }
+                    _ => String::new(),
+                };
+                Decision {
+                    step,
+                    phase: Phase::Available,
+                    health: Health::progressing(
+                        reasons::SYNCING,
+                        format!("snapshot {} is available; {what}", d.identifier),
+                    ),
+                    requeue: Some(AFTER_MUTATION),
+                    finished: false,
+                    owned: true,
+                }
+            }
+        }
+    }
+}
+
+/// The next step towards deleting the object: revoke every share, then delete; wait
+/// while AWS is still creating; a missing or foreign snapshot, or Retain, needs nothing.
+pub fn cleanup(
+    d: &Desired,
+    observed: &Observation,
+    elapsed: Option<Duration>,
+    timing: &Timing,
+) -> Decision {
+    let done = |message: String| Decision {
+        step: Step::Nothing,
+        phase: Phase::Deleting,
+        health: Health::progressing(reasons::DELETING, message),
+        requeue: None,
+        finished: true,
+        owned: false,
+    };
+    if d.deletion_policy == DeletionPolicy::Retain {
+        return done(format!(
+            "deletionPolicy Retain: snapshot {} is kept on AWS",
+            d.identifier
+        ));
+    }
+    let s = match observed {
+        Observation::Missing => {
+            return done(format!("snapshot {} is gone from AWS", d.identifier));
+        }
+        Observation::Found(s) => s,
+    };
+    if owned_by(s, &d.owner_uid) != Some(true) {
+        return done(format!(
+            "snapshot {} does not belong to this object; it is left alone",
+            d.identifier
+        ));
+    }
+    let step_towards_delete = |step: Step, finished: bool, message: String| Decision {
+        step,
+        phase: Phase::Deleting,
+        health: Health::progressing(reasons::DELETING, message),
+        requeue: Some(AFTER_MUTATION),
+        finished,
+        owned: true,
+    };
+    match s.state() {
+        SnapshotState::Deleting => done(format!("AWS is deleting snapshot {}", d.identifier)),
+        SnapshotState::Creating if d.cancel_while_creating => step_towards_delete(
+            Step::Delete,
+            true,
+            format!("cancelling the copy {} by deleting it", d.identifier),
+        ),
+        SnapshotState::Creating => Decision {
+            step: Step::Nothing,
+            phase: Phase::Deleting,
+            health: Health::progressing(
+                reasons::DELETING,
+                format!(
+                    "waiting for snapshot {} to finish ({}) before deleting it",
+                    d.identifier,
+                    progress_message(s)
+                ),
+            ),
+            requeue: Some(next_poll(s, elapsed, timing)),
+            finished: false,
+            owned: true,
+        },
+        SnapshotState::Available | SnapshotState::Failed => match &s.shared_with {
+            Some(shared) if !shared.is_empty() => step_towards_delete(
+                Step::Share {
+                    add: Vec::new(),
+                    remove: shared.clone(),
+                },
+                false,
+                format!(
+                    "revoking access of {shared:?} before deleting snapshot {}",
+                    d.identifier
+                ),
+            ),
+            _ => step_towards_delete(
+                Step::Delete,
+                true,
+                format!("deleting snapshot {}", d.identifier),
+            ),
+        },
+    }
+}
+
+/// Copies what AWS reports about an owned snapshot into the status.
+pub fn mirror(status: &mut SnapshotStatus, s: &Snapshot) {
+    status.arn = s.arn.clone().or(status.arn.take());
+    status.aws_status = Some(s.aws_status.clone());
+    status.snapshot_type = s.snapshot_type.clone();
+    status.creation_time = s.created.clone().or(status.creation_time.take());
+    let p = &s.progress;
+    let any_progress = p.percent.is_some()
+        || p.backup_progress_mb.is_some()
+        || p.estimated_seconds_to_completion.is_some();
+    status.progress = any_progress.then(|| p.clone());
+    status.total_size_mb = s.total_size_mb;
+    status.encrypted = s.encrypted;
+    status.kms_key_id = s.kms_key_id.clone();
+    if let Some(shared) = &s.shared_with {
+        status.shared_with = Some(shared.clone());
+    }
+    status.retention_days = s.retention_days;
+    status.remaining_days = s.remaining_days;
+    if s.source_arn.is_some() {
+        status.source_arn = s.source_arn.clone();
+    }
+    status.ready_to_use = Some(s.state() == SnapshotState::Available);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Progress;
+
+    const UID: &str = "uid-1";
+
+    fn desired() -> Desired {
+        Desired {
+            identifier: "snap".into(),
+            tags: [
+                (OWNER_UID_TAG.to_string(), UID.to_string()),
+                ("team".to_string(), "data".to_string()),
+            ]
+            .into(),
+            shared_with: vec!["111111111111".into()],
+            retention_days: Some(7),
+            owner_uid: UID.into(),
+            deletion_policy: DeletionPolicy::Delete,
+            cancel_while_creating: false,
+        }
+    }
+
+    fn snap(status: &str) -> Snapshot {
+        let d = desired();
+        Snapshot {
+            identifier: "snap".into(),
+            arn: Some("arn:snap".into()),
+            aws_status: status.into(),
+            retention_days: Some(7),
+            tags: Some(d.tags.clone()),
+            shared_with: Some(d.shared_with.clone()),
+            ..Snapshot::default()
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing::default()
+    }
+
+    #[test]
+    fn apply_table() {
+        let t = timing();
+        let d = desired();
+        let mut foreign = snap("available");
+        foreign.tags = Some([(OWNER_UID_TAG.to_string(), "someone-else".to_string())].into());
+        let mut untagged = snap("available");
+        untagged.tags = Some(Tags::new());
+        let mut retention = snap("available");
+        retention.retention_days = Some(-1);
+        let mut tag_drift = snap("available");
+        tag_drift
+            .tags
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "x".into());
+        let mut share_drift = snap("available");
+        share_drift.shared_with = Some(vec!["222222222222".into()]);
+        let mut no_detail = snap("available");
+        no_detail.tags = None;
+        no_detail.shared_with = None;
+
+        use Observation::*;
+        let cases: Vec<(&str, bool, Observation, Step, Phase, &str)> = vec![
+            (
+                "new",
+                false,
+                Missing,
+                Step::Create,
+                Phase::Creating,
+                reasons::CREATING,
+            ),
+            (
+                "gone",
+                true,
+                Missing,
+                Step::Nothing,
+                Phase::Failed,
+                reasons::NOT_FOUND,
+            ),
+            (
+                "foreign",
+                false,
+                Found(foreign),
+                Step::Nothing,
+                Phase::Failed,
+                reasons::NOT_OWNED,
+            ),
+            (
+                "untagged",
+                true,
+                Found(untagged),
+                Step::Nothing,
+                Phase::Failed,
+                reasons::NOT_OWNED,
+            ),
+            (
+                "creating",
+                true,
+                Found(snap("creating")),
+                Step::Nothing,
+                Phase::Creating,
+                reasons::CREATING,
+            ),
+            (
+                "copying",
+                true,
+                Found(snap("copying")),
+                Step::Nothing,
+                Phase::Creating,
+                reasons::COPYING,
+            ),
+            (
+                "failed",
+                true,
+                Found(snap("failed")),
+                Step::Nothing,
+                Phase::Failed,
+                reasons::FAILED,
+            ),
+            (
+                "deleting",
+                true,
+                Found(snap("deleting")),
+                Step::Nothing,
+                Phase::Failed,
+                reasons::NOT_FOUND,
+            ),
+            (
+                "in sync",
+                true,
+                Found(snap("available")),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
+            ),
+            (
+                "retention",
+                true,
+                Found(retention),
+                Step::SetRetention(7),
+                Phase::Available,
+                reasons::SYNCING,
+            ),
+            (
+                "tags",
+                true,
+                Found(tag_drift),
+                Step::Tag {
+                    set: Tags::new(),
+                    remove: vec!["extra".into()],
+                },
+                Phase::Available,
+                reasons::SYNCING,
+            ),
+            (
+                "shares",
+                true,
+                Found(share_drift),
+                Step::Share {
+                    add: vec!["111111111111".into()],
+                    remove: vec!["222222222222".into()],
+                },
+                Phase::Available,
+                reasons::SYNCING,
+            ),
+            (
+                "no detail",
+                true,
+                Found(no_detail),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
+            ),
+        ];
+        for (name, known, obs, step, phase, reason) in cases {
+            let got = apply(&d, known, &obs, None, &t);
+            assert_eq!(got.step, step, "{name}");
+            assert_eq!(got.phase, phase, "{name}");
+            assert_eq!(got.health.reason(), reason, "{name}: {:?}", got.health);
+            assert!(!got.finished, "{name}");
+        }
+    }
+
+    #[test]
+    fn apply_ready_resyncs_and_not_owned_waits_for_a_change() {
+        let t = timing();
+        let d = desired();
+        let ready = apply(&d, true, &Observation::Found(snap("available")), None, &t);
+        assert_eq!(ready.health, Health::ready("snapshot snap is available"));
+        assert_eq!(ready.requeue, Some(t.resync));
+        let mut foreign = snap("available");
+        foreign.tags = Some(Tags::new());
+        let n = apply(&d, false, &Observation::Found(foreign), None, &t);
+        assert_eq!(n.requeue, None);
+        assert!(!n.owned);
+        assert!(
+            n.health
+                .message()
+                .contains("choose another snapshotIdentifier")
+        );
+        let syncing = apply(
+            &d,
+            true,
+            &Observation::Found({
+                let mut s = snap("available");
+                s.retention_days = Some(1);
+                s
+            }),
+            None,
+            &t,
+        );
+        assert_eq!(syncing.requeue, Some(AFTER_MUTATION));
+    }
+
+    #[test]
+    fn retention_is_left_alone_for_engines_without_it() {
+        let mut d = desired();
+        d.retention_days = None;
+        let mut s = snap("available");
+        s.retention_days = None;
+        let got = apply(&d, true, &Observation::Found(s), None, &timing());
+        assert_eq!(got.step, Step::Nothing);
+    }
+
+    #[test]
+    fn cleanup_table() {
+        let t = timing();
+        let d = desired();
+        let mut retain = desired();
+        retain.deletion_policy = DeletionPolicy::Retain;
+        let mut cancel = desired();
+        cancel.cancel_while_creating = true;
+        let mut foreign = snap("available");
+        foreign.tags = Some(Tags::new());
+        let mut unshared = snap("available");
+        unshared.shared_with = Some(vec![]);
+        let mut failed = snap("failed");
+        failed.shared_with = Some(vec![]);
+        use Observation::*;
+        let cases: Vec<(&str, &Desired, Observation, Step, bool)> = vec![
+            (
+                "retain",
+                &retain,
+                Found(snap("available")),
+                Step::Nothing,
+                true,
+            ),
+            ("missing", &d, Missing, Step::Nothing, true),
+            ("foreign", &d, Found(foreign), Step::Nothing, true),
+            (
+                "creating",
+                &d,
+                Found(snap("creating")),
+                Step::Nothing,
+                false,
+            ),
+            (
+                "copying, cancel",
+                &cancel,
+                Found(snap("copying")),
+                Step::Delete,
+                true,
+            ),
+            ("deleting", &d, Found(snap("deleting")), Step::Nothing, true),
+            (
+                "shared",
+                &d,
+                Found(snap("available")),
+                Step::Share {
+                    add: vec![],
+                    remove: vec!["111111111111".into()],
+                },
+                false,
+            ),
+            ("unshared", &d, Found(unshared), Step::Delete, true),
+            ("failed", &d, Found(failed), Step::Delete, true),
+        ];
+        for (name, d, obs, step, finished) in cases {
+            let got = cleanup(d, &obs, None, &t);
+            assert_eq!(got.step, step, "{name}");
+            assert_eq!(got.finished, finished, "{name}");
+            assert_eq!(got.phase, Phase::Deleting, "{name}");
+        }
+    }
+
+    #[test]
+    fn polls_follow_aws_estimates_within_bounds() {
+        let t = timing();
+        let mut s = snap("creating");
+        s.progress = Progress {
+            estimated_seconds_to_completion: Some(25),
+            ..Progress::default()
+        };
+        assert_eq!(next_poll(&s, None, &t), Duration::from_secs(25));
+        s.progress.estimated_seconds_to_completion = Some(3600);
+        assert_eq!(next_poll(&s, None, &t), t.max_poll);
+        s.progress.estimated_seconds_to_completion = Some(0);
+        s.progress.percent = Some(25);
+        assert_eq!(
+            next_poll(&s, Some(Duration::from_secs(10)), &t),
+            Duration::from_secs(30)
+        );
+        s.progress.percent = None;
+        assert_eq!(
+            next_poll(&s, Some(Duration::from_secs(40)), &t),
+            Duration::from_secs(10)
+        );
+        assert_eq!(next_poll(&s, Some(Duration::ZERO), &t), t.min_poll);
+        assert_eq!(next_poll(&s, None, &t), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn progress_messages() {
+        let mut s = snap("creating");
+        s.progress = Progress {
+            percent: Some(42),
+            backup_progress_mb: Some(1024.0),
+            total_backup_size_mb: Some(2400.0),
+            estimated_seconds_to_completion: Some(25),
+            ..Progress::default()
+        };
+        assert_eq!(progress_message(&s), "backup 42% (1024/2400 MB), ~25s left");
+        s.progress = Progress {
+            percent: Some(7),
+            ..Progress::default()
+        };
+        s.aws_status = "copying".into();
+        assert_eq!(progress_message(&s), "copy 7%");
+        s.progress = Progress::default();
+        assert_eq!(progress_message(&s), "AWS status: copying");
+    }
+
+    #[test]
+    fn mirror_copies_what_aws_reports() {
+        let mut st = SnapshotStatus::default();
+        let mut s = snap("available");
+        s.created = Some("2026-11-22T03:00:00Z".into());
+        s.total_size_mb = Some(10.0);
+        s.remaining_days = Some(6);
+        mirror(&mut st, &s);
+        assert_eq!(st.arn.as_deref(), Some("arn:snap"));
+        assert_eq!(st.aws_status.as_deref(), Some("available"));
+        assert_eq!(st.ready_to_use, Some(true));
+        assert_eq!(st.shared_with, Some(vec!["111111111111".to_string()]));
+        assert_eq!(st.remaining_days, Some(6));
+        assert_eq!(st.progress, None);
+        // Detail not fetched: the last observed shares stay.
+        s.shared_with = None;
+        mirror(&mut st, &s);
+        assert_eq!(st.shared_with, Some(vec!["111111111111".to_string()]));
+    }
+}

@@ -1,0 +1,116 @@
+//! Snapshot identifiers: the deterministic default for an object, and AWS's identifier
+//! rule. No IO.
+
+use crate::api::Engine;
+
+/// Whether `id` follows AWS's identifier rule: 1..=max characters, ASCII letters,
+/// digits and hyphens, a letter first, no trailing hyphen and no two hyphens in a row.
+pub fn is_valid_identifier(id: &str, max: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+}
+
+/// Turns any text into a valid identifier of at most `max` characters: other
+/// characters become hyphens, runs of hyphens collapse, a non-letter start gets an `s`
+/// in front, and trailing hyphens go.
+pub fn sanitize(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 1);
+    for c in text.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.insert(0, 's');
+    }
+    out.truncate(max);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "s".to_string() } else { out }
+}
+
+/// The default snapshot identifier of an object: `<namespace>-<name>-<first 8 of uid>`,
+/// sanitised for the engine. When it must be shortened, the namespace and name give
+/// way and the uid part stays, so two objects never share a default.
+pub fn default_identifier(namespace: &str, name: &str, uid: &str, engine: Engine) -> String {
+    let max = engine.max_identifier_len();
+    let suffix: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let suffix = if suffix.is_empty() { "0" } else { &suffix };
+    let head = sanitize(&format!("{namespace}-{name}"), max - suffix.len() - 1);
+    format!("{head}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_deterministic_valid_and_keep_the_uid() {
+        let uid = "3f2a9c1e-7b44-4d2a-9a51-0c7e5d8b9f10";
+        let id = default_identifier("data", "analytics-nightly", uid, Engine::Redshift);
+        assert_eq!(id, "data-analytics-nightly-3f2a9c1e");
+        assert_eq!(
+            id,
+            default_identifier("data", "analytics-nightly", uid, Engine::Redshift)
+        );
+        // Names with dots, a digit first, and a DocDB length limit.
+        let long = "a".repeat(250);
+        for engine in [Engine::Redshift, Engine::Docdb, Engine::Elasticache] {
+            for (ns, name) in [("9lives", "x.y.z"), ("team", long.as_str()), ("a", "b--c-")] {
+                let id = default_identifier(ns, name, uid, engine);
+                assert!(
+                    is_valid_identifier(&id, engine.max_identifier_len()),
+                    "{id} ({engine})"
+                );
+                assert!(id.ends_with("-3f2a9c1e"), "{id}");
+            }
+        }
+        assert_eq!(
+            default_identifier("9lives", "x.y.z", uid, Engine::Docdb),
+            "s9lives-x-y-z-3f2a9c1e"
+        );
+        assert_eq!(
+            default_identifier("team", &long, uid, Engine::Docdb).len(),
+            63
+        );
+    }
+
+    #[test]
+    fn uids_with_odd_text_still_give_valid_ids() {
+        for uid in ["", "-", "00000000", "ab"] {
+            let id = default_identifier("ns", "n", uid, Engine::Redshift);
+            assert!(is_valid_identifier(&id, 255), "{uid:?} -> {id}");
+        }
+    }
+
+    #[test]
+    fn sanitize_follows_the_rule() {
+        assert_eq!(sanitize("Hello World!", 255), "Hello-World");
+        assert_eq!(sanitize("--a--b--", 255), "a-b");
+        assert_eq!(sanitize("1-a", 255), "s1-a");
+        assert_eq!(sanitize("", 10), "s");
+        assert_eq!(sanitize("abc-def", 4), "abc");
+        assert_eq!(sanitize("ümlaut", 255), "mlaut");
+    }
+
+    #[test]
+    fn identifier_rule() {
+        assert!(is_valid_identifier("a", 1));
+        assert!(is_valid_identifier("a-1-b", 255));
+        for bad in ["", "1a", "a-", "a--b", "a_b", "a.b", "é"] {
+            assert!(!is_valid_identifier(bad, 255), "{bad}");
+        }
+        assert!(!is_valid_identifier("ab", 1));
+    }
+}
