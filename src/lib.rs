@@ -1,6 +1,8 @@
 //! dbsnapshot-operator: declare AWS database snapshots as Kubernetes objects.
 
 pub mod api;
+pub mod controller;
 pub mod engine;
 pub mod lifecycle;
+pub mod metrics;
 pub mod naming;

@@ -27,7 +27,13 @@ pub struct Desired {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     Missing,
-    Found(Snapshot),
+    Found(Box<Snapshot>),
+}
+
+impl From<Option<Snapshot>> for Observation {
+    fn from(found: Option<Snapshot>) -> Self {
+        found.map_or(Observation::Missing, |s| Observation::Found(Box::new(s)))
+    }
 }
 
 /// The one AWS mutation to make now.
@@ -498,7 +504,7 @@ mod tests {
             (
                 "foreign",
                 false,
-                Found(foreign),
+                Found(Box::new(foreign)),
                 Step::Nothing,
                 Phase::Failed,
                 reasons::NOT_OWNED,
@@ -506,7 +512,7 @@ mod tests {
             (
                 "untagged",
                 true,
-                Found(untagged),
+                Found(Box::new(untagged)),
                 Step::Nothing,
                 Phase::Failed,
                 reasons::NOT_OWNED,
@@ -514,7 +520,7 @@ mod tests {
             (
                 "creating",
                 true,
-                Found(snap("creating")),
+                Found(Box::new(snap("creating"))),
                 Step::Nothing,
                 Phase::Creating,
                 reasons::CREATING,
@@ -522,7 +528,7 @@ mod tests {
             (
                 "copying",
                 true,
-                Found(snap("copying")),
+                Found(Box::new(snap("copying"))),
                 Step::Nothing,
                 Phase::Creating,
                 reasons::COPYING,
@@ -530,7 +536,7 @@ mod tests {
             (
                 "failed",
                 true,
-                Found(snap("failed")),
+                Found(Box::new(snap("failed"))),
                 Step::Nothing,
                 Phase::Failed,
                 reasons::FAILED,
@@ -538,7 +544,7 @@ mod tests {
             (
                 "deleting",
                 true,
-                Found(snap("deleting")),
+                Found(Box::new(snap("deleting"))),
                 Step::Nothing,
                 Phase::Failed,
                 reasons::NOT_FOUND,
@@ -546,7 +552,7 @@ mod tests {
             (
                 "in sync",
                 true,
-                Found(snap("available")),
+                Found(Box::new(snap("available"))),
                 Step::Nothing,
                 Phase::Available,
                 reasons::AVAILABLE,
@@ -554,7 +560,7 @@ mod tests {
             (
                 "retention",
                 true,
-                Found(retention),
+                Found(Box::new(retention)),
                 Step::SetRetention(7),
                 Phase::Available,
                 reasons::SYNCING,
@@ -562,7 +568,7 @@ mod tests {
             (
                 "tags",
                 true,
-                Found(tag_drift),
+                Found(Box::new(tag_drift)),
                 Step::Tag {
                     set: Tags::new(),
                     remove: vec!["extra".into()],
@@ -573,7 +579,7 @@ mod tests {
             (
                 "shares",
                 true,
-                Found(share_drift),
+                Found(Box::new(share_drift)),
                 Step::Share {
                     add: vec!["111111111111".into()],
                     remove: vec!["222222222222".into()],
@@ -584,7 +590,7 @@ mod tests {
             (
                 "no detail",
                 true,
-                Found(no_detail),
+                Found(Box::new(no_detail)),
                 Step::Nothing,
                 Phase::Available,
                 reasons::AVAILABLE,
@@ -603,12 +609,12 @@ mod tests {
     fn apply_ready_resyncs_and_not_owned_waits_for_a_change() {
         let t = timing();
         let d = desired();
-        let ready = apply(&d, true, &Observation::Found(snap("available")), None, &t);
+        let ready = apply(&d, true, &Observation::Found(Box::new(snap("available"))), None, &t);
         assert_eq!(ready.health, Health::ready("snapshot snap is available"));
         assert_eq!(ready.requeue, Some(t.resync));
         let mut foreign = snap("available");
         foreign.tags = Some(Tags::new());
-        let n = apply(&d, false, &Observation::Found(foreign), None, &t);
+        let n = apply(&d, false, &Observation::Found(Box::new(foreign)), None, &t);
         assert_eq!(n.requeue, None);
         assert!(!n.owned);
         assert!(
@@ -619,11 +625,11 @@ mod tests {
         let syncing = apply(
             &d,
             true,
-            &Observation::Found({
+            &Observation::Found(Box::new({
                 let mut s = snap("available");
                 s.retention_days = Some(1);
                 s
-            }),
+            })),
             None,
             &t,
         );
@@ -636,7 +642,7 @@ mod tests {
         d.retention_days = None;
         let mut s = snap("available");
         s.retention_days = None;
-        let got = apply(&d, true, &Observation::Found(s), None, &timing());
+        let got = apply(&d, true, &Observation::Found(Box::new(s)), None, &timing());
         assert_eq!(got.step, Step::Nothing);
     }
 
@@ -659,39 +665,39 @@ mod tests {
             (
                 "retain",
                 &retain,
-                Found(snap("available")),
+                Found(Box::new(snap("available"))),
                 Step::Nothing,
                 true,
             ),
             ("missing", &d, Missing, Step::Nothing, true),
-            ("foreign", &d, Found(foreign), Step::Nothing, true),
+            ("foreign", &d, Found(Box::new(foreign)), Step::Nothing, true),
             (
                 "creating",
                 &d,
-                Found(snap("creating")),
+                Found(Box::new(snap("creating"))),
                 Step::Nothing,
                 false,
             ),
             (
                 "copying, cancel",
                 &cancel,
-                Found(snap("copying")),
+                Found(Box::new(snap("copying"))),
                 Step::Delete,
                 true,
             ),
-            ("deleting", &d, Found(snap("deleting")), Step::Nothing, true),
+            ("deleting", &d, Found(Box::new(snap("deleting"))), Step::Nothing, true),
             (
                 "shared",
                 &d,
-                Found(snap("available")),
+                Found(Box::new(snap("available"))),
                 Step::Share {
                     add: vec![],
                     remove: vec!["111111111111".into()],
                 },
                 false,
             ),
-            ("unshared", &d, Found(unshared), Step::Delete, true),
-            ("failed", &d, Found(failed), Step::Delete, true),
+            ("unshared", &d, Found(Box::new(unshared)), Step::Delete, true),
+            ("failed", &d, Found(Box::new(failed)), Step::Delete, true),
         ];
         for (name, d, obs, step, finished) in cases {
             let got = cleanup(d, &obs, None, &t);

@@ -1,17 +1,124 @@
-//! The `dbsnapshot-operator` binary. Owns command-line parsing only.
+//! The `dbsnapshot-operator` binary: command line, logging, clients; then the
+//! controllers run until SIGTERM.
 
-use clap::{CommandFactory, Parser};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dbsnapshot_operator::controller::{self, Settings};
+use dbsnapshot_operator::lifecycle::Timing;
 
 /// Kubernetes operator for AWS database snapshots: Amazon Redshift, Amazon DocumentDB
 /// and Amazon ElastiCache, declared as ClusterSnapshot and SnapshotCopy objects.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    // The controllers (`run`) and CRD generation (`crd`) are not built yet; until then
-    // the binary answers --help and --version only.
-    Cli::command().print_help().expect("print help");
-    std::process::exit(2);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controllers (the default).
+    Run(RunArgs),
+    /// Print both CustomResourceDefinitions as YAML.
+    Crd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// AWS region for objects that name none (default: the AWS config chain's).
+    #[arg(long, env = "DBSNAPSHOT_REGION")]
+    region: Option<String>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "DBSNAPSHOT_NAMESPACE")]
+    namespace: Option<String>,
+    /// Objects reconciled at the same time.
+    #[arg(long, default_value_t = 8, env = "DBSNAPSHOT_CONCURRENCY")]
+    concurrency: u16,
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "DBSNAPSHOT_METRICS_ADDR")]
+    metrics_addr: SocketAddr,
+    /// Log format; the filter comes from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "DBSNAPSHOT_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Seconds between looks at an available snapshot (drift repair).
+    #[arg(long, default_value_t = 600, env = "DBSNAPSHOT_RESYNC_SECONDS")]
+    resync_seconds: u64,
+    /// Longest wait, in seconds, between looks at a snapshot AWS is still creating.
+    #[arg(long, default_value_t = 60, env = "DBSNAPSHOT_MAX_POLL_SECONDS")]
+    max_poll_seconds: u64,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    // Both the Kubernetes and the AWS clients use rustls; one process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(region) = &args.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let aws = loader.load().await;
+    if aws.region().is_none() {
+        tracing::warn!("no AWS region configured: objects must set spec.region (or pass --region)");
+    }
+    let settings = Settings {
+        namespace: args.namespace,
+        concurrency: args.concurrency.max(1),
+        metrics_addr: args.metrics_addr,
+        timing: Timing {
+            resync: Duration::from_secs(args.resync_seconds.max(1)),
+            max_poll: Duration::from_secs(args.max_poll_seconds.max(2)),
+            ..Timing::default()
+        },
+    };
+    controller::run(client, aws, settings).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crd) => {
+            print!("{}", dbsnapshot_operator::api::crds_yaml());
+            Ok(())
+        }
+        Some(Command::Run(args)) => run(args).await,
+        None => run(cli.run).await,
+    }
 }

@@ -1,5 +1,9 @@
 //! The `ClusterSnapshot` kind: a manual snapshot of one AWS cluster. No IO.
 
+// The derive takes one printcolumn(...) per column; clippy reads the repeated
+// `type_ = "string"` inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};

@@ -124,24 +124,19 @@ pub fn conditions(
     let (reason, message) = (health.reason(), health.message());
     vec![
         condition(previous, READY, ready, reason, message, generation, now),
+        // Every condition carries the message: some API servers (Kubernetes before
+        // 1.21) turn an empty string into null under server-side apply and then
+        // reject it.
         condition(
             previous,
             RECONCILING,
             reconciling,
             reason,
-            if reconciling { message } else { "" },
+            message,
             generation,
             now,
         ),
-        condition(
-            previous,
-            STALLED,
-            stalled,
-            reason,
-            if stalled { message } else { "" },
-            generation,
-            now,
-        ),
+        condition(previous, STALLED, stalled, reason, message, generation, now),
     ]
 }
 

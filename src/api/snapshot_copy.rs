@@ -1,5 +1,9 @@
 //! The `SnapshotCopy` kind: a copy of an existing snapshot. No IO.
 
+// The derive takes one printcolumn(...) per column; clippy reads the repeated
+// `type_ = "string"` inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};

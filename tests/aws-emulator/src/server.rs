@@ -177,15 +177,25 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         now: Utc::now(),
         instant: Instant::now(),
     };
-    let mut st = lock(&state);
-    let result = st
-        .admit(service, &action, &caller)
-        .and_then(|()| match service {
-            "redshift" => redshift::handle(&mut st, &caller, &action, &params),
-            "docdb" => docdb::handle(&mut st, &caller, &action, &params),
-            _ => elasticache::handle(&mut st, &caller, &action, &params),
-        });
-    drop(st);
+    let (result, hold) = {
+        let mut st = lock(&state);
+        let result = st
+            .admit(service, &action, &caller)
+            .and_then(|()| match service {
+                "redshift" => redshift::handle(&mut st, &caller, &action, &params),
+                "docdb" => docdb::handle(&mut st, &caller, &action, &params),
+                _ => elasticache::handle(&mut st, &caller, &action, &params),
+            });
+        let hold = st
+            .faults
+            .delay_actions
+            .contains(&action)
+            .then_some(st.faults.delay_response_ms);
+        (result, hold)
+    };
+    if let Some(ms) = hold {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     match result {
         Ok(reply) => xml(200, &rid, response(&action, xmlns, &rid, reply)),
         Err(e) => xml(e.status, &rid, e.to_xml(xmlns, &rid)),

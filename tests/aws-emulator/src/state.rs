@@ -91,6 +91,11 @@ pub struct Faults {
     /// S3 buckets ElastiCache may not write to (export fails as AWS reports missing
     /// bucket permissions).
     pub denied_buckets: Vec<String>,
+    /// Actions whose response is held back `delayResponseMs` after the action took
+    /// effect (to kill a client between the call and its reply).
+    pub delay_actions: Vec<String>,
+    /// How long those responses are held back, in milliseconds.
+    pub delay_response_ms: u64,
 }
 
 /// A token bucket refilled at `rate` per second, holding at most one second's worth.

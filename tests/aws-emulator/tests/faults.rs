@@ -220,3 +220,43 @@ async fn unknown_actions_and_versions_are_refused() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("NoSuchVersion"));
 }
+
+#[tokio::test]
+async fn held_responses_arrive_after_the_action_took_effect() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    rs.create_cluster()
+        .cluster_identifier("c")
+        .node_type("dc2.large")
+        .master_username("u")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    emu.admin_post(
+        "faults",
+        json!({"delayActions": ["CreateClusterSnapshot"], "delayResponseMs": 2000}),
+    )
+    .await;
+    let pending = tokio::spawn({
+        let rs = rs.clone();
+        async move {
+            rs.create_cluster_snapshot()
+                .snapshot_identifier("held")
+                .cluster_identifier("c")
+                .send()
+                .await
+        }
+    });
+    sleep_secs(0.5).await;
+    // The snapshot exists while the caller still waits for its answer.
+    let seen = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("held")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen.snapshots().len(), 1);
+    assert!(!pending.is_finished());
+    pending.await.unwrap().unwrap();
+}

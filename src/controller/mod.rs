@@ -1,0 +1,371 @@
+//! The controllers' shared context, errors, retry policy, finalizer and status writing.
+//! Does IO (Kubernetes and, through the engines, AWS).
+
+pub mod cluster_snapshot;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, Resource, ResourceExt};
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::api::conditions::{self, Health};
+use crate::api::{FINALIZER, MANAGER, SnapshotStatus};
+use crate::engine::{EngineError, Engines, ErrorClass};
+use crate::lifecycle::Timing;
+use crate::metrics::Metrics;
+
+/// Everything a reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub engines: Engines,
+    pub recorder: Recorder,
+    pub timing: Timing,
+    pub metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<String, u32>>,
+    /// Set once the CRDs are found and the caches are synced.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Context {
+    pub fn new(client: Client, engines: Engines, timing: Timing, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            engines,
+            timing,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets an object's failed attempts after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures().remove(key);
+    }
+
+    /// Counts a failed attempt and returns how many there were in a row.
+    fn failed(&self, key: &str) -> u32 {
+        let mut f = self.failures();
+        let n = f.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {}", kube_message(.0))]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Engine(e) => e.class.label(),
+        }
+    }
+}
+
+/// Exponential backoff with jitter for the `attempt`-th failure in a row; throttling
+/// backs off from a longer base.
+pub fn backoff(attempt: u32, throttled: bool, jitter: f64) -> Duration {
+    let base = if throttled { 2.0 } else { 1.0 };
+    let secs = (base * 2f64.powi(attempt.saturating_sub(1).min(8) as i32)).min(300.0);
+    Duration::from_secs_f64(secs * jitter.clamp(0.5, 1.5))
+}
+
+/// Retryable failures only reach here (terminal ones are written to status inside
+/// reconcile): requeue with backoff and jitter.
+pub fn error_policy<K>(obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let key = ObjectRef::from_obj(&*obj).to_string();
+    let attempt = ctx.failed(&key);
+    let throttled = matches!(err, Error::Engine(e) if e.class == ErrorClass::Throttled);
+    ctx.metrics
+        .reconcile_error(K::kind(&()).as_ref(), err.label());
+    let wait = backoff(attempt, throttled, rand::rng().random_range(0.5..1.5));
+    tracing::warn!(object = %key, attempt, error = %err, retry_in = ?wait, "reconcile failed; retrying");
+    Action::requeue(wait)
+}
+
+/// Adds the finalizer if missing. Returns false when the object is going away.
+pub async fn ensure_finalizer<K>(api: &Api<K>, obj: &K) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if obj.meta().deletion_timestamp.is_some() {
+        return Ok(false);
+    }
+    if obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(true);
+    }
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}
+    });
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Removes the finalizer (the object then goes away).
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let finalizers: Vec<&String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}
+    });
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The new status with conditions for `health`, keeping transition times.
+pub fn with_health(
+    mut status: SnapshotStatus,
+    health: &Health,
+    generation: Option<i64>,
+) -> SnapshotStatus {
+    status.observed_generation = generation;
+    status.conditions =
+        conditions::conditions(&status.conditions, health, generation, Timestamp::now());
+    status
+}
+
+/// Writes the status by server-side apply when it changed, and records an Event when
+/// the reason changed.
+pub async fn write_status<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    new: &SnapshotStatus,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    if old == new {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let reason = |s: &SnapshotStatus| {
+        s.condition(conditions::READY)
+            .map(|c| (c.reason.clone(), c.status.clone()))
+    };
+    if reason(old) != reason(new)
+        && let Some(ready) = new.condition(conditions::READY)
+    {
+        let stalled = new
+            .condition(conditions::STALLED)
+            .is_some_and(|c| c.status == "True");
+        let event = Event {
+            type_: if stalled {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    }
+    Ok(())
+}
+
+/// How to wait after a decision.
+pub fn action(requeue: Option<Duration>) -> Action {
+    match requeue {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        assert_eq!(backoff(1, false, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(3, false, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(3, true, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(40, false, 1.0), Duration::from_secs(256));
+        assert_eq!(backoff(40, true, 1.0), Duration::from_secs(300));
+        assert_eq!(backoff(2, false, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff(2, false, 9.0), Duration::from_secs(3));
+    }
+}
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Objects reconciled at once.
+    pub concurrency: u16,
+    pub metrics_addr: std::net::SocketAddr,
+    pub timing: Timing,
+}
+
+/// Waits until the API server serves `K` (its CRD is installed), logging while not.
+async fn wait_for_crd<K>(api: &Api<K>)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut logged = false;
+    loop {
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => return,
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "waiting for the CRD to be installed");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Runs the controllers until SIGTERM or Ctrl-C.
+pub async fn run(
+    client: Client,
+    aws: aws_config::SdkConfig,
+    settings: Settings,
+) -> std::io::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::{
+        Controller, WatchStreamExt, controller::Config, predicates, reflector, watcher,
+    };
+
+    use crate::api::ClusterSnapshot;
+
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Engines::new(aws),
+        settings.timing,
+        metrics.clone(),
+    ));
+    let (addr, _server) =
+        crate::metrics::serve(settings.metrics_addr, metrics, ctx.ready.clone()).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    let snapshots: Api<ClusterSnapshot> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    wait_for_crd(&snapshots).await;
+    // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
+    // the controller's own status writes do not, so progress updates cannot spin it.
+    let (store, writer) = reflector::store();
+    let trigger = watcher(snapshots, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let controller = Controller::for_stream(trigger, store.clone())
+        .with_config(Config::default().concurrency(settings.concurrency))
+        .shutdown_on_signal();
+    let ready = ctx.ready.clone();
+    tokio::spawn(async move {
+        // The controller waits on the same store; a waiter can miss the wake-up, so
+        // look again every second rather than waiting once.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::Relaxed);
+                    tracing::info!("caches synced; ready");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    });
+    tracing::info!(namespace = ?settings.namespace, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
+    controller
+        .run(cluster_snapshot::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile ended with an error");
+            }
+        })
+        .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Prometheus metrics and the operator's HTTP endpoints: `/metrics`, `/healthz` and
+//! `/readyz`. Does IO (serves HTTP).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: String,
+    class: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<Outcome, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    duration: Family<Kind, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dbsnapshot");
+        let reconciles = Family::<Outcome, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<Kind, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and outcome",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by kind and error class",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            duration.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, kind: &str, took: Duration, ok: bool) {
+        self.reconciles
+            .get_or_create(&Outcome {
+                kind: kind.to_string(),
+                outcome: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&Kind {
+                kind: kind.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_error(&self, kind: &str, class: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+                class: class.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("metrics encode");
+        out
+    }
+}
+
+#[derive(Clone)]
+struct Endpoints {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` (200 once `ready` is set) on `addr`.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(e): State<Endpoints>| async move {
+                if e.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: waiting for the CRDs and caches",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(e): State<Endpoints>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    e.metrics.render(),
+                )
+                    .into_response()
+            }),
+        )
+        .with_state(Endpoints { metrics, ready });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((bound, task))
+}
