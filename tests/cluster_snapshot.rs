@@ -1,0 +1,599 @@
+//! ClusterSnapshot end to end: the operator binary against a real kube-apiserver and
+//! the AWS emulator, per engine.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn source(engine: &str) -> serde_json::Value {
+    match engine {
+        "redshift" => json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        "docdb" => json!({"docdb": {"clusterIdentifier": "orders"}}),
+        "elasticache" => json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        "cache-cluster" => json!({"elasticache": {"cacheClusterId": "solo"}}),
+        other => panic!("{other}"),
+    }
+}
+
+/// Create → progress while creating → Ready with what AWS reports → delete.
+async fn lifecycle(engine: &str) {
+    let h = Harness::new(&format!("life-{engine}"), 6.0).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({
+        "metadata": {"name": "nightly"},
+        "spec": {"source": source(engine), "tags": {"team": "data"}}
+    }))
+    .await
+    .expect("create");
+
+    let mut percents = Vec::new();
+    let mut phases = Vec::new();
+    let mut ever_ready_false = false;
+    let s = h
+        .wait_for(
+            "nightly",
+            Duration::from_secs(60),
+            |s| {
+                if let Some(p) = s.progress.as_ref().and_then(|p| p.percent) {
+                    percents.push(p);
+                }
+                if let Some(p) = s.phase {
+                    phases.push(p);
+                }
+                if condition(s, "Ready").is_some_and(|c| c.status == "False") {
+                    ever_ready_false = true;
+                }
+            },
+            is_ready,
+        )
+        .await;
+    assert!(ever_ready_false, "Ready=False was never written");
+    assert!(phases.contains(&dbsnapshot_operator::api::Phase::Creating), "{phases:?}");
+    if engine == "redshift" || engine == "docdb" {
+        assert!(
+            percents.iter().any(|p| *p > 0 && *p < 100),
+            "no progress observed between 0 and 100: {percents:?}"
+        );
+    }
+    assert_eq!(s.phase, Some(dbsnapshot_operator::api::Phase::Available));
+    assert_eq!(s.ready_to_use, Some(true));
+    assert_eq!(s.observed_generation, Some(1));
+    assert!(s.arn.as_deref().unwrap().starts_with("arn:aws:"), "{:?}", s.arn);
+    assert!(s.creation_time.is_some());
+    assert_eq!(s.aws_status.as_deref(), Some("available"));
+    if engine == "redshift" {
+        assert!(s.total_size_mb.unwrap() > 0.0);
+        assert_eq!(s.retention_days, Some(-1));
+    }
+    for c in ["Ready", "Reconciling", "Stalled"] {
+        assert_eq!(
+            condition(&s, c).unwrap().observed_generation,
+            Some(1),
+            "{c}"
+        );
+    }
+    let id = s.snapshot_identifier.clone().unwrap();
+    assert!(id.starts_with(&format!("{}-nightly-", h.ns)), "{id}");
+
+    // The snapshot on AWS carries the ownership tags.
+    let tags = aws_tags(&h, engine, &id, s.arn.as_deref().unwrap()).await;
+    let uid = h.snapshots().get("nightly").await.unwrap().metadata.uid.unwrap();
+    assert_eq!(tags.get("dbsnapshot.io/owner-uid"), Some(&uid));
+    assert_eq!(
+        tags.get("dbsnapshot.io/resource"),
+        Some(&format!("{}/ClusterSnapshot/nightly", h.ns))
+    );
+    assert_eq!(tags.get("team").map(String::as_str), Some("data"));
+
+    h.snapshots()
+        .delete("nightly", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("nightly").await;
+    assert!(!aws_exists(&h, engine, &id).await, "{id} still on AWS");
+}
+
+async fn aws_tags(h: &Harness, engine: &str, id: &str, arn: &str) -> BTreeMap<String, String> {
+    match engine {
+        "redshift" => h
+            .redshift()
+            .describe_cluster_snapshots()
+            .snapshot_identifier(id)
+            .send()
+            .await
+            .unwrap()
+            .snapshots()[0]
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect(),
+        "docdb" => h
+            .docdb()
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .unwrap()
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect(),
+        _ => h
+            .elasticache()
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .unwrap()
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect(),
+    }
+}
+
+async fn aws_exists(h: &Harness, engine: &str, id: &str) -> bool {
+    match engine {
+        "redshift" => h
+            .redshift()
+            .describe_cluster_snapshots()
+            .snapshot_identifier(id)
+            .send()
+            .await
+            .is_ok(),
+        "docdb" => h
+            .docdb()
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(id)
+            .send()
+            .await
+            .is_ok(),
+        _ => h
+            .elasticache()
+            .describe_snapshots()
+            .snapshot_name(id)
+            .send()
+            .await
+            .is_ok(),
+    }
+}
+
+async fn redshift_shares(h: &Harness, id: &str) -> Vec<String> {
+    let mut v: Vec<String> = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .snapshot_identifier(id)
+        .send()
+        .await
+        .unwrap()
+        .snapshots()[0]
+        .accounts_with_restore_access()
+        .iter()
+        .filter_map(|a| a.account_id().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn docdb_shares(h: &Harness, id: &str) -> Vec<String> {
+    let out = h
+        .docdb()
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    let mut v: Vec<String> = out
+        .db_cluster_snapshot_attributes_result()
+        .unwrap()
+        .db_cluster_snapshot_attributes()[0]
+        .attribute_values()
+        .to_vec();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_lifecycle() {
+    lifecycle("redshift").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docdb_lifecycle() {
+    lifecycle("docdb").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticache_lifecycle() {
+    lifecycle("elasticache").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticache_cache_cluster_lifecycle() {
+    lifecycle("cache-cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_sharing_tags_and_retention_follow_the_spec() {
+    let h = Harness::new("rs-sync", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({
+        "metadata": {"name": "shared"},
+        "spec": {
+            "source": source("redshift"),
+            "snapshotIdentifier": "analytics-shared",
+            "retentionDays": 7,
+            "tags": {"team": "data"},
+            "sharedWith": ["111111111111", "amazon-redshift-support"]
+        }
+    }))
+    .await
+    .unwrap();
+    let s = h.wait_ready("shared").await;
+    assert_eq!(s.snapshot_identifier.as_deref(), Some("analytics-shared"));
+    assert_eq!(s.retention_days, Some(7));
+    assert_eq!(
+        redshift_shares(&h, "analytics-shared").await,
+        ["111111111111", "amazon-redshift-support"]
+    );
+
+    // Change everything mutable.
+    h.patch_spec(
+        "shared",
+        json!({
+            "retentionDays": 35,
+            "tags": {"team": "analytics", "cost-centre": "42"},
+            "sharedWith": ["222222222222"]
+        }),
+    )
+    .await;
+    let s = h
+        .wait_for(
+            "shared",
+            Duration::from_secs(30),
+            |_| {},
+            |s| is_ready(s) && s.observed_generation == Some(2),
+        )
+        .await;
+    assert_eq!(s.retention_days, Some(35));
+    assert_eq!(s.shared_with, Some(vec!["222222222222".to_string()]));
+    assert_eq!(redshift_shares(&h, "analytics-shared").await, ["222222222222"]);
+    let d = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .snapshot_identifier("analytics-shared")
+        .send()
+        .await
+        .unwrap();
+    let snap = &d.snapshots()[0];
+    assert_eq!(snap.manual_snapshot_retention_period(), Some(35));
+    let tags: BTreeMap<_, _> = snap
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags.get("team"), Some(&"analytics"));
+    assert_eq!(tags.get("cost-centre"), Some(&"42"));
+    assert!(tags.contains_key("dbsnapshot.io/owner-uid"));
+
+    // Drift: a share removed and a tag added out of band are repaired on resync.
+    h.redshift()
+        .revoke_snapshot_access()
+        .snapshot_identifier("analytics-shared")
+        .account_with_restore_access("222222222222")
+        .send()
+        .await
+        .unwrap();
+    h.redshift()
+        .create_tags()
+        .resource_name(snap.snapshot_arn().unwrap())
+        .tags(aws_sdk_redshift::types::Tag::builder().key("rogue").value("x").build())
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let shares = redshift_shares(&h, "analytics-shared").await;
+        let d = h
+            .redshift()
+            .describe_cluster_snapshots()
+            .snapshot_identifier("analytics-shared")
+            .send()
+            .await
+            .unwrap();
+        let rogue = d.snapshots()[0].tags().iter().any(|t| t.key() == Some("rogue"));
+        if shares == ["222222222222"] && !rogue {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "drift not repaired: {shares:?}, rogue tag {rogue}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Delete: shares are revoked first (the emulator refuses to delete a shared
+    // snapshot), then the snapshot goes.
+    h.snapshots().delete("shared", &Default::default()).await.unwrap();
+    h.wait_gone("shared").await;
+    assert!(!aws_exists(&h, "redshift", "analytics-shared").await);
+    let calls = h.calls();
+    assert!(calls["calls"]["redshift"]["RevokeSnapshotAccess"].as_u64().unwrap() >= 1);
+    assert_eq!(calls["calls"]["redshift"]["DeleteClusterSnapshot"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docdb_sharing_follows_the_spec_and_drift_is_repaired() {
+    let h = Harness::new("docdb-share", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({
+        "metadata": {"name": "orders"},
+        "spec": {
+            "source": source("docdb"),
+            "snapshotIdentifier": "orders-shared",
+            "sharedWith": ["111111111111", "222222222222"]
+        }
+    }))
+    .await
+    .unwrap();
+    let s = h.wait_ready("orders").await;
+    assert_eq!(
+        s.shared_with,
+        Some(vec!["111111111111".to_string(), "222222222222".to_string()])
+    );
+    assert_eq!(
+        docdb_shares(&h, "orders-shared").await,
+        ["111111111111", "222222222222"]
+    );
+    h.patch_spec("orders", json!({"sharedWith": ["222222222222"], "tags": {"a": "b"}}))
+        .await;
+    h.wait_for(
+        "orders",
+        Duration::from_secs(30),
+        |_| {},
+        |s| is_ready(s) && s.observed_generation == Some(2),
+    )
+    .await;
+    assert_eq!(docdb_shares(&h, "orders-shared").await, ["222222222222"]);
+    // Out of band: removed, and restored on resync.
+    h.docdb()
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("orders-shared")
+        .attribute_name("restore")
+        .values_to_remove("222222222222")
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while docdb_shares(&h, "orders-shared").await != ["222222222222"] {
+        assert!(std::time::Instant::now() < deadline, "share not restored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.snapshots().delete("orders", &Default::default()).await.unwrap();
+    h.wait_gone("orders").await;
+    assert!(!aws_exists(&h, "docdb", "orders-shared").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_while_creating_and_retain() {
+    let h = Harness::new("delete", 4.0).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({
+        "metadata": {"name": "early"},
+        "spec": {"source": source("redshift"), "snapshotIdentifier": "early-delete"}
+    }))
+    .await
+    .unwrap();
+    h.wait_for(
+        "early",
+        Duration::from_secs(20),
+        |_| {},
+        |s| s.phase == Some(dbsnapshot_operator::api::Phase::Creating) && s.arn.is_some(),
+    )
+    .await;
+    h.snapshots().delete("early", &Default::default()).await.unwrap();
+    h.wait_gone("early").await;
+    assert!(!aws_exists(&h, "redshift", "early-delete").await);
+
+    h.create(json!({
+        "metadata": {"name": "kept"},
+        "spec": {
+            "source": source("redshift"),
+            "snapshotIdentifier": "kept-forever",
+            "deletionPolicy": "Retain",
+            "sharedWith": ["111111111111"]
+        }
+    }))
+    .await
+    .unwrap();
+    h.wait_ready("kept").await;
+    let deletes_before = h.calls()["calls"]["redshift"]["DeleteClusterSnapshot"].clone();
+    h.snapshots().delete("kept", &Default::default()).await.unwrap();
+    h.wait_gone("kept").await;
+    assert!(aws_exists(&h, "redshift", "kept-forever").await);
+    assert_eq!(redshift_shares(&h, "kept-forever").await, ["111111111111"]);
+    assert_eq!(
+        h.calls()["calls"]["redshift"]["DeleteClusterSnapshot"],
+        deletes_before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_create_and_status_write_adopts_the_first_snapshot() {
+    let mut h = Harness::new("crash", 1.0).await;
+    seed_clusters(&h.aws).await;
+    // AWS creates the snapshot but holds the answer; the operator dies waiting.
+    h.set_faults(json!({"delayActions": ["CreateClusterSnapshot"], "delayResponseMs": 30000}));
+    h.create(json!({
+        "metadata": {"name": "crashy"},
+        "spec": {"source": source("redshift"), "snapshotIdentifier": "crash-once"}
+    }))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.calls()["calls"]["redshift"]["CreateClusterSnapshot"].as_u64() != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "no create call");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.operator.as_mut().unwrap().kill();
+    let s = h.status("crashy").await;
+    assert_eq!(s.snapshot_identifier.as_deref(), Some("crash-once"));
+    assert!(s.arn.is_none(), "the status was written after all: {s:?}");
+    h.set_faults(json!({"delayActions": []}));
+    h.start_operator(&[]);
+    let s = h.wait_ready("crashy").await;
+    assert!(s.arn.is_some());
+    assert_eq!(
+        h.calls()["calls"]["redshift"]["CreateClusterSnapshot"],
+        1,
+        "a second snapshot was attempted"
+    );
+    let all = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.snapshots().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_namespace_claiming_the_same_snapshot_is_not_owned() {
+    let h = Harness::new("owner", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({
+        "metadata": {"name": "original"},
+        "spec": {"source": source("docdb"), "snapshotIdentifier": "contested"}
+    }))
+    .await
+    .unwrap();
+    h.wait_ready("original").await;
+
+    // A second namespace and operator against the same AWS account.
+    let mut other = Harness::with_aws("owner-b", &h.aws_url).await;
+    other.start_operator(&[]);
+    other
+        .create(json!({
+            "metadata": {"name": "claimer"},
+            "spec": {"source": source("docdb"), "snapshotIdentifier": "contested", "sharedWith": ["111111111111"]}
+        }))
+        .await
+        .unwrap();
+    let s = other
+        .wait_for("claimer", Duration::from_secs(30), |_| {}, |s| stalled_reason(s).is_some())
+        .await;
+    assert_eq!(stalled_reason(&s).as_deref(), Some("NotOwned"));
+    assert!(condition(&s, "Ready").unwrap().message.contains("contested"));
+    // It never shared or tagged the foreign snapshot.
+    assert!(docdb_shares(&h, "contested").await.is_empty());
+    other
+        .snapshots()
+        .delete("claimer", &Default::default())
+        .await
+        .unwrap();
+    other.wait_gone("claimer").await;
+    assert!(aws_exists(&h, "docdb", "contested").await);
+    assert_eq!(h.calls()["calls"]["docdb"]["DeleteDBClusterSnapshot"], serde_json::Value::Null);
+    h.wait_ready("original").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_rejected_without_aws_calls() {
+    let h = Harness::new("invalid", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let baseline = h.mutating_calls();
+    let rs = json!({"redshift": {"clusterIdentifier": "analytics"}});
+    let dd = json!({"docdb": {"clusterIdentifier": "orders"}});
+    let ec = json!({"elasticache": {"replicationGroupId": "sessions"}});
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("no-source", json!({"source": {}}), "spec.source"),
+        ("two-sources", json!({"source": {"redshift": {"clusterIdentifier": "analytics"}, "docdb": {"clusterIdentifier": "orders"}}}), "spec.source"),
+        ("bad-cluster", json!({"source": {"redshift": {"clusterIdentifier": "9lives"}}}), "clusterIdentifier"),
+        ("ec-both", json!({"source": {"elasticache": {"replicationGroupId": "sessions", "cacheClusterId": "solo"}}}), "spec.source.elasticache"),
+        ("ec-neither", json!({"source": {"elasticache": {}}}), "spec.source.elasticache"),
+        ("bad-id", json!({"source": rs, "snapshotIdentifier": "bad--id"}), "snapshotIdentifier"),
+        ("trailing-hyphen", json!({"source": rs, "snapshotIdentifier": "ends-"}), "snapshotIdentifier"),
+        ("docdb-id-64", json!({"source": dd, "snapshotIdentifier": "a".repeat(64)}), "snapshotIdentifier"),
+        ("retention-zero", json!({"source": rs, "retentionDays": 0}), "retentionDays"),
+        ("retention-big", json!({"source": rs, "retentionDays": 4000}), "retentionDays"),
+        ("retention-docdb", json!({"source": dd, "retentionDays": 7}), "retentionDays"),
+        ("kms-redshift", json!({"source": rs, "kmsKeyId": "alias/x"}), "kmsKeyId"),
+        ("share-elasticache", json!({"source": ec, "sharedWith": ["111111111111"]}), "sharedWith"),
+        ("share-bad-account", json!({"source": rs, "sharedWith": ["12345"]}), "sharedWith"),
+        ("share-docdb-support", json!({"source": dd, "sharedWith": ["amazon-redshift-support"]}), "sharedWith"),
+        ("share-21", json!({"source": rs, "sharedWith": (0..21).map(|i| format!("{:012}", i + 100)).collect::<Vec<_>>()}), "sharedWith"),
+        ("share-twice", json!({"source": rs, "sharedWith": ["111111111111", "111111111111"]}), "sharedWith"),
+        ("bad-region", json!({"source": rs, "region": "mars-1"}), "region"),
+        ("reserved-tag", json!({"source": rs, "tags": {"dbsnapshot.io/owner-uid": "x"}}), "tags"),
+        ("aws-tag", json!({"source": rs, "tags": {"aws:createdBy": "x"}}), "tags"),
+        ("long-tag-value", json!({"source": rs, "tags": {"k": "v".repeat(257)}}), "tags"),
+        ("bad-policy", json!({"source": rs, "deletionPolicy": "Shred"}), "deletionPolicy"),
+    ];
+    assert!(cases.len() >= 15);
+    let mut by_server = 0;
+    let mut by_operator = 0;
+    for (name, spec, field) in &cases {
+        match h
+            .create_raw(
+                "ClusterSnapshot",
+                json!({"metadata": {"name": name}, "spec": spec}),
+            )
+            .await
+        {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{name}: {e:?}");
+                assert!(e.message.contains(field), "{name}: {}", e.message);
+                by_server += 1;
+            }
+            Err(e) => panic!("{name}: {e}"),
+            Ok(()) => {
+                let s = h
+                    .wait_for(name, Duration::from_secs(30), |_| {}, |s| stalled_reason(s).is_some())
+                    .await;
+                assert_eq!(stalled_reason(&s).as_deref(), Some("InvalidSpec"), "{name}");
+                let msg = &condition(&s, "Stalled").unwrap().message;
+                assert!(msg.contains(field), "{name}: message {msg:?} does not name {field}");
+                assert!(!is_ready(&s));
+                by_operator += 1;
+            }
+        }
+    }
+    println!("{by_server} rejected by the API server's schema, {by_operator} by the operator");
+    assert_eq!(h.mutating_calls(), baseline, "an invalid spec reached AWS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_never_stalls_and_everything_gets_ready() {
+    let h = Harness::new("throttle", 1.0).await;
+    seed_clusters(&h.aws).await;
+    h.set_faults(json!({"throttleFraction": 0.3}));
+    let engines = ["redshift", "docdb", "elasticache", "cache-cluster"];
+    for (i, e) in engines.iter().enumerate() {
+        h.create(json!({
+            "metadata": {"name": format!("t{i}")},
+            "spec": {"source": source(e), "tags": {"i": i.to_string()},
+                     "sharedWith": if *e == "redshift" || *e == "docdb" { json!(["111111111111"]) } else { json!([]) }}
+        }))
+        .await
+        .unwrap();
+    }
+    let mut stalled = Vec::new();
+    for i in 0..engines.len() {
+        let name = format!("t{i}");
+        h.wait_for(
+            &name,
+            Duration::from_secs(90),
+            |s| {
+                if is_stalled(s) {
+                    stalled.push(format!("{name}: {:?}", condition(s, "Stalled")));
+                }
+            },
+            is_ready,
+        )
+        .await;
+    }
+    assert!(stalled.is_empty(), "stalled under throttling: {stalled:?}");
+    assert!(h.calls()["throttled"].as_u64().unwrap() > 0);
+}

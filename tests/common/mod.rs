@@ -1,0 +1,443 @@
+//! The operator's integration test harness: a real kube-apiserver (the test bed, started
+//! once and shared), one namespace, one AWS emulator and one operator process per test.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_emulator::server::{Options, Shared};
+use dbsnapshot_operator::api::{ClusterSnapshot, SnapshotCopy, SnapshotStatus};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::json;
+
+pub const KEY: &str = "AKIATEST123456789012";
+pub const SECRET: &str = "testbed-secret-key";
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
+
+/// The shared kube-apiserver of the test bed (`up.sh --kube-only`, state in
+/// `target/testbed-it`), started on first use and reused by every test and test
+/// binary; `tests/run-all.sh` stops it at the end.
+pub fn kubeconfig() -> PathBuf {
+    KUBECONFIG
+        .get_or_init(|| {
+            let state = root().join("target/testbed-it");
+            let out = Command::new("bash")
+                .arg(root().join("tests/testbed/up.sh"))
+                .arg("--kube-only")
+                .env("TESTBED_STATE", &state)
+                .output()
+                .expect("run tests/testbed/up.sh");
+            assert!(
+                out.status.success(),
+                "the test bed did not come up:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            state.join("kubeconfig")
+        })
+        .clone()
+}
+
+pub async fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(config).expect("kube client")
+}
+
+/// Installs (server-side applies) both CRDs and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Create or replace rather than server-side apply: the v1.20 server rejects
+    // x-kubernetes-validations under apply but silently drops it on create/update.
+    for crd in [ClusterSnapshot::crd(), SnapshotCopy::crd()] {
+        for attempt in 0.. {
+            let result = match crds.get_opt(&crd.name_any()).await.expect("get CRD") {
+                None => crds.create(&PostParams::default(), &crd).await.map(|_| ()),
+                Some(existing) => {
+                    let mut new = crd.clone();
+                    new.metadata.resource_version = existing.metadata.resource_version;
+                    crds.replace(&crd.name_any(), &PostParams::default(), &new)
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => break,
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 20 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("install CRD: {e}"),
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a: Api<ClusterSnapshot> = Api::all(client.clone());
+        let b: Api<SnapshotCopy> = Api::all(client.clone());
+        let lp = kube::api::ListParams::default().limit(1);
+        if a.list(&lp).await.is_ok() && b.list(&lp).await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "CRDs not served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn aws_config(url: &str, retry: RetryConfig) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(KEY, SECRET, None, None, "test"))
+        .retry_config(retry)
+        .load()
+        .await
+}
+
+/// The operator binary, watching one namespace; killed (by PID) when dropped.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(namespace: &str, aws_url: &str, extra: &[&str]) -> Self {
+        let logs = root().join("target/it-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!("{namespace}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--resync-seconds",
+                "3",
+                "--max-poll-seconds",
+                "2",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig())
+            .env("AWS_ENDPOINT_URL", aws_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("info,dbsnapshot_operator=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start the operator");
+        Operator { child, log }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One test's world.
+pub struct Harness {
+    pub client: Client,
+    pub ns: String,
+    pub aws_url: String,
+    pub emulator: Option<Shared>,
+    emulator_task: Option<tokio::task::JoinHandle<()>>,
+    pub operator: Option<Operator>,
+    pub aws: SdkConfig,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(t) = &self.emulator_task {
+            t.abort();
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    let n: u32 = rand::random();
+    format!("it-{name}-{:06x}", n & 0xff_ffff)
+}
+
+pub async fn create_namespace(client: &Client, name: &str) {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .expect("create namespace");
+}
+
+impl Harness {
+    /// A namespace, an emulator whose snapshots take `snapshot_seconds`, and the operator.
+    pub async fn new(name: &str, snapshot_seconds: f64) -> Self {
+        let (addr, state, task) = aws_emulator::start(
+            0,
+            Options {
+                snapshot_seconds,
+                ..Options::default()
+            },
+        )
+        .await
+        .expect("emulator");
+        let url = format!("http://{addr}");
+        let mut h = Self::with_aws(name, &url).await;
+        h.emulator = Some(state);
+        h.emulator_task = Some(task);
+        h.start_operator(&[]);
+        h
+    }
+
+    /// A namespace and an AWS endpoint at `url` (the operator is started separately).
+    pub async fn with_aws(name: &str, url: &str) -> Self {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = unique(name);
+        create_namespace(&client, &ns).await;
+        Harness {
+            client,
+            ns,
+            aws_url: url.to_string(),
+            emulator: None,
+            emulator_task: None,
+            operator: None,
+            aws: aws_config(url, RetryConfig::standard().with_max_attempts(10)).await,
+        }
+    }
+
+    pub fn start_operator(&mut self, extra: &[&str]) {
+        self.operator = Some(Operator::start(&self.ns, &self.aws_url, extra));
+    }
+
+    pub fn snapshots(&self) -> Api<ClusterSnapshot> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn copies(&self) -> Api<SnapshotCopy> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn redshift(&self) -> aws_sdk_redshift::Client {
+        aws_sdk_redshift::Client::new(&self.aws)
+    }
+    pub fn docdb(&self) -> aws_sdk_docdb::Client {
+        aws_sdk_docdb::Client::new(&self.aws)
+    }
+    pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        aws_sdk_elasticache::Client::new(&self.aws)
+    }
+
+    /// Creates a ClusterSnapshot from JSON (`metadata.name` and `spec`).
+    pub async fn create(&self, obj: serde_json::Value) -> Result<ClusterSnapshot, kube::Error> {
+        let mut obj = obj;
+        obj["apiVersion"] = json!("dbsnapshot.io/v1alpha1");
+        obj["kind"] = json!("ClusterSnapshot");
+        let cs: ClusterSnapshot = serde_json::from_value(obj).expect("a ClusterSnapshot");
+        self.snapshots().create(&PostParams::default(), &cs).await
+    }
+
+    /// Creates the object from raw JSON, bypassing the Rust types (for invalid specs).
+    pub async fn create_raw(&self, kind: &str, obj: serde_json::Value) -> Result<(), kube::Error> {
+        let mut obj = obj;
+        obj["apiVersion"] = json!("dbsnapshot.io/v1alpha1");
+        obj["kind"] = json!(kind);
+        let plural = if kind == "ClusterSnapshot" {
+            "clustersnapshots"
+        } else {
+            "snapshotcopies"
+        };
+        let req = http::Request::post(format!(
+            "/apis/dbsnapshot.io/v1alpha1/namespaces/{}/{plural}",
+            self.ns
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&obj).unwrap())
+        .unwrap();
+        self.client
+            .request::<serde_json::Value>(req)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
+        self.snapshots()
+            .patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
+            .await
+            .expect("patch spec");
+    }
+
+    pub async fn status(&self, name: &str) -> SnapshotStatus {
+        self.snapshots()
+            .get(name)
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default()
+    }
+
+    /// Polls the object until `done` holds for its status, calling `each` on every
+    /// status seen; panics with the last status after `timeout`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        mut each: impl FnMut(&SnapshotStatus),
+        done: impl Fn(&SnapshotStatus) -> bool,
+    ) -> SnapshotStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status(name).await;
+            each(&s);
+            if done(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name} did not reach the expected state in {timeout:?}; last status:\n{}\n(operator log: {:?})",
+                    serde_json::to_string_pretty(&s).unwrap(),
+                    self.operator.as_ref().map(|o| o.log.clone())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self, name: &str) -> SnapshotStatus {
+        self.wait_for(name, Duration::from_secs(60), |_| {}, is_ready).await
+    }
+
+    pub async fn wait_gone(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.snapshots().get_opt(name).await.expect("get").is_some() {
+            assert!(Instant::now() < deadline, "{name} was not deleted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Calls the emulator received, per service and action.
+    pub fn calls(&self) -> serde_json::Value {
+        let state = self.emulator.as_ref().expect("an emulator");
+        let st = state.lock().unwrap();
+        serde_json::to_value(&st.counters).unwrap()
+    }
+
+    /// Every call that is not a Describe or List (a mutation).
+    pub fn mutating_calls(&self) -> Vec<String> {
+        let calls = self.calls();
+        let mut out = Vec::new();
+        for (service, actions) in calls["calls"].as_object().cloned().unwrap_or_default() {
+            for (action, n) in actions.as_object().cloned().unwrap_or_default() {
+                if !action.starts_with("Describe") && !action.starts_with("List") {
+                    out.push(format!("{service}:{action}={n}"));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn set_faults(&self, faults: serde_json::Value) {
+        let state = self.emulator.as_ref().expect("an emulator");
+        let mut st = state.lock().unwrap();
+        let mut current = serde_json::to_value(&st.faults).unwrap();
+        for (k, v) in faults.as_object().unwrap() {
+            current[k] = v.clone();
+        }
+        st.faults = serde_json::from_value(current).unwrap();
+    }
+}
+
+pub fn condition<'a>(s: &'a SnapshotStatus, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    s.condition(t)
+}
+
+pub fn is_ready(s: &SnapshotStatus) -> bool {
+    condition(s, "Ready").is_some_and(|c| c.status == "True")
+}
+
+pub fn is_stalled(s: &SnapshotStatus) -> bool {
+    condition(s, "Stalled").is_some_and(|c| c.status == "True")
+}
+
+pub fn stalled_reason(s: &SnapshotStatus) -> Option<String> {
+    condition(s, "Stalled")
+        .filter(|c| c.status == "True")
+        .map(|c| c.reason.clone())
+}
+
+/// Seeds AWS with one cluster per engine: Redshift `analytics`, DocumentDB `orders`,
+/// ElastiCache replication group `sessions` and cache cluster `solo`.
+pub async fn seed_clusters(aws: &SdkConfig) {
+    aws_sdk_redshift::Client::new(aws)
+        .create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .expect("redshift cluster");
+    aws_sdk_docdb::Client::new(aws)
+        .create_db_cluster()
+        .db_cluster_identifier("orders")
+        .engine("docdb")
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .expect("docdb cluster");
+    let ec = aws_sdk_elasticache::Client::new(aws);
+    ec.create_replication_group()
+        .replication_group_id("sessions")
+        .replication_group_description("sessions")
+        .engine("valkey")
+        .send()
+        .await
+        .expect("replication group");
+    ec.create_cache_cluster()
+        .cache_cluster_id("solo")
+        .engine("redis")
+        .send()
+        .await
+        .expect("cache cluster");
+}
