@@ -609,7 +609,13 @@ mod tests {
     fn apply_ready_resyncs_and_not_owned_waits_for_a_change() {
         let t = timing();
         let d = desired();
-        let ready = apply(&d, true, &Observation::Found(Box::new(snap("available"))), None, &t);
+        let ready = apply(
+            &d,
+            true,
+            &Observation::Found(Box::new(snap("available"))),
+            None,
+            &t,
+        );
         assert_eq!(ready.health, Health::ready("snapshot snap is available"));
         assert_eq!(ready.requeue, Some(t.resync));
         let mut foreign = snap("available");
@@ -685,7 +691,13 @@ mod tests {
                 Step::Delete,
                 true,
             ),
-            ("deleting", &d, Found(Box::new(snap("deleting"))), Step::Nothing, true),
+            (
+                "deleting",
+                &d,
+                Found(Box::new(snap("deleting"))),
+                Step::Nothing,
+                true,
+            ),
             (
                 "shared",
                 &d,
@@ -696,7 +708,13 @@ mod tests {
                 },
                 false,
             ),
-            ("unshared", &d, Found(Box::new(unshared)), Step::Delete, true),
+            (
+                "unshared",
+                &d,
+                Found(Box::new(unshared)),
+                Step::Delete,
+                true,
+            ),
             ("failed", &d, Found(Box::new(failed)), Step::Delete, true),
         ];
         for (name, d, obs, step, finished) in cases {

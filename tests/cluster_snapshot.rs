@@ -52,7 +52,10 @@ async fn lifecycle(engine: &str) {
         )
         .await;
     assert!(ever_ready_false, "Ready=False was never written");
-    assert!(phases.contains(&dbsnapshot_operator::api::Phase::Creating), "{phases:?}");
+    assert!(
+        phases.contains(&dbsnapshot_operator::api::Phase::Creating),
+        "{phases:?}"
+    );
     if engine == "redshift" || engine == "docdb" {
         assert!(
             percents.iter().any(|p| *p > 0 && *p < 100),
@@ -62,7 +65,11 @@ async fn lifecycle(engine: &str) {
     assert_eq!(s.phase, Some(dbsnapshot_operator::api::Phase::Available));
     assert_eq!(s.ready_to_use, Some(true));
     assert_eq!(s.observed_generation, Some(1));
-    assert!(s.arn.as_deref().unwrap().starts_with("arn:aws:"), "{:?}", s.arn);
+    assert!(
+        s.arn.as_deref().unwrap().starts_with("arn:aws:"),
+        "{:?}",
+        s.arn
+    );
     assert!(s.creation_time.is_some());
     assert_eq!(s.aws_status.as_deref(), Some("available"));
     if engine == "redshift" {
@@ -81,7 +88,14 @@ async fn lifecycle(engine: &str) {
 
     // The snapshot on AWS carries the ownership tags.
     let tags = aws_tags(&h, engine, &id, s.arn.as_deref().unwrap()).await;
-    let uid = h.snapshots().get("nightly").await.unwrap().metadata.uid.unwrap();
+    let uid = h
+        .snapshots()
+        .get("nightly")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     assert_eq!(tags.get("dbsnapshot.io/owner-uid"), Some(&uid));
     assert_eq!(
         tags.get("dbsnapshot.io/resource"),
@@ -261,7 +275,10 @@ async fn redshift_sharing_tags_and_retention_follow_the_spec() {
         .await;
     assert_eq!(s.retention_days, Some(35));
     assert_eq!(s.shared_with, Some(vec!["222222222222".to_string()]));
-    assert_eq!(redshift_shares(&h, "analytics-shared").await, ["222222222222"]);
+    assert_eq!(
+        redshift_shares(&h, "analytics-shared").await,
+        ["222222222222"]
+    );
     let d = h
         .redshift()
         .describe_cluster_snapshots()
@@ -291,7 +308,12 @@ async fn redshift_sharing_tags_and_retention_follow_the_spec() {
     h.redshift()
         .create_tags()
         .resource_name(snap.snapshot_arn().unwrap())
-        .tags(aws_sdk_redshift::types::Tag::builder().key("rogue").value("x").build())
+        .tags(
+            aws_sdk_redshift::types::Tag::builder()
+                .key("rogue")
+                .value("x")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -305,21 +327,35 @@ async fn redshift_sharing_tags_and_retention_follow_the_spec() {
             .send()
             .await
             .unwrap();
-        let rogue = d.snapshots()[0].tags().iter().any(|t| t.key() == Some("rogue"));
+        let rogue = d.snapshots()[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("rogue"));
         if shares == ["222222222222"] && !rogue {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "drift not repaired: {shares:?}, rogue tag {rogue}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "drift not repaired: {shares:?}, rogue tag {rogue}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // Delete: shares are revoked first (the emulator refuses to delete a shared
     // snapshot), then the snapshot goes.
-    h.snapshots().delete("shared", &Default::default()).await.unwrap();
+    h.snapshots()
+        .delete("shared", &Default::default())
+        .await
+        .unwrap();
     h.wait_gone("shared").await;
     assert!(!aws_exists(&h, "redshift", "analytics-shared").await);
     let calls = h.calls();
-    assert!(calls["calls"]["redshift"]["RevokeSnapshotAccess"].as_u64().unwrap() >= 1);
+    assert!(
+        calls["calls"]["redshift"]["RevokeSnapshotAccess"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(calls["calls"]["redshift"]["DeleteClusterSnapshot"], 1);
 }
 
@@ -346,8 +382,11 @@ async fn docdb_sharing_follows_the_spec_and_drift_is_repaired() {
         docdb_shares(&h, "orders-shared").await,
         ["111111111111", "222222222222"]
     );
-    h.patch_spec("orders", json!({"sharedWith": ["222222222222"], "tags": {"a": "b"}}))
-        .await;
+    h.patch_spec(
+        "orders",
+        json!({"sharedWith": ["222222222222"], "tags": {"a": "b"}}),
+    )
+    .await;
     h.wait_for(
         "orders",
         Duration::from_secs(30),
@@ -370,7 +409,10 @@ async fn docdb_sharing_follows_the_spec_and_drift_is_repaired() {
         assert!(std::time::Instant::now() < deadline, "share not restored");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    h.snapshots().delete("orders", &Default::default()).await.unwrap();
+    h.snapshots()
+        .delete("orders", &Default::default())
+        .await
+        .unwrap();
     h.wait_gone("orders").await;
     assert!(!aws_exists(&h, "docdb", "orders-shared").await);
 }
@@ -392,7 +434,10 @@ async fn delete_while_creating_and_retain() {
         |s| s.phase == Some(dbsnapshot_operator::api::Phase::Creating) && s.arn.is_some(),
     )
     .await;
-    h.snapshots().delete("early", &Default::default()).await.unwrap();
+    h.snapshots()
+        .delete("early", &Default::default())
+        .await
+        .unwrap();
     h.wait_gone("early").await;
     assert!(!aws_exists(&h, "redshift", "early-delete").await);
 
@@ -409,7 +454,10 @@ async fn delete_while_creating_and_retain() {
     .unwrap();
     h.wait_ready("kept").await;
     let deletes_before = h.calls()["calls"]["redshift"]["DeleteClusterSnapshot"].clone();
-    h.snapshots().delete("kept", &Default::default()).await.unwrap();
+    h.snapshots()
+        .delete("kept", &Default::default())
+        .await
+        .unwrap();
     h.wait_gone("kept").await;
     assert!(aws_exists(&h, "redshift", "kept-forever").await);
     assert_eq!(redshift_shares(&h, "kept-forever").await, ["111111111111"]);
@@ -482,10 +530,20 @@ async fn another_namespace_claiming_the_same_snapshot_is_not_owned() {
         .await
         .unwrap();
     let s = other
-        .wait_for("claimer", Duration::from_secs(30), |_| {}, |s| stalled_reason(s).is_some())
+        .wait_for(
+            "claimer",
+            Duration::from_secs(30),
+            |_| {},
+            |s| stalled_reason(s).is_some(),
+        )
         .await;
     assert_eq!(stalled_reason(&s).as_deref(), Some("NotOwned"));
-    assert!(condition(&s, "Ready").unwrap().message.contains("contested"));
+    assert!(
+        condition(&s, "Ready")
+            .unwrap()
+            .message
+            .contains("contested")
+    );
     // It never shared or tagged the foreign snapshot.
     assert!(docdb_shares(&h, "contested").await.is_empty());
     other
@@ -495,7 +553,10 @@ async fn another_namespace_claiming_the_same_snapshot_is_not_owned() {
         .unwrap();
     other.wait_gone("claimer").await;
     assert!(aws_exists(&h, "docdb", "contested").await);
-    assert_eq!(h.calls()["calls"]["docdb"]["DeleteDBClusterSnapshot"], serde_json::Value::Null);
+    assert_eq!(
+        h.calls()["calls"]["docdb"]["DeleteDBClusterSnapshot"],
+        serde_json::Value::Null
+    );
     h.wait_ready("original").await;
 }
 
@@ -509,27 +570,111 @@ async fn invalid_specs_are_rejected_without_aws_calls() {
     let ec = json!({"elasticache": {"replicationGroupId": "sessions"}});
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("no-source", json!({"source": {}}), "spec.source"),
-        ("two-sources", json!({"source": {"redshift": {"clusterIdentifier": "analytics"}, "docdb": {"clusterIdentifier": "orders"}}}), "spec.source"),
-        ("bad-cluster", json!({"source": {"redshift": {"clusterIdentifier": "9lives"}}}), "clusterIdentifier"),
-        ("ec-both", json!({"source": {"elasticache": {"replicationGroupId": "sessions", "cacheClusterId": "solo"}}}), "spec.source.elasticache"),
-        ("ec-neither", json!({"source": {"elasticache": {}}}), "spec.source.elasticache"),
-        ("bad-id", json!({"source": rs, "snapshotIdentifier": "bad--id"}), "snapshotIdentifier"),
-        ("trailing-hyphen", json!({"source": rs, "snapshotIdentifier": "ends-"}), "snapshotIdentifier"),
-        ("docdb-id-64", json!({"source": dd, "snapshotIdentifier": "a".repeat(64)}), "snapshotIdentifier"),
-        ("retention-zero", json!({"source": rs, "retentionDays": 0}), "retentionDays"),
-        ("retention-big", json!({"source": rs, "retentionDays": 4000}), "retentionDays"),
-        ("retention-docdb", json!({"source": dd, "retentionDays": 7}), "retentionDays"),
-        ("kms-redshift", json!({"source": rs, "kmsKeyId": "alias/x"}), "kmsKeyId"),
-        ("share-elasticache", json!({"source": ec, "sharedWith": ["111111111111"]}), "sharedWith"),
-        ("share-bad-account", json!({"source": rs, "sharedWith": ["12345"]}), "sharedWith"),
-        ("share-docdb-support", json!({"source": dd, "sharedWith": ["amazon-redshift-support"]}), "sharedWith"),
-        ("share-21", json!({"source": rs, "sharedWith": (0..21).map(|i| format!("{:012}", i + 100)).collect::<Vec<_>>()}), "sharedWith"),
-        ("share-twice", json!({"source": rs, "sharedWith": ["111111111111", "111111111111"]}), "sharedWith"),
-        ("bad-region", json!({"source": rs, "region": "mars-1"}), "region"),
-        ("reserved-tag", json!({"source": rs, "tags": {"dbsnapshot.io/owner-uid": "x"}}), "tags"),
-        ("aws-tag", json!({"source": rs, "tags": {"aws:createdBy": "x"}}), "tags"),
-        ("long-tag-value", json!({"source": rs, "tags": {"k": "v".repeat(257)}}), "tags"),
-        ("bad-policy", json!({"source": rs, "deletionPolicy": "Shred"}), "deletionPolicy"),
+        (
+            "two-sources",
+            json!({"source": {"redshift": {"clusterIdentifier": "analytics"}, "docdb": {"clusterIdentifier": "orders"}}}),
+            "spec.source",
+        ),
+        (
+            "bad-cluster",
+            json!({"source": {"redshift": {"clusterIdentifier": "9lives"}}}),
+            "clusterIdentifier",
+        ),
+        (
+            "ec-both",
+            json!({"source": {"elasticache": {"replicationGroupId": "sessions", "cacheClusterId": "solo"}}}),
+            "spec.source.elasticache",
+        ),
+        (
+            "ec-neither",
+            json!({"source": {"elasticache": {}}}),
+            "spec.source.elasticache",
+        ),
+        (
+            "bad-id",
+            json!({"source": rs, "snapshotIdentifier": "bad--id"}),
+            "snapshotIdentifier",
+        ),
+        (
+            "trailing-hyphen",
+            json!({"source": rs, "snapshotIdentifier": "ends-"}),
+            "snapshotIdentifier",
+        ),
+        (
+            "docdb-id-64",
+            json!({"source": dd, "snapshotIdentifier": "a".repeat(64)}),
+            "snapshotIdentifier",
+        ),
+        (
+            "retention-zero",
+            json!({"source": rs, "retentionDays": 0}),
+            "retentionDays",
+        ),
+        (
+            "retention-big",
+            json!({"source": rs, "retentionDays": 4000}),
+            "retentionDays",
+        ),
+        (
+            "retention-docdb",
+            json!({"source": dd, "retentionDays": 7}),
+            "retentionDays",
+        ),
+        (
+            "kms-redshift",
+            json!({"source": rs, "kmsKeyId": "alias/x"}),
+            "kmsKeyId",
+        ),
+        (
+            "share-elasticache",
+            json!({"source": ec, "sharedWith": ["111111111111"]}),
+            "sharedWith",
+        ),
+        (
+            "share-bad-account",
+            json!({"source": rs, "sharedWith": ["12345"]}),
+            "sharedWith",
+        ),
+        (
+            "share-docdb-support",
+            json!({"source": dd, "sharedWith": ["amazon-redshift-support"]}),
+            "sharedWith",
+        ),
+        (
+            "share-21",
+            json!({"source": rs, "sharedWith": (0..21).map(|i| format!("{:012}", i + 100)).collect::<Vec<_>>()}),
+            "sharedWith",
+        ),
+        (
+            "share-twice",
+            json!({"source": rs, "sharedWith": ["111111111111", "111111111111"]}),
+            "sharedWith",
+        ),
+        (
+            "bad-region",
+            json!({"source": rs, "region": "mars-1"}),
+            "region",
+        ),
+        (
+            "reserved-tag",
+            json!({"source": rs, "tags": {"dbsnapshot.io/owner-uid": "x"}}),
+            "tags",
+        ),
+        (
+            "aws-tag",
+            json!({"source": rs, "tags": {"aws:createdBy": "x"}}),
+            "tags",
+        ),
+        (
+            "long-tag-value",
+            json!({"source": rs, "tags": {"k": "v".repeat(257)}}),
+            "tags",
+        ),
+        (
+            "bad-policy",
+            json!({"source": rs, "deletionPolicy": "Shred"}),
+            "deletionPolicy",
+        ),
     ];
     assert!(cases.len() >= 15);
     let mut by_server = 0;
@@ -550,11 +695,19 @@ async fn invalid_specs_are_rejected_without_aws_calls() {
             Err(e) => panic!("{name}: {e}"),
             Ok(()) => {
                 let s = h
-                    .wait_for(name, Duration::from_secs(30), |_| {}, |s| stalled_reason(s).is_some())
+                    .wait_for(
+                        name,
+                        Duration::from_secs(30),
+                        |_| {},
+                        |s| stalled_reason(s).is_some(),
+                    )
                     .await;
                 assert_eq!(stalled_reason(&s).as_deref(), Some("InvalidSpec"), "{name}");
                 let msg = &condition(&s, "Stalled").unwrap().message;
-                assert!(msg.contains(field), "{name}: message {msg:?} does not name {field}");
+                assert!(
+                    msg.contains(field),
+                    "{name}: message {msg:?} does not name {field}"
+                );
                 assert!(!is_ready(&s));
                 by_operator += 1;
             }

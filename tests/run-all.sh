@@ -22,5 +22,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The operator's integration tests share one kube-apiserver (target/testbed-it);
+# stop it however the run ends.
+stop_shared_testbed() { TESTBED_STATE=$TESTBED_ROOT/target/testbed-it tests/testbed/down.sh >/dev/null 2>&1 || true; }
+trap stop_shared_testbed EXIT
+
+step "the README's run command: scripts/run-local.sh --until-ready"
+scripts/run-local.sh --until-ready
 step "cargo test"
 cargo test --workspace --locked

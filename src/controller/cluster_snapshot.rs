@@ -384,3 +384,94 @@ async fn cleanup(
     write_status(api, ctx, obj, &old, &status).await?;
     Ok(action(decision.requeue))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ClusterSnapshotSpec;
+
+    fn object(spec: serde_json::Value, status: Option<serde_json::Value>) -> ClusterSnapshot {
+        let mut obj: ClusterSnapshot = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1",
+            "kind": "ClusterSnapshot",
+            "metadata": {"name": "nightly", "namespace": "data", "uid": "3f2a9c1e-7b44"},
+            "spec": spec,
+        }))
+        .unwrap();
+        obj.status = status.map(|s| serde_json::from_value(s).unwrap());
+        obj
+    }
+
+    #[test]
+    fn plans_default_identifier_tags_and_retention() {
+        let obj = object(
+            serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": {"team": "data"}}),
+            None,
+        );
+        let p = plan(&obj, Some("us-east-1")).unwrap();
+        assert_eq!(p.engine, Engine::Redshift);
+        assert_eq!(p.region, "us-east-1");
+        assert_eq!(p.desired.identifier, "data-nightly-3f2a9c1e");
+        assert_eq!(p.desired.retention_days, Some(-1));
+        assert_eq!(p.desired.tags.get(OWNER_UID_TAG).unwrap(), "3f2a9c1e-7b44");
+        assert_eq!(
+            p.desired.tags.get(RESOURCE_TAG).unwrap(),
+            "data/ClusterSnapshot/nightly"
+        );
+        assert_eq!(p.desired.tags.get("team").unwrap(), "data");
+        let ec = object(
+            serde_json::json!({"source": {"elasticache": {"replicationGroupId": "g"}}, "kmsKeyId": "k"}),
+            None,
+        );
+        let p = plan(&ec, Some("eu-west-1")).unwrap();
+        assert!(p.replication_group);
+        assert_eq!(p.desired.retention_days, None);
+        assert_eq!(p.kms_key_id.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn recorded_status_wins_and_changes_to_immutable_fields_are_refused() {
+        let status = serde_json::json!({"snapshotIdentifier": "recorded", "region": "eu-west-1", "engine": "redshift", "source": "analytics"});
+        let base = serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}});
+        let p = plan(
+            &object(base.clone(), Some(status.clone())),
+            Some("us-east-1"),
+        )
+        .unwrap();
+        assert_eq!(p.desired.identifier, "recorded");
+        assert_eq!(p.region, "eu-west-1");
+        for (spec, field) in [
+            (
+                serde_json::json!({"source": {"docdb": {"clusterIdentifier": "analytics"}}}),
+                "spec.source",
+            ),
+            (
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "other"}}}),
+                "spec.source",
+            ),
+            (
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}, "snapshotIdentifier": "new"}),
+                "spec.snapshotIdentifier",
+            ),
+            (
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}, "region": "us-west-2"}),
+                "spec.region",
+            ),
+        ] {
+            let e = plan(&object(spec, Some(status.clone())), Some("us-east-1")).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("immutable"), "{e}");
+        }
+    }
+
+    #[test]
+    fn no_region_anywhere_is_an_invalid_spec() {
+        let obj = object(
+            serde_json::json!({"source": {"docdb": {"clusterIdentifier": "o"}}}),
+            None,
+        );
+        let e = plan(&obj, None).unwrap_err();
+        assert_eq!(e.field, "spec.region");
+        let _ = ClusterSnapshotSpec::clone(&obj.spec);
+    }
+}

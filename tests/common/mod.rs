@@ -126,19 +126,19 @@ impl Operator {
             .append(true)
             .open(&log)
             .unwrap();
+        let mut args: Vec<&str> = vec!["run", "--namespace", namespace];
+        for (flag, value) in [
+            ("--metrics-addr", "127.0.0.1:0"),
+            ("--resync-seconds", "3"),
+            ("--max-poll-seconds", "2"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
+        args.extend(extra);
         let child = Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"))
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--resync-seconds",
-                "3",
-                "--max-poll-seconds",
-                "2",
-            ])
-            .args(extra)
+            .args(&args)
             .env("KUBECONFIG", kubeconfig())
             .env("AWS_ENDPOINT_URL", aws_url)
             .env("AWS_REGION", "us-east-1")
@@ -166,6 +166,10 @@ impl Operator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 
@@ -302,7 +306,11 @@ impl Harness {
 
     pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         self.snapshots()
-            .patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
             .await
             .expect("patch spec");
     }
@@ -344,7 +352,8 @@ impl Harness {
     }
 
     pub async fn wait_ready(&self, name: &str) -> SnapshotStatus {
-        self.wait_for(name, Duration::from_secs(60), |_| {}, is_ready).await
+        self.wait_for(name, Duration::from_secs(60), |_| {}, is_ready)
+            .await
     }
 
     pub async fn wait_gone(&self, name: &str) {
@@ -387,7 +396,10 @@ impl Harness {
     }
 }
 
-pub fn condition<'a>(s: &'a SnapshotStatus, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+pub fn condition<'a>(
+    s: &'a SnapshotStatus,
+    t: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     s.condition(t)
 }
 
@@ -440,4 +452,60 @@ pub async fn seed_clusters(aws: &SdkConfig) {
         .send()
         .await
         .expect("cache cluster");
+}
+
+/// The venv with boto3 and moto (tests/testbed/python-venv.sh makes it).
+pub fn venv() -> PathBuf {
+    let cache = std::env::var_os("DBSNAPSHOT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/dbsnapshot-operator")
+        });
+    let venv = cache.join("venv");
+    assert!(
+        venv.join("bin/moto_server").exists(),
+        "no moto at {}: run tests/testbed/python-venv.sh (the test command does)",
+        venv.display()
+    );
+    venv
+}
+
+/// moto's server on a free loopback port; killed (by PID) when dropped.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+pub fn moto() -> Moto {
+    let port = free_port();
+    let child = Command::new(venv().join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let m = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    m
 }

@@ -79,6 +79,7 @@ pub fn router(state: Shared) -> Router {
             post(automated_snapshot),
         )
         .route("/_emulator/snapshots/fail", post(fail_snapshot))
+        .route("/_emulator/seed", post(seed))
         .with_state(state)
 }
 
@@ -352,4 +353,85 @@ async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnap
         )
             .into_response(),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Seed {
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default = "default_account")]
+    account: String,
+    #[serde(default)]
+    redshift: Vec<String>,
+    #[serde(default)]
+    docdb: Vec<String>,
+    #[serde(default)]
+    replication_groups: Vec<String>,
+    #[serde(default)]
+    cache_clusters: Vec<String>,
+}
+
+/// Creates clusters through the same code as the AWS actions (for demos and tests
+/// without an SDK at hand). Clusters that exist already are left as they are.
+async fn seed(Extract(state): Extract<Shared>, Json(req): Json<Seed>) -> Response {
+    let mut st = lock(&state);
+    let caller = Caller {
+        account: req.account.clone(),
+        region: req.region.clone(),
+        now: Utc::now(),
+        instant: Instant::now(),
+    };
+    let mut created = Vec::new();
+    let mut calls: Vec<(&str, &str, Vec<(&str, &str)>)> = Vec::new();
+    for id in &req.redshift {
+        calls.push((
+            "redshift",
+            "CreateCluster",
+            vec![
+                ("ClusterIdentifier", id),
+                ("NodeType", "ra3.xlplus"),
+                ("MasterUsername", "admin"),
+            ],
+        ));
+    }
+    for id in &req.docdb {
+        calls.push((
+            "docdb",
+            "CreateDBCluster",
+            vec![("DBClusterIdentifier", id), ("Engine", "docdb")],
+        ));
+    }
+    for id in &req.replication_groups {
+        calls.push((
+            "elasticache",
+            "CreateReplicationGroup",
+            vec![
+                ("ReplicationGroupId", id),
+                ("ReplicationGroupDescription", "seeded"),
+                ("Engine", "valkey"),
+            ],
+        ));
+    }
+    for id in &req.cache_clusters {
+        calls.push((
+            "elasticache",
+            "CreateCacheCluster",
+            vec![("CacheClusterId", id), ("Engine", "redis")],
+        ));
+    }
+    for (service, action, params) in calls {
+        let p = Params::from_pairs(params);
+        let result = match service {
+            "redshift" => redshift::handle(&mut st, &caller, action, &p),
+            "docdb" => docdb::handle(&mut st, &caller, action, &p),
+            _ => elasticache::handle(&mut st, &caller, action, &p),
+        };
+        match result {
+            Ok(_) => created.push(format!("{service}:{action}")),
+            Err(e) if e.code.contains("AlreadyExists") => {}
+            Err(e) => return bad_request(format!("{service} {action}: {}: {}", e.code, e.message)),
+        }
+    }
+    Json(json!({ "created": created })).into_response()
 }

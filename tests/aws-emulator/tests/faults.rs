@@ -260,3 +260,40 @@ async fn held_responses_arrive_after_the_action_took_effect() {
     assert!(!pending.is_finished());
     pending.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn seeding_creates_clusters_once() {
+    let emu = emulator(0.0).await;
+    let body = json!({"redshift": ["analytics"], "docdb": ["orders"], "replicationGroups": ["sessions"], "cacheClusters": ["solo"]});
+    let r = emu.admin_post("seed", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(created["created"].as_array().unwrap().len(), 4);
+    let again: serde_json::Value = emu.admin_post("seed", body).await.json().await.unwrap();
+    assert!(again["created"].as_array().unwrap().is_empty());
+    let rs = emu.redshift().await;
+    assert_eq!(
+        rs.describe_clusters()
+            .send()
+            .await
+            .unwrap()
+            .clusters()
+            .len(),
+        1
+    );
+    let ec = emu.elasticache().await;
+    ec.create_snapshot()
+        .cache_cluster_id("solo")
+        .snapshot_name("s")
+        .send()
+        .await
+        .unwrap();
+    ec.create_snapshot()
+        .replication_group_id("sessions")
+        .snapshot_name("t")
+        .send()
+        .await
+        .unwrap();
+    let bad = emu.admin_post("seed", json!({"redshift": ["9bad"]})).await;
+    assert_eq!(bad.status(), 400);
+}
