@@ -383,7 +383,9 @@ async fn seed(Extract(state): Extract<Shared>, Json(req): Json<Seed>) -> Respons
         instant: Instant::now(),
     };
     let mut created = Vec::new();
-    let mut calls: Vec<(&str, &str, Vec<(&str, &str)>)> = Vec::new();
+    /// (service, action, parameters)
+    type Call<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let mut calls: Vec<Call> = Vec::new();
     for id in &req.redshift {
         calls.push((
             "redshift",
