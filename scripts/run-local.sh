@@ -24,7 +24,7 @@ case "${1:-}" in
 esac
 
 step "build the operator and the AWS emulator (cargo)"
-cargo build --quiet --bins
+cargo build --quiet --workspace --bins
 operator_pid=
 teardown() {
   trap - EXIT INT TERM
