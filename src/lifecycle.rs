@@ -13,6 +13,9 @@ pub struct Desired {
     pub identifier: String,
     /// The spec's tags plus the ownership tags.
     pub tags: Tags,
+    /// Whether tags that are not in `tags` are removed (not for copies that copied
+    /// their source's tags).
+    pub prune_tags: bool,
     pub shared_with: Vec<String>,
     /// Redshift: the retention period to keep (-1 when the spec says nothing).
     pub retention_days: Option<i32>,
@@ -264,7 +267,10 @@ pub fn apply(
             if step == Step::Nothing
                 && let Some(observed) = &s.tags
             {
-                let (set, remove) = tag_diff(&d.tags, observed);
+                let (set, mut remove) = tag_diff(&d.tags, observed);
+                if !d.prune_tags {
+                    remove.clear();
+                }
                 if !set.is_empty() || !remove.is_empty() {
                     step = Step::Tag { set, remove };
                 }
@@ -436,6 +442,7 @@ mod tests {
                 ("team".to_string(), "data".to_string()),
             ]
             .into(),
+            prune_tags: true,
             shared_with: vec!["111111111111".into()],
             retention_days: Some(7),
             owner_uid: UID.into(),
@@ -640,6 +647,37 @@ mod tests {
             &t,
         );
         assert_eq!(syncing.requeue, Some(AFTER_MUTATION));
+    }
+
+    #[test]
+    fn copied_tags_are_kept_when_not_pruning() {
+        let mut d = desired();
+        d.prune_tags = false;
+        let mut s = snap("available");
+        s.tags
+            .as_mut()
+            .unwrap()
+            .insert("from-source".into(), "x".into());
+        let got = apply(
+            &d,
+            true,
+            &Observation::Found(Box::new(s.clone())),
+            None,
+            &timing(),
+        );
+        assert_eq!(got.step, Step::Nothing);
+        s.tags
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "changed".into());
+        let got = apply(&d, true, &Observation::Found(Box::new(s)), None, &timing());
+        assert_eq!(
+            got.step,
+            Step::Tag {
+                set: [("team".to_string(), "data".to_string())].into(),
+                remove: vec![]
+            }
+        );
     }
 
     #[test]

@@ -2,25 +2,24 @@
 //! decide, make at most one mutation, write status. Does IO.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
+use super::drive::{self, Creation};
 use super::{
-    Context, Error, action, ensure_finalizer, remove_finalizer, with_health, write_status,
+    Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
+    remove_finalizer, with_health, write_status,
 };
 use crate::api::cluster_snapshot::SourceCluster;
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{SpecError, validate_cluster_snapshot};
 use crate::api::{
-    ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotStatus,
+    ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
+    SnapshotStatus,
 };
-use crate::engine::{
-    CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SnapshotState,
-};
-use crate::lifecycle::{self, Decision, Desired, Observation, Step};
+use crate::engine::CreateRequest;
+use crate::lifecycle::Desired;
 use crate::naming::default_identifier;
 
 /// What the object resolves to: where its snapshot lives and what it should look like.
@@ -115,6 +114,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
         desired: Desired {
             identifier,
             tags,
+            prune_tags: true,
             shared_with: spec.shared_with.clone(),
             retention_days: (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1)),
             owner_uid: uid,
@@ -122,16 +122,6 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
             cancel_while_creating: false,
         },
     })
-}
-
-fn elapsed(s: &Snapshot) -> Option<Duration> {
-    let created: Timestamp = s.created.as_deref()?.parse().ok()?;
-    let secs = Timestamp::now().duration_since(created).as_secs_f64();
-    Some(Duration::from_secs_f64(secs.max(0.0)))
-}
-
-fn observation(found: Option<Snapshot>) -> Observation {
-    found.into()
 }
 
 pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -172,146 +162,72 @@ async fn apply(
     let default_region = ctx.engines.default_region();
     let plan = match plan(obj, default_region.as_deref()) {
         Ok(p) => p,
-        Err(e) => {
-            let mut status = old.clone();
-            status.phase = Some(
-                status
-                    .phase
-                    .filter(|p| *p != Phase::Creating)
-                    .unwrap_or(Phase::Pending),
-            );
-            let status = with_health(
-                status,
-                &Health::stalled(reasons::INVALID_SPEC, e.to_string()),
-                generation,
-            );
-            write_status(api, ctx, obj, &old, &status).await?;
-            return Ok(Action::await_change());
-        }
+        Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
 
     // The identifier is recorded before anything is created, so a restart never makes
     // a second snapshot.
     let mut current = old.clone();
     if old.snapshot_identifier.is_none() {
-        let mut status = base_status(obj, &plan);
-        status.phase = Some(Phase::Pending);
-        let status = with_health(
-            status,
-            &Health::progressing(
-                reasons::PENDING,
-                format!("snapshot identifier {} recorded", plan.desired.identifier),
-            ),
-            generation,
-        );
-        write_status(api, ctx, obj, &old, &status).await?;
-        current = status;
+        current = record(
+            api,
+            ctx,
+            obj,
+            &old,
+            base_status(obj, &plan),
+            &plan.desired.identifier,
+        )
+        .await?;
     }
 
     let engine = ctx.engines.get(plan.engine, &plan.region);
-    let known = current.arn.is_some();
-    let detail = !(known && current.phase == Some(Phase::Creating));
-    let mut found = engine.describe(&plan.desired.identifier, detail).await?;
-    // An available snapshot is compared in full (tags, shares) before it is called Ready.
-    if let Some(s) = &found
-        && s.state() == SnapshotState::Available
-        && (s.tags.is_none() || s.shared_with.is_none())
-    {
-        found = engine.describe(&plan.desired.identifier, true).await?;
-    }
-    let mut observed = observation(found);
-    let since = match &observed {
-        Observation::Found(s) => elapsed(s),
-        Observation::Missing => None,
+    let request = CreateRequest {
+        identifier: plan.desired.identifier.clone(),
+        source: plan.source.clone(),
+        replication_group: plan.replication_group,
+        tags: plan.desired.tags.clone(),
+        retention_days: plan.desired.retention_days,
+        kms_key_id: plan.kms_key_id.clone(),
     };
-    let mut decision = lifecycle::apply(&plan.desired, known, &observed, since, &ctx.timing);
-
-    let acted = act(&*engine, &plan, &observed, &decision.step).await;
-    match acted {
-        Ok(Some(created)) => {
-            observed = Observation::Found(Box::new(created));
-            decision = lifecycle::apply(
-                &plan.desired,
-                false,
-                &observed,
-                Some(Duration::ZERO),
-                &ctx.timing,
-            );
-            decision.step = Step::Nothing;
-        }
-        Ok(None) => {}
-        Err(e) if e.class == ErrorClass::AlreadyExists => {
-            // Someone (perhaps this object, before a restart) made it already: adopt
-            // it if it is ours.
-            observed = observation(engine.describe(&plan.desired.identifier, true).await?);
-            decision = lifecycle::apply(&plan.desired, false, &observed, None, &ctx.timing);
-            if decision.step != Step::Nothing {
-                decision.requeue = Some(Duration::from_secs(1));
-                decision.step = Step::Nothing;
-            }
-        }
-        Err(e) if e.class.is_retryable() || e.class == ErrorClass::NotFound => return Err(e.into()),
-        Err(e) => {
-            decision = terminal(decision, &e, &ctx.timing);
-        }
-    }
-
-    let mut status = base_status(obj, &plan);
-    status.phase = Some(decision.phase);
-    if decision.owned
-        && let Observation::Found(s) = &observed
-    {
-        lifecycle::mirror(&mut status, s);
-    }
-    if decision.phase != Phase::Available && decision.phase != Phase::Creating {
-        status.ready_to_use = Some(false);
-    }
+    let (decision, observed) =
+        drive::converge(&*engine, &plan.desired, &current, &ctx.timing, || async {
+            engine
+                .create(&request)
+                .await
+                .map(|s| Creation::Created(Box::new(s)))
+        })
+        .await?;
+    let status = drive::status_after(base_status(obj, &plan), &decision, &observed);
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     Ok(action(decision.requeue))
 }
 
-/// A call AWS refused for good: Stalled with AWS's words, looked at again slowly.
-fn terminal(mut decision: Decision, e: &EngineError, timing: &lifecycle::Timing) -> Decision {
-    decision.health = Health::stalled(reasons::AWS_ERROR, e.to_string());
-    decision.requeue = Some(timing.resync);
-    decision.step = Step::Nothing;
-    if decision.phase == Phase::Creating {
-        decision.phase = Phase::Failed;
-    }
-    decision
-}
-
-/// Makes the decided AWS call. Returns the snapshot when one was created.
-async fn act(
-    engine: &dyn SnapshotEngine,
-    plan: &Plan,
-    observed: &Observation,
-    step: &Step,
-) -> Result<Option<Snapshot>, EngineError> {
-    let snapshot = match observed {
-        Observation::Found(s) => Some(s),
-        Observation::Missing => None,
-    };
-    match (step, snapshot) {
-        (Step::Nothing, _) => Ok(None),
-        (Step::Create, _) => engine
-            .create(&CreateRequest {
-                identifier: plan.desired.identifier.clone(),
-                source: plan.source.clone(),
-                replication_group: plan.replication_group,
-                tags: plan.desired.tags.clone(),
-                retention_days: plan.desired.retention_days,
-                kms_key_id: plan.kms_key_id.clone(),
-            })
-            .await
-            .map(Some),
-        (Step::Share { add, remove }, Some(s)) => engine.share(s, add, remove).await.map(|_| None),
-        (Step::Tag { set, remove }, Some(s)) => engine.tag(s, set, remove).await.map(|_| None),
-        (Step::SetRetention(days), Some(s)) => engine.set_retention(s, *days).await.map(|_| None),
-        (Step::Delete, Some(s)) => engine.delete(s).await.map(|_| None),
-        (_, None) => Ok(None),
-    }
+/// Copies of this snapshot (SnapshotCopy objects naming it) that may still be reading
+/// it on AWS: those that recorded their target and have not finished.
+async fn copies_in_flight(ctx: &Context, obj: &ClusterSnapshot) -> Result<Vec<String>, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let copies: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let list = copies.list(&Default::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|c| {
+            c.spec
+                .source
+                .cluster_snapshot_ref
+                .as_ref()
+                .map(|r| r.name.as_str())
+                == Some(obj.name_any().as_str())
+        })
+        .filter(|c| {
+            let s = c.status.clone().unwrap_or_default();
+            s.snapshot_identifier.is_some()
+                && !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed))
+                && c.meta().deletion_timestamp.is_none()
+        })
+        .map(|c| c.name_any())
+        .collect())
 }
 
 async fn cleanup(
@@ -329,9 +245,30 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
+    if obj.spec.deletion_policy == DeletionPolicy::Delete {
+        let waiting = copies_in_flight(ctx, obj).await?;
+        if !waiting.is_empty() {
+            let mut status = old.clone();
+            status.phase = Some(Phase::Deleting);
+            let status = with_health(
+                status,
+                &Health::progressing(
+                    reasons::DELETING,
+                    format!(
+                        "waiting for SnapshotCopy {} to finish copying snapshot {identifier} before deleting it",
+                        waiting.join(", ")
+                    ),
+                ),
+                obj.metadata.generation,
+            );
+            write_status(api, ctx, obj, &old, &status).await?;
+            return Ok(Action::requeue(ctx.timing.min_poll));
+        }
+    }
     let desired = Desired {
         identifier,
         tags: Default::default(),
+        prune_tags: false,
         shared_with: Vec::new(),
         retention_days: None,
         owner_uid: obj.uid().unwrap_or_default(),
@@ -339,52 +276,15 @@ async fn cleanup(
         cancel_while_creating: false,
     };
     let client = ctx.engines.get(engine, &region);
-    let observed = if desired.deletion_policy == DeletionPolicy::Retain {
-        Observation::Missing
-    } else {
-        observation(client.describe(&desired.identifier, true).await?)
-    };
-    let since = match &observed {
-        Observation::Found(s) => elapsed(s),
-        Observation::Missing => None,
-    };
-    let decision = lifecycle::cleanup(&desired, &observed, since, &ctx.timing);
-    let plan = Plan {
-        engine,
-        region,
-        source: old.source.clone().unwrap_or_default(),
-        replication_group: false,
-        kms_key_id: None,
-        desired,
-    };
-    if let Err(e) = act(&*client, &plan, &observed, &decision.step).await {
-        if e.class.is_retryable() || e.class == ErrorClass::NotFound {
-            return Err(e.into());
-        }
-        let mut status = old.clone();
-        status.phase = Some(Phase::Deleting);
-        let status = with_health(
-            status,
-            &Health::stalled(reasons::AWS_ERROR, e.to_string()),
-            obj.metadata.generation,
-        );
-        write_status(api, ctx, obj, &old, &status).await?;
-        return Ok(Action::requeue(ctx.timing.resync));
-    }
-    if decision.finished {
-        remove_finalizer(api, obj).await?;
-        return Ok(Action::await_change());
-    }
-    let mut status = old.clone();
-    status.phase = Some(Phase::Deleting);
-    if let Observation::Found(s) = &observed {
-        lifecycle::mirror(&mut status, s);
-    }
-    let status = with_health(status, &decision.health, obj.metadata.generation);
-    write_status(api, ctx, obj, &old, &status).await?;
-    Ok(action(decision.requeue))
+    finish_cleanup(
+        api,
+        ctx,
+        obj,
+        &old,
+        drive::converge_cleanup(&*client, &desired, &ctx.timing).await,
+    )
+    .await
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

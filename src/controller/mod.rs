@@ -2,6 +2,8 @@
 //! Does IO (Kubernetes and, through the engines, AWS).
 
 pub mod cluster_snapshot;
+pub mod drive;
+pub mod snapshot_copy;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -246,6 +248,124 @@ where
     Ok(())
 }
 
+/// Both kinds carry the same status.
+pub trait WithStatus {
+    fn snapshot_status(&self) -> SnapshotStatus;
+}
+
+impl WithStatus for crate::api::ClusterSnapshot {
+    fn snapshot_status(&self) -> SnapshotStatus {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+impl WithStatus for crate::api::SnapshotCopy {
+    fn snapshot_status(&self) -> SnapshotStatus {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+/// An invalid spec: Stalled `InvalidSpec` naming the field; no AWS call; wait for a
+/// change of the object.
+pub async fn invalid_spec<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    e: &crate::api::validation::SpecError,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    use crate::api::Phase;
+    let mut status = old.clone();
+    status.phase = Some(
+        status
+            .phase
+            .filter(|p| *p != Phase::Creating)
+            .unwrap_or(Phase::Pending),
+    );
+    let status = with_health(
+        status,
+        &Health::stalled(crate::api::conditions::reasons::INVALID_SPEC, e.to_string()),
+        obj.meta().generation,
+    );
+    write_status(api, ctx, obj, old, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Writes the identity fields (the snapshot identifier above all) before anything is
+/// created on AWS, so a restart never makes a second snapshot.
+pub async fn record<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    mut base: SnapshotStatus,
+    identifier: &str,
+) -> Result<SnapshotStatus, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    base.phase = Some(crate::api::Phase::Pending);
+    let status = with_health(
+        base,
+        &Health::progressing(
+            crate::api::conditions::reasons::PENDING,
+            format!("snapshot identifier {identifier} recorded"),
+        ),
+        obj.meta().generation,
+    );
+    write_status(api, ctx, obj, old, &status).await?;
+    Ok(status)
+}
+
+/// Ends a cleanup pass: retryable errors go back to the error policy, refusals are
+/// shown as Stalled, a finished cleanup releases the object.
+pub async fn finish_cleanup<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    result: Result<(crate::lifecycle::Decision, crate::lifecycle::Observation), EngineError>,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    use crate::api::Phase;
+    use crate::api::conditions::reasons;
+    let generation = obj.meta().generation;
+    let (decision, observed) = match result {
+        Ok(r) => r,
+        Err(e) if e.class.is_retryable() || e.class == ErrorClass::NotFound => {
+            return Err(e.into());
+        }
+        Err(e) => {
+            let mut status = old.clone();
+            status.phase = Some(Phase::Deleting);
+            let status = with_health(
+                status,
+                &Health::stalled(reasons::AWS_ERROR, e.to_string()),
+                generation,
+            );
+            write_status(api, ctx, obj, old, &status).await?;
+            return Ok(Action::requeue(ctx.timing.resync));
+        }
+    };
+    if decision.finished {
+        remove_finalizer(api, obj).await?;
+        return Ok(Action::await_change());
+    }
+    let mut status = old.clone();
+    status.phase = Some(Phase::Deleting);
+    if let crate::lifecycle::Observation::Found(s) = &observed {
+        crate::lifecycle::mirror(&mut status, s);
+    }
+    let status = with_health(status, &decision.health, generation);
+    write_status(api, ctx, obj, old, &status).await?;
+    Ok(action(decision.requeue))
+}
+
 /// How to wait after a decision.
 pub fn action(requeue: Option<Duration>) -> Action {
     match requeue {
@@ -302,6 +422,21 @@ where
     }
 }
 
+/// Waits until a store has its first full list, polling (see `run`).
+async fn wait_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Runs the controllers until SIGTERM or Ctrl-C.
 pub async fn run(
     client: Client,
@@ -313,7 +448,7 @@ pub async fn run(
         Controller, WatchStreamExt, controller::Config, predicates, reflector, watcher,
     };
 
-    use crate::api::ClusterSnapshot;
+    use crate::api::{ClusterSnapshot, SnapshotCopy};
 
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context::new(
@@ -329,43 +464,88 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let copies: Api<SnapshotCopy> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     wait_for_crd(&snapshots).await;
+    wait_for_crd(&copies).await;
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
-    let (store, writer) = reflector::store();
-    let trigger = watcher(snapshots, watcher::Config::default().any_semantic())
+    let (snapshot_store, writer) = reflector::store();
+    let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let controller = Controller::for_stream(trigger, store.clone())
+    let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
         .with_config(Config::default().concurrency(settings.concurrency))
         .shutdown_on_signal();
+
+    let (copy_store, writer) = reflector::store();
+    let trigger = watcher(copies, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    // A ClusterSnapshot that changes (becomes Ready, say) wakes the copies naming it.
+    let copies_of = copy_store.clone();
+    let copy_controller = Controller::for_stream(trigger, copy_store.clone())
+        .with_config(Config::default().concurrency(settings.concurrency))
+        .watches(
+            snapshots,
+            watcher::Config::default().any_semantic(),
+            move |cs: ClusterSnapshot| {
+                let namespace = cs.namespace();
+                let name = cs.name_any();
+                copies_of
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.namespace() == namespace
+                            && c.spec
+                                .source
+                                .cluster_snapshot_ref
+                                .as_ref()
+                                .map(|r| r.name.as_str())
+                                == Some(name.as_str())
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal();
+
     let ready = ctx.ready.clone();
     tokio::spawn(async move {
-        // The controller waits on the same store; a waiter can miss the wake-up, so
+        // The controllers wait on the same stores; a waiter can miss the wake-up, so
         // look again every second rather than waiting once.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    ready.store(true, Ordering::Relaxed);
-                    tracing::info!("caches synced; ready");
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => continue,
+        for store_ready in [
+            Box::pin(async { wait_ready(&snapshot_store).await })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>,
+            Box::pin(async { wait_ready(&copy_store).await }),
+        ] {
+            if !store_ready.await {
+                return;
             }
         }
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; ready");
     });
     tracing::info!(namespace = ?settings.namespace, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
-    controller
-        .run(cluster_snapshot::reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile ended with an error");
-            }
-        })
-        .await;
+    let log = |result: Result<_, _>| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "reconcile ended with an error");
+        }
+    };
+    futures::join!(
+        snapshot_controller
+            .run(cluster_snapshot::reconcile, error_policy, ctx.clone())
+            .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
+        copy_controller
+            .run(snapshot_copy::reconcile, error_policy, ctx)
+            .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
+    );
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,7 +7,9 @@ use aws_sdk_docdb::Client;
 use aws_sdk_docdb::types::Tag;
 
 use super::error::{ServiceCodes, classify};
-use super::{CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339};
+use super::{
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, presign, rfc3339,
+};
 use crate::api::{Engine, Progress, Tags};
 
 const SERVICE: &str = "docdb";
@@ -19,13 +21,54 @@ const CODES: ServiceCodes = ServiceCodes {
 
 pub struct Docdb {
     client: Client,
+    region: String,
+    endpoint_override: Option<String>,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Docdb {
-    pub fn new(config: &aws_config::SdkConfig, _region: &str) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, region: &str) -> Self {
         Self {
             client: Client::new(config),
+            region: region.to_string(),
+            endpoint_override: config.endpoint_url().map(str::to_string),
+            credentials: config.credentials_provider(),
         }
+    }
+
+    /// The presigned source-region request a cross-region copy carries.
+    async fn presigned_url(
+        &self,
+        request: &CopyRequest,
+        source_region: &str,
+    ) -> Result<String, EngineError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let fail =
+            |m: String| EngineError::new(ErrorClass::Terminal, SERVICE, "CopyDBClusterSnapshot", m);
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            fail("no AWS credentials to presign the cross-region copy with".into())
+        })?;
+        let credentials = provider.provide_credentials().await.map_err(|e| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CopyDBClusterSnapshot",
+                format!("credentials: {e}"),
+            )
+        })?;
+        presign::presign_copy(
+            &presign::CopyPresign {
+                endpoint: &presign::endpoint(self.endpoint_override.as_deref(), source_region),
+                source_arn: &request.source,
+                target_identifier: &request.target,
+                kms_key_id: request.kms_key_id.as_deref(),
+                source_region,
+                destination_region: &self.region,
+            },
+            &credentials,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| fail(format!("presigning the cross-region copy: {e}")))
     }
 
     async fn detail(&self, snapshot: &mut Snapshot) -> Result<(), EngineError> {
@@ -143,7 +186,10 @@ impl SnapshotEngine for Docdb {
         let Some(mut snapshot) = out
             .db_cluster_snapshots()
             .iter()
-            .find(|s| s.db_cluster_snapshot_identifier() == Some(identifier))
+            .find(|s| {
+                s.db_cluster_snapshot_identifier() == Some(identifier)
+                    || s.db_cluster_snapshot_arn() == Some(identifier)
+            })
             .map(map_snapshot)
         else {
             return Ok(None);
@@ -260,5 +306,35 @@ impl SnapshotEngine for Docdb {
                 }
             }
         }
+    }
+
+    async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError> {
+        let presigned = match &request.source_region {
+            Some(r) if *r != self.region => Some(self.presigned_url(request, r).await?),
+            _ => None,
+        };
+        let out = self
+            .client
+            .copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(&request.source)
+            .target_db_cluster_snapshot_identifier(&request.target)
+            .set_kms_key_id(request.kms_key_id.clone())
+            .set_copy_tags(request.copy_tags.then_some(true))
+            .set_tags(Some(tags(&request.tags)))
+            .set_pre_signed_url(presigned)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CopyDBClusterSnapshot", e, &CODES))?;
+        let mut snapshot = out.db_cluster_snapshot().map(map_snapshot).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CopyDBClusterSnapshot",
+                "AWS returned no snapshot",
+            )
+        })?;
+        snapshot.tags = Some(request.tags.clone());
+        snapshot.shared_with = Some(Vec::new());
+        Ok(snapshot)
     }
 }

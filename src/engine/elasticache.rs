@@ -7,7 +7,9 @@ use aws_sdk_elasticache::Client;
 use aws_sdk_elasticache::types::Tag;
 
 use super::error::{ServiceCodes, classify};
-use super::{CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339};
+use super::{
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339,
+};
 use crate::api::{Engine, Progress, Tags};
 
 const SERVICE: &str = "elasticache";
@@ -241,5 +243,31 @@ impl SnapshotEngine for ElastiCache {
                 }
             }
         }
+    }
+
+    async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError> {
+        let out = self
+            .client
+            .copy_snapshot()
+            .source_snapshot_name(&request.source)
+            .target_snapshot_name(&request.target)
+            .set_target_bucket(request.target_bucket.clone())
+            .set_kms_key_id(request.kms_key_id.clone())
+            .set_tags((request.target_bucket.is_none()).then(|| tags(&request.tags)))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CopySnapshot", e, &CODES))?;
+        let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CopySnapshot",
+                "AWS returned no snapshot",
+            )
+        })?;
+        if request.target_bucket.is_none() {
+            snapshot.tags = Some(request.tags.clone());
+        }
+        Ok(snapshot)
     }
 }

@@ -4,6 +4,7 @@
 pub mod docdb;
 pub mod elasticache;
 pub mod error;
+pub mod presign;
 pub mod redshift;
 
 use std::collections::HashMap;
@@ -84,6 +85,31 @@ pub struct CreateRequest {
     pub kms_key_id: Option<String>,
 }
 
+/// What to copy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CopyRequest {
+    /// The source snapshot's identifier, or its ARN (DocumentDB shared or cross-region
+    /// sources).
+    pub source: String,
+    /// Redshift: the cluster the source snapshot is of.
+    pub source_cluster: Option<String>,
+    /// The copy's identifier (for an ElastiCache export: the S3 object name prefix).
+    pub target: String,
+    /// Every tag, the ownership tags included.
+    pub tags: Tags,
+    /// Redshift: the copy's retention period.
+    pub retention_days: Option<i32>,
+    /// DocumentDB and ElastiCache: the KMS key for the copy.
+    pub kms_key_id: Option<String>,
+    /// DocumentDB: copy the source's tags.
+    pub copy_tags: bool,
+    /// ElastiCache: export to this S3 bucket instead of copying.
+    pub target_bucket: Option<String>,
+    /// DocumentDB: the source's region when it differs from the copy's (the request
+    /// then carries a presigned URL).
+    pub source_region: Option<String>,
+}
+
 /// What the controllers need of a snapshot service.
 #[async_trait]
 pub trait SnapshotEngine: Send + Sync {
@@ -121,6 +147,10 @@ pub trait SnapshotEngine: Send + Sync {
 
     /// Deletes the snapshot; one that is already gone counts as deleted.
     async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError>;
+
+    /// Copies a snapshot (ElastiCache with a target bucket: exports it to S3 and returns
+    /// the source snapshot, now exporting).
+    async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError>;
 }
 
 /// Engine clients per (engine, region), made on first use from one AWS configuration.

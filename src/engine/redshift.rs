@@ -6,7 +6,9 @@ use aws_sdk_redshift::Client;
 use aws_sdk_redshift::types::Tag;
 
 use super::error::{ServiceCodes, classify};
-use super::{CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339};
+use super::{
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339,
+};
 use crate::api::{Engine, Progress, Tags};
 
 const SERVICE: &str = "redshift";
@@ -253,5 +255,30 @@ impl SnapshotEngine for Redshift {
                 }
             }
         }
+    }
+
+    async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError> {
+        let out = self
+            .client
+            .copy_cluster_snapshot()
+            .source_snapshot_identifier(&request.source)
+            .set_source_snapshot_cluster_identifier(request.source_cluster.clone())
+            .target_snapshot_identifier(&request.target)
+            .set_manual_snapshot_retention_period(request.retention_days)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "CopyClusterSnapshot", e, &CODES))?;
+        let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Transient,
+                SERVICE,
+                "CopyClusterSnapshot",
+                "AWS returned no snapshot",
+            )
+        })?;
+        // CopyClusterSnapshot takes no tags: tag the copy (ownership first) at once.
+        self.tag(&snapshot, &request.tags, &[]).await?;
+        snapshot.tags = Some(request.tags.clone());
+        Ok(snapshot)
     }
 }

@@ -1,0 +1,661 @@
+//! The SnapshotCopy controller: resolve the source (a ClusterSnapshot, or a snapshot on
+//! AWS), copy it (ElastiCache: or export it to S3), then keep the copy in line with the
+//! spec exactly as ClusterSnapshot does. Does IO.
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use super::drive::{self, Creation};
+use super::{
+    Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
+    remove_finalizer, with_health, write_status,
+};
+use crate::api::conditions::{Health, reasons};
+use crate::api::validation::{SpecError, copy_engine, validate_snapshot_copy};
+use crate::api::{
+    ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
+    SnapshotStatus,
+};
+use crate::engine::{CopyRequest, EngineError, ErrorClass, SnapshotState};
+use crate::lifecycle::Desired;
+use crate::naming::default_identifier;
+
+/// The snapshot to copy, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub engine: Engine,
+    /// Where the source snapshot lives.
+    pub region: String,
+    /// Its identifier or ARN, as the copy call takes it.
+    pub identifier: String,
+    /// Redshift: the cluster it is of.
+    pub cluster: Option<String>,
+}
+
+/// A source that cannot be copied yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotReady(pub String);
+
+/// The region inside a DocumentDB ARN (`arn:aws:rds:<region>:...`).
+fn arn_region(s: &str) -> Option<&str> {
+    let mut parts = s.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
+}
+
+/// Resolves the spec's source. A ClusterSnapshot must exist, be Ready and not be going
+/// away. Pure but for reading that ClusterSnapshot, passed in.
+pub fn resolve(
+    obj: &SnapshotCopy,
+    target_region: &str,
+    reference: Option<&ClusterSnapshot>,
+) -> Result<Source, NotReady> {
+    let spec = &obj.spec;
+    let s = &spec.source;
+    if let Some(r) = &s.cluster_snapshot_ref {
+        let Some(cs) = reference else {
+            return Err(NotReady(format!(
+                "ClusterSnapshot {} does not exist in this namespace",
+                r.name
+            )));
+        };
+        if cs.meta().deletion_timestamp.is_some() {
+            return Err(NotReady(format!(
+                "ClusterSnapshot {} is being deleted",
+                r.name
+            )));
+        }
+        let st = cs.status.clone().unwrap_or_default();
+        let ready = st
+            .condition(crate::api::conditions::READY)
+            .is_some_and(|c| c.status == "True");
+        match (ready, st.engine, st.region, st.snapshot_identifier) {
+            (true, Some(engine), Some(region), Some(id)) => {
+                let cross = engine == Engine::Docdb && region != target_region;
+                Ok(Source {
+                    engine,
+                    // A cross-region DocumentDB copy names its source by ARN.
+                    identifier: if cross {
+                        st.arn.clone().unwrap_or(id)
+                    } else {
+                        id
+                    },
+                    region,
+                    cluster: st.source.filter(|_| engine == Engine::Redshift),
+                })
+            }
+            _ => Err(NotReady(format!(
+                "ClusterSnapshot {} is not Ready yet ({})",
+                r.name,
+                st.phase
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or("Pending".into())
+            ))),
+        }
+    } else if let Some(r) = &s.redshift {
+        Ok(Source {
+            engine: Engine::Redshift,
+            region: target_region.to_string(),
+            identifier: r.snapshot_identifier.clone(),
+            cluster: r.cluster_identifier.clone(),
+        })
+    } else if let Some(d) = &s.docdb {
+        let region = spec
+            .source_region
+            .clone()
+            .or_else(|| arn_region(&d.snapshot_identifier).map(str::to_string))
+            .unwrap_or_else(|| target_region.to_string());
+        Ok(Source {
+            engine: Engine::Docdb,
+            region,
+            identifier: d.snapshot_identifier.clone(),
+            cluster: None,
+        })
+    } else if let Some(e) = &s.elasticache {
+        Ok(Source {
+            engine: Engine::Elasticache,
+            region: target_region.to_string(),
+            identifier: e.snapshot_name.clone(),
+            cluster: None,
+        })
+    } else {
+        Err(NotReady("the spec names no source".into()))
+    }
+}
+
+/// What the copy resolves to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyPlan {
+    pub region: String,
+    pub source: Source,
+    pub desired: Desired,
+    pub request: CopyRequest,
+}
+
+fn spec_error(field: &str, message: String) -> SpecError {
+    SpecError {
+        field: field.to_string(),
+        message,
+    }
+}
+
+/// Resolves the spec against its source, the status (identity fields are fixed once
+/// recorded) and the operator's region. Pure.
+pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPlan, SpecError> {
+    let spec = &obj.spec;
+    let engine = source.engine;
+    validate_snapshot_copy(spec, Some(engine))?;
+    let status = obj.status.clone().unwrap_or_default();
+    if status.engine.is_some_and(|e| e != engine) {
+        return Err(spec_error(
+            "spec.source",
+            format!(
+                "is immutable: this object copies a {} snapshot",
+                status.engine.unwrap()
+            ),
+        ));
+    }
+    if let (Some(recorded), Some(wanted)) = (
+        &status.snapshot_identifier,
+        &spec.target_snapshot_identifier,
+    ) && recorded != wanted
+    {
+        return Err(spec_error(
+            "spec.targetSnapshotIdentifier",
+            format!("is immutable: it was {recorded}"),
+        ));
+    }
+    if engine != Engine::Docdb && source.region != region {
+        return Err(spec_error(
+            "spec.region",
+            format!(
+                "{engine} copies stay in the source's region ({}); only DocumentDB copies across regions",
+                source.region
+            ),
+        ));
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    let uid = obj.uid().unwrap_or_default();
+    let identifier = status
+        .snapshot_identifier
+        .clone()
+        .or_else(|| spec.target_snapshot_identifier.clone())
+        .unwrap_or_else(|| default_identifier(&namespace, &obj.name_any(), &uid, engine));
+    let mut tags = spec.tags.clone();
+    tags.insert(OWNER_UID_TAG.to_string(), uid.clone());
+    tags.insert(
+        RESOURCE_TAG.to_string(),
+        format!("{namespace}/SnapshotCopy/{}", obj.name_any()),
+    );
+    let retention = (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1));
+    let copy_tags = spec.copy_tags.unwrap_or(false);
+    Ok(CopyPlan {
+        request: CopyRequest {
+            source: source.identifier.clone(),
+            source_cluster: source.cluster.clone(),
+            target: identifier.clone(),
+            tags: tags.clone(),
+            retention_days: retention,
+            kms_key_id: spec.kms_key_id.clone(),
+            copy_tags,
+            target_bucket: spec.target_bucket.clone(),
+            source_region: (source.region != region).then(|| source.region.clone()),
+        },
+        desired: Desired {
+            identifier,
+            tags,
+            prune_tags: !copy_tags,
+            shared_with: spec.shared_with.clone(),
+            retention_days: retention,
+            owner_uid: uid,
+            deletion_policy: spec.deletion_policy,
+            cancel_while_creating: engine == Engine::Docdb,
+        },
+        region,
+        source,
+    })
+}
+
+pub async fn reconcile(obj: Arc<SnapshotCopy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = std::time::Instant::now();
+    let result = if obj.meta().deletion_timestamp.is_some() {
+        cleanup(&api, &obj, &ctx).await
+    } else if ensure_finalizer(&api, &*obj).await? {
+        apply(&api, &obj, &ctx).await
+    } else {
+        Ok(Action::await_change())
+    };
+    ctx.metrics
+        .reconciled("SnapshotCopy", started.elapsed(), result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(&kube::runtime::reflector::ObjectRef::from_obj(&*obj).to_string());
+    }
+    result
+}
+
+fn base_status(obj: &SnapshotCopy, plan: &CopyPlan) -> SnapshotStatus {
+    let mut status = obj.status.clone().unwrap_or_default();
+    status.engine = Some(plan.source.engine);
+    status.region = Some(plan.region.clone());
+    status.source = Some(plan.source.identifier.clone());
+    status.source_snapshot_identifier = Some(plan.source.identifier.clone());
+    status.snapshot_identifier = Some(plan.desired.identifier.clone());
+    status
+}
+
+async fn apply(
+    api: &Api<SnapshotCopy>,
+    obj: &SnapshotCopy,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let old = obj.status.clone().unwrap_or_default();
+    let generation = obj.metadata.generation;
+    if let Err(e) = validate_snapshot_copy(&obj.spec, copy_engine(&obj.spec)) {
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    }
+    let Some(region) = old
+        .region
+        .clone()
+        .or_else(|| obj.spec.region.clone())
+        .or_else(|| ctx.engines.default_region())
+    else {
+        let e = spec_error(
+            "spec.region",
+            "is not set and the operator has no default region: set spec.region, or run the \
+             operator with --region or AWS_REGION"
+                .to_string(),
+        );
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    };
+    if let (Some(recorded), Some(wanted)) = (&old.region, &obj.spec.region)
+        && recorded != wanted
+    {
+        let e = spec_error("spec.region", format!("is immutable: it was {recorded}"));
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    }
+    let reference = match &obj.spec.source.cluster_snapshot_ref {
+        Some(r) => {
+            let snapshots: Api<ClusterSnapshot> =
+                Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+            snapshots.get_opt(&r.name).await?
+        }
+        None => None,
+    };
+    let source = match resolve(obj, &region, reference.as_ref()) {
+        Ok(s) => s,
+        Err(NotReady(why)) => {
+            // Once the copy was recorded the source no longer matters (it may go).
+            if old.snapshot_identifier.is_none() {
+                let mut status = old.clone();
+                status.phase = Some(Phase::Pending);
+                status.ready_to_use = Some(false);
+                let status = with_health(
+                    status,
+                    &Health::progressing(reasons::SOURCE_NOT_READY, why),
+                    generation,
+                );
+                write_status(api, ctx, obj, &old, &status).await?;
+                return Ok(Action::requeue(
+                    ctx.timing.min_poll.max(std::time::Duration::from_secs(5)),
+                ));
+            }
+            recorded_source(&old).ok_or_else(|| {
+                Error::Kube(kube::Error::Service(
+                    format!("SnapshotCopy {} lost its recorded source", obj.name_any()).into(),
+                ))
+            })?
+        }
+    };
+    let plan = match plan(obj, source, region) {
+        Ok(p) => p,
+        Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
+    };
+    let mut current = old.clone();
+    if old.snapshot_identifier.is_none() {
+        current = record(
+            api,
+            ctx,
+            obj,
+            &old,
+            base_status(obj, &plan),
+            &plan.desired.identifier,
+        )
+        .await?;
+    }
+    if plan.request.target_bucket.is_some() {
+        return export(api, ctx, obj, &current, &plan).await;
+    }
+    let target = ctx.engines.get(plan.source.engine, &plan.region);
+    let (decision, observed) =
+        drive::converge(&*target, &plan.desired, &current, &ctx.timing, || {
+            start_copy(ctx, &plan)
+        })
+        .await?;
+    let mut status = drive::status_after(base_status(obj, &plan), &decision, &observed);
+    if status.source_arn.is_none() {
+        status.source_arn = current.source_arn.clone();
+    }
+    let status = with_health(status, &decision.health, generation);
+    write_status(api, ctx, obj, &current, &status).await?;
+    Ok(action(decision.requeue))
+}
+
+/// The source as recorded in status, for copies whose ClusterSnapshot went away after
+/// the copy started.
+fn recorded_source(status: &SnapshotStatus) -> Option<Source> {
+    Some(Source {
+        engine: status.engine?,
+        region: status.region.clone()?,
+        identifier: status.source_snapshot_identifier.clone()?,
+        cluster: None,
+    })
+}
+
+/// Checks the source on AWS, then copies it; a source that cannot be copied blocks with
+/// a reason instead.
+async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineError> {
+    let source_engine = ctx.engines.get(plan.source.engine, &plan.source.region);
+    let Some(source) = source_engine
+        .describe(&plan.source.identifier, false)
+        .await?
+    else {
+        return Ok(Creation::Blocked {
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::INVALID_SOURCE,
+                format!(
+                    "the source snapshot {} does not exist in {}",
+                    plan.source.identifier, plan.source.region
+                ),
+            ),
+            requeue: Some(ctx.timing.resync),
+        });
+    };
+    if plan.source.engine == Engine::Redshift
+        && source.snapshot_type.as_deref() != Some("automated")
+    {
+        return Ok(Creation::Blocked {
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::INVALID_SOURCE,
+                format!(
+                    "{} is a {} snapshot: Redshift copies only automated snapshots (CopyClusterSnapshot); \
+                     a manual snapshot is already kept until its retention ends, so name an automated \
+                     snapshot (rs:...) as the source",
+                    plan.source.identifier,
+                    source.snapshot_type.as_deref().unwrap_or("manual")
+                ),
+            ),
+            requeue: None,
+        });
+    }
+    if source.state() != SnapshotState::Available {
+        return Ok(Creation::Blocked {
+            phase: Phase::Pending,
+            health: Health::progressing(
+                reasons::SOURCE_NOT_READY,
+                format!(
+                    "the source snapshot {} is {}; copying once it is available",
+                    plan.source.identifier, source.aws_status
+                ),
+            ),
+            requeue: Some(ctx.timing.min_poll.max(std::time::Duration::from_secs(5))),
+        });
+    }
+    let mut request = plan.request.clone();
+    if request.source_region.is_some()
+        && let Some(arn) = &source.arn
+    {
+        request.source = arn.clone();
+    }
+    let target = ctx.engines.get(plan.source.engine, &plan.region);
+    target
+        .copy(&request)
+        .await
+        .map(|s| Creation::Created(Box::new(s)))
+}
+
+/// ElastiCache export to S3: one CopySnapshot with TargetBucket, then the source
+/// snapshot's status says when it is done. Nothing is kept in ElastiCache.
+async fn export(
+    api: &Api<SnapshotCopy>,
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    current: &SnapshotStatus,
+    plan: &CopyPlan,
+) -> Result<Action, Error> {
+    let generation = obj.metadata.generation;
+    let bucket = plan.request.target_bucket.clone().unwrap_or_default();
+    let location = format!("s3://{bucket}/{}", plan.desired.identifier);
+    let engine = ctx.engines.get(plan.source.engine, &plan.region);
+    let mut status = base_status(obj, plan);
+    let (phase, health, requeue) = if current.export_location.is_none() {
+        match start_copy(ctx, plan).await {
+            Ok(Creation::Created(s)) => {
+                status.export_location = Some(location.clone());
+                status.aws_status = Some(s.aws_status.clone());
+                status.arn = s.arn.clone();
+                (
+                    Phase::Creating,
+                    Health::progressing(reasons::COPYING, format!("exporting to {location}")),
+                    Some(ctx.timing.min_poll),
+                )
+            }
+            Ok(Creation::Blocked {
+                phase,
+                health,
+                requeue,
+            }) => (phase, health, requeue),
+            Err(e) if e.class.is_retryable() || e.class == ErrorClass::NotFound => {
+                return Err(e.into());
+            }
+            Err(e) => (
+                Phase::Failed,
+                Health::stalled(
+                    reasons::AWS_ERROR,
+                    format!(
+                        "{e}. ElastiCache writes the export with its own service principal: the \
+                         bucket {bucket} must be in the same region and its policy must allow \
+                         ElastiCache to write to it"
+                    ),
+                ),
+                Some(ctx.timing.resync),
+            ),
+        }
+    } else {
+        let source = engine.describe(&plan.source.identifier, false).await?;
+        match source.as_ref().map(|s| (s.state(), s.aws_status.as_str())) {
+            Some((_, "exporting")) => (
+                Phase::Creating,
+                Health::progressing(reasons::COPYING, format!("exporting to {location}")),
+                Some(ctx.timing.min_poll),
+            ),
+            Some((SnapshotState::Failed, st)) => (
+                Phase::Failed,
+                Health::stalled(
+                    reasons::FAILED,
+                    format!("AWS reports the source snapshot as {st}"),
+                ),
+                Some(ctx.timing.resync),
+            ),
+            _ => (
+                Phase::Available,
+                Health::ready(format!("exported to {location}")),
+                None,
+            ),
+        }
+    };
+    status.phase = Some(phase);
+    status.ready_to_use = Some(phase == Phase::Available);
+    let status = with_health(status, &health, generation);
+    write_status(api, ctx, obj, current, &status).await?;
+    Ok(action(requeue))
+}
+
+async fn cleanup(
+    api: &Api<SnapshotCopy>,
+    obj: &SnapshotCopy,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let old = obj.status.clone().unwrap_or_default();
+    let (Some(identifier), Some(engine), Some(region)) = (
+        old.snapshot_identifier.clone(),
+        old.engine,
+        old.region.clone(),
+    ) else {
+        remove_finalizer(api, obj).await?;
+        return Ok(Action::await_change());
+    };
+    // An S3 export is never deleted (its policy is Retain by rule).
+    let retain =
+        obj.spec.deletion_policy == DeletionPolicy::Retain || obj.spec.target_bucket.is_some();
+    let desired = Desired {
+        identifier,
+        tags: Default::default(),
+        prune_tags: false,
+        shared_with: Vec::new(),
+        retention_days: None,
+        owner_uid: obj.uid().unwrap_or_default(),
+        deletion_policy: if retain {
+            DeletionPolicy::Retain
+        } else {
+            DeletionPolicy::Delete
+        },
+        cancel_while_creating: engine == Engine::Docdb,
+    };
+    let client = ctx.engines.get(engine, &region);
+    finish_cleanup(
+        api,
+        ctx,
+        obj,
+        &old,
+        drive::converge_cleanup(&*client, &desired, &ctx.timing).await,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(spec: serde_json::Value) -> SnapshotCopy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1",
+            "kind": "SnapshotCopy",
+            "metadata": {"name": "dr", "namespace": "data", "uid": "0a1b2c3d-eeee"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn ready_cluster_snapshot(engine: &str, region: &str) -> ClusterSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1",
+            "kind": "ClusterSnapshot",
+            "metadata": {"name": "nightly", "namespace": "data"},
+            "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}},
+            "status": {
+                "engine": engine, "region": region, "snapshotIdentifier": "nightly-snap",
+                "source": "orders", "arn": "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:nightly-snap",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "message": "m",
+                                "lastTransitionTime": "2026-11-22T00:00:00Z"}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn references_wait_until_the_cluster_snapshot_is_ready() {
+        let c = copy(serde_json::json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}}));
+        assert!(
+            resolve(&c, "us-east-1", None)
+                .unwrap_err()
+                .0
+                .contains("does not exist")
+        );
+        let mut cs = ready_cluster_snapshot("docdb", "us-east-1");
+        cs.status.as_mut().unwrap().conditions[0].status = "False".into();
+        assert!(
+            resolve(&c, "us-east-1", Some(&cs))
+                .unwrap_err()
+                .0
+                .contains("not Ready")
+        );
+        let cs = ready_cluster_snapshot("docdb", "us-east-1");
+        let s = resolve(&c, "us-east-1", Some(&cs)).unwrap();
+        assert_eq!(s.identifier, "nightly-snap");
+        assert_eq!(s.engine, Engine::Docdb);
+        // Across regions the ARN names the source.
+        let s = resolve(&c, "eu-west-1", Some(&cs)).unwrap();
+        assert!(s.identifier.starts_with("arn:aws:rds:us-east-1:"));
+        assert_eq!(s.region, "us-east-1");
+    }
+
+    #[test]
+    fn docdb_sources_take_their_region_from_the_spec_or_the_arn() {
+        let by_arn = copy(
+            serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "arn:aws:rds:us-west-2:1:cluster-snapshot:x"}}}),
+        );
+        assert_eq!(
+            resolve(&by_arn, "us-east-1", None).unwrap().region,
+            "us-west-2"
+        );
+        let by_spec = copy(
+            serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "sourceRegion": "ap-south-1"}),
+        );
+        assert_eq!(
+            resolve(&by_spec, "us-east-1", None).unwrap().region,
+            "ap-south-1"
+        );
+        let local = copy(serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "x"}}}));
+        assert_eq!(
+            resolve(&local, "us-east-1", None).unwrap().region,
+            "us-east-1"
+        );
+    }
+
+    #[test]
+    fn plans_copies() {
+        let c = copy(
+            serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "arn:aws:rds:us-west-2:1:cluster-snapshot:x"}}, "copyTags": true, "kmsKeyId": "k"}),
+        );
+        let s = resolve(&c, "us-east-1", None).unwrap();
+        let p = plan(&c, s, "us-east-1".into()).unwrap();
+        assert_eq!(p.desired.identifier, "data-dr-0a1b2c3d");
+        assert_eq!(p.request.source_region.as_deref(), Some("us-west-2"));
+        assert!(p.request.copy_tags);
+        assert!(!p.desired.prune_tags);
+        assert!(p.desired.cancel_while_creating);
+        assert_eq!(
+            p.desired.tags.get(RESOURCE_TAG).unwrap(),
+            "data/SnapshotCopy/dr"
+        );
+        let r = copy(
+            serde_json::json!({"source": {"redshift": {"snapshotIdentifier": "rs:a-1"}}, "retentionDays": 7}),
+        );
+        let s = resolve(&r, "us-east-1", None).unwrap();
+        let p = plan(&r, s, "us-east-1".into()).unwrap();
+        assert_eq!(p.request.retention_days, Some(7));
+        assert!(!p.desired.cancel_while_creating);
+        // Redshift copies stay in the source region.
+        let mut moved = s_redshift();
+        moved.region = "eu-west-1".into();
+        assert_eq!(
+            plan(&r, moved, "us-east-1".into()).unwrap_err().field,
+            "spec.region"
+        );
+    }
+
+    fn s_redshift() -> Source {
+        Source {
+            engine: Engine::Redshift,
+            region: "us-east-1".into(),
+            identifier: "rs:a-1".into(),
+            cluster: None,
+        }
+    }
+}
