@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the operator locally against the test bed: brings up kube-apiserver and the AWS
-# emulator (with the clusters the examples name), installs the CRDs, starts the
+# emulator (with the clusters and snapshots the examples name), installs the CRDs, starts the
 # operator, applies examples/ and shows `kubectl get dbsnapshots` until Ctrl-C, which
 # tears everything down.
 #
@@ -48,6 +48,9 @@ EMULATOR_BIN=$PWD/target/debug/aws-emulator \
 step "create the clusters the examples snapshot (emulator admin API)"
 curl -sf -XPOST "$AWS_ENDPOINT_URL/_emulator/seed" -H 'content-type: application/json' \
   -d '{"redshift": ["analytics"], "docdb": ["orders"], "replicationGroups": ["sessions"]}' >/dev/null
+# The automated snapshot examples/redshift-snapshotcopy.yaml keeps.
+curl -sf -XPOST "$AWS_ENDPOINT_URL/_emulator/redshift/automated-snapshot" -H 'content-type: application/json' \
+  -d '{"clusterIdentifier": "analytics", "snapshotIdentifier": "rs:analytics-2026-11-22-03-00"}' >/dev/null
 
 step "install the CRDs"
 # --validate=false: kubectl validates CRDs against the server's own schema, and
@@ -64,14 +67,14 @@ step "apply examples/"
 kubectl apply -f examples/
 
 deadline=$((SECONDS + ${RUN_LOCAL_TIMEOUT:-180}))
-total=$(kubectl get clustersnapshots --no-headers | wc -l)
+total=$(kubectl get dbsnapshots --no-headers | wc -l)
 while true; do
   echo
   kubectl get dbsnapshots
-  ready=$(kubectl get clustersnapshots -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true)
+  ready=$(kubectl get dbsnapshots -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true)
   if [ "$until_ready" = 1 ]; then
     if [ "$ready" = "$total" ]; then
-      echo "==> all $total snapshots are Ready" >&2
+      echo "==> all $total objects are Ready" >&2
       exit 0
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then

@@ -241,8 +241,18 @@ fn base_status(obj: &SnapshotCopy, plan: &CopyPlan) -> SnapshotStatus {
     let mut status = obj.status.clone().unwrap_or_default();
     status.engine = Some(plan.source.engine);
     status.region = Some(plan.region.clone());
-    status.source = Some(plan.source.identifier.clone());
-    status.source_snapshot_identifier = Some(plan.source.identifier.clone());
+    // An ARN source shows as its identifier, with the ARN beside it.
+    let id = &plan.source.identifier;
+    let short = if id.starts_with("arn:") {
+        id.rsplit(':').next().unwrap_or(id)
+    } else {
+        id
+    };
+    status.source = Some(short.to_string());
+    status.source_snapshot_identifier = Some(short.to_string());
+    if id.starts_with("arn:") {
+        status.source_arn = Some(id.clone());
+    }
     status.snapshot_identifier = Some(plan.desired.identifier.clone());
     status
 }
@@ -350,7 +360,11 @@ fn recorded_source(status: &SnapshotStatus) -> Option<Source> {
     Some(Source {
         engine: status.engine?,
         region: status.region.clone()?,
-        identifier: status.source_snapshot_identifier.clone()?,
+        identifier: status
+            .source_arn
+            .clone()
+            .filter(|a| a.starts_with("arn:"))
+            .or(status.source_snapshot_identifier.clone())?,
         cluster: None,
     })
 }
@@ -358,7 +372,10 @@ fn recorded_source(status: &SnapshotStatus) -> Option<Source> {
 /// Checks the source on AWS, then copies it; a source that cannot be copied blocks with
 /// a reason instead.
 async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineError> {
-    let source_engine = ctx.engines.get(plan.source.engine, &plan.source.region);
+    // A source named by ARN is looked up in the ARN's region; AWS judges whether the
+    // presigned request (signed for the source region) matches it.
+    let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
+    let source_engine = ctx.engines.get(plan.source.engine, lookup_region);
     let Some(source) = source_engine
         .describe(&plan.source.identifier, false)
         .await?

@@ -304,6 +304,68 @@ impl Harness {
             .map(|_| ())
     }
 
+    /// Creates a SnapshotCopy from JSON (`metadata.name` and `spec`).
+    pub async fn create_copy(&self, obj: serde_json::Value) -> Result<SnapshotCopy, kube::Error> {
+        let mut obj = obj;
+        obj["apiVersion"] = json!("dbsnapshot.io/v1alpha1");
+        obj["kind"] = json!("SnapshotCopy");
+        let c: SnapshotCopy = serde_json::from_value(obj).expect("a SnapshotCopy");
+        self.copies().create(&PostParams::default(), &c).await
+    }
+
+    pub async fn copy_status(&self, name: &str) -> SnapshotStatus {
+        self.copies()
+            .get(name)
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default()
+    }
+
+    /// `wait_for` for a SnapshotCopy.
+    pub async fn wait_copy(
+        &self,
+        name: &str,
+        timeout: Duration,
+        done: impl Fn(&SnapshotStatus) -> bool,
+    ) -> SnapshotStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.copy_status(name).await;
+            if done(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "SnapshotCopy {name} did not reach the expected state in {timeout:?}; last status:\n{}\n(operator log: {:?})",
+                    serde_json::to_string_pretty(&s).unwrap(),
+                    self.operator.as_ref().map(|o| o.log.clone())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_copy_gone(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.copies().get_opt(name).await.expect("get").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "SnapshotCopy {name} was not deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn set_snapshot_seconds(&self, seconds: f64) {
+        self.emulator
+            .as_ref()
+            .expect("an emulator")
+            .lock()
+            .unwrap()
+            .snapshot_seconds = seconds;
+    }
+
     pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         self.snapshots()
             .patch(

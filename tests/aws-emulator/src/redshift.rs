@@ -158,21 +158,26 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
     };
     world.clusters.insert(key(&c.account, id), cluster.clone());
     // Redshift takes an automated snapshot of a new cluster.
-    insert_automated(world, c, &cluster, progress);
+    insert_automated(world, c, &cluster, progress, None);
     let mut x = Xml::default();
     write_cluster(&mut x, &cluster, &c.region);
     Ok(Some(x))
 }
 
-/// Takes an automated snapshot `rs:<cluster>-<yyyy-mm-dd-hh-mm>` and returns its id.
+/// Takes an automated snapshot `rs:<cluster>-<yyyy-mm-dd-hh-mm>` (or `named`) and
+/// returns its id.
 pub fn insert_automated(
     world: &mut World,
     c: &Caller,
     cluster: &Cluster,
     progress: Progress,
+    named: Option<&str>,
 ) -> String {
     let mut at = c.now;
     let id = loop {
+        if let Some(n) = named {
+            break n.to_string();
+        }
         let id = format!("rs:{}-{}", cluster.id, at.format("%Y-%m-%d-%H-%M"));
         if !world.snapshots.contains_key(&key(&cluster.account, &id)) {
             break id;

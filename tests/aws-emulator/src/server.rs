@@ -268,6 +268,9 @@ async fn exports(Extract(state): Extract<Shared>) -> Json<Value> {
 #[serde(rename_all = "camelCase")]
 struct AutomatedSnapshot {
     cluster_identifier: String,
+    /// The identifier to use (default: `rs:<cluster>-<yyyy-mm-dd-hh-mm>` of now).
+    #[serde(default)]
+    snapshot_identifier: Option<String>,
     #[serde(default = "default_region")]
     region: String,
     #[serde(default = "default_account")]
@@ -307,7 +310,13 @@ async fn automated_snapshot(
         )
             .into_response();
     };
-    let id = redshift::insert_automated(world, &caller, &cluster, progress);
+    let id = redshift::insert_automated(
+        world,
+        &caller,
+        &cluster,
+        progress,
+        req.snapshot_identifier.as_deref(),
+    );
     Json(json!({ "snapshotIdentifier": id })).into_response()
 }
 

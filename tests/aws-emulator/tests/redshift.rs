@@ -480,6 +480,14 @@ async fn only_available_automated_snapshots_are_copied() {
         ),
         "InvalidClusterSnapshotState"
     );
+    let named = emu
+        .admin_post(
+            "redshift/automated-snapshot",
+            serde_json::json!({"clusterIdentifier": "analytics", "snapshotIdentifier": "rs:analytics-2026-11-22-03-00"}),
+        )
+        .await;
+    let named: serde_json::Value = named.json().await.unwrap();
+    assert_eq!(named["snapshotIdentifier"], "rs:analytics-2026-11-22-03-00");
     let missing = emu
         .admin_post(
             "redshift/automated-snapshot",
@@ -505,7 +513,7 @@ async fn only_available_automated_snapshots_are_copied() {
         .iter()
         .filter(|s| s.status() == Some("available"))
         .collect();
-    assert_eq!(available.len(), 1);
+    assert_eq!(available.len(), 1, "{:?}", auto.snapshots());
     let source = available[0].snapshot_identifier().unwrap();
     emu.set_snapshot_seconds(0.0).await;
     let copy = rs
