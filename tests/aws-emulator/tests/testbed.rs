@@ -72,7 +72,9 @@ fn running(pid: u32) -> bool {
 /// Processes whose command line mentions the state directory (etcd's data dir,
 /// the apiserver's certs and tokens, ...).
 fn processes_using(state: &Path) -> Vec<u32> {
-    let needle = state.to_string_lossy().into_owned();
+    // With the separator, so that another test's state directory whose name merely
+    // starts the same way does not match.
+    let needle = format!("{}/", state.to_string_lossy());
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -153,7 +155,7 @@ fn up_starts_a_real_apiserver_and_aws_and_down_stops_exactly_them() {
 
 #[test]
 fn a_failed_step_is_named_with_its_log_and_leaves_nothing_running() {
-    let state = root().join("target/testbed-selftest-failure");
+    let state = root().join("target/failing-testbed-selftest");
     let _ = std::fs::remove_dir_all(&state);
 
     let (ok, _, stderr) = script_with("up.sh", &state, &[], "/nonexistent/aws-emulator");
