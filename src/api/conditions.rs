@@ -32,6 +32,9 @@ pub mod reasons {
     /// AWS refused a call for a reason retrying will not fix (permissions, limits,
     /// a missing cluster).
     pub const AWS_ERROR: &str = "AWSError";
+    /// The operator's Kubernetes permissions do not allow a call it needs; the message
+    /// names it.
+    pub const FORBIDDEN: &str = "Forbidden";
     /// SnapshotCopy: the source ClusterSnapshot is not Ready yet.
     pub const SOURCE_NOT_READY: &str = "SourceNotReady";
     /// SnapshotCopy: the source cannot be copied.

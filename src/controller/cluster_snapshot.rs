@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::drive::{self, Creation};
 use super::{
     Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
-    remove_finalizer, with_health, write_status,
+    remove_finalizer, report_forbidden, with_health, write_status,
 };
 use crate::api::cluster_snapshot::SourceCluster;
 use crate::api::conditions::{Health, reasons};
@@ -128,12 +128,21 @@ pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<A
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<ClusterSnapshot> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = std::time::Instant::now();
-    let result = if obj.meta().deletion_timestamp.is_some() {
-        cleanup(&api, &obj, &ctx).await
-    } else if ensure_finalizer(&api, &*obj).await? {
-        apply(&api, &obj, &ctx).await
-    } else {
-        Ok(Action::await_change())
+    let result = async {
+        if obj.meta().deletion_timestamp.is_some() {
+            cleanup(&api, &obj, &ctx).await
+        } else if ensure_finalizer(&api, &*obj).await? {
+            apply(&api, &obj, &ctx).await
+        } else {
+            Ok(Action::await_change())
+        }
+    }
+    .await;
+    let result = match result {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
+            Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
+        }
+        other => other,
     };
     ctx.metrics
         .reconciled("ClusterSnapshot", started.elapsed(), result.is_ok());

@@ -366,6 +366,40 @@ where
     Ok(action(decision.requeue))
 }
 
+/// A Kubernetes call the operator's RBAC forbids: said in the log and, where the status
+/// may still be written, as Stalled `Forbidden`; looked at again every minute.
+pub async fn report_forbidden<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    err: &kube::core::Status,
+) -> Action
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug
+        + WithStatus,
+{
+    let message = format!(
+        "the operator's service account is not allowed to do this: {} - grant it the \
+         permissions of the Helm chart's {} (see charts/dbsnapshot-operator/templates/_helpers.tpl)",
+        err.message, "Role/ClusterRole"
+    );
+    tracing::error!(object = %obj.name_any(), kind = %K::kind(&()), "{message}");
+    let old = obj.snapshot_status();
+    let status = with_health(
+        old.clone(),
+        &Health::stalled(crate::api::conditions::reasons::FORBIDDEN, message),
+        obj.meta().generation,
+    );
+    if let Err(e) = write_status(api, ctx, obj, &old, &status).await {
+        tracing::error!(object = %obj.name_any(), error = %kube_message(&e), "could not write the Forbidden condition either");
+    }
+    Action::requeue(Duration::from_secs(60))
+}
+
 /// How to wait after a decision.
 pub fn action(requeue: Option<Duration>) -> Action {
     match requeue {

@@ -10,7 +10,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::drive::{self, Creation};
 use super::{
     Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
-    remove_finalizer, with_health, write_status,
+    remove_finalizer, report_forbidden, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{SpecError, copy_engine, validate_snapshot_copy};
@@ -222,12 +222,21 @@ pub async fn reconcile(obj: Arc<SnapshotCopy>, ctx: Arc<Context>) -> Result<Acti
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = std::time::Instant::now();
-    let result = if obj.meta().deletion_timestamp.is_some() {
-        cleanup(&api, &obj, &ctx).await
-    } else if ensure_finalizer(&api, &*obj).await? {
-        apply(&api, &obj, &ctx).await
-    } else {
-        Ok(Action::await_change())
+    let result = async {
+        if obj.meta().deletion_timestamp.is_some() {
+            cleanup(&api, &obj, &ctx).await
+        } else if ensure_finalizer(&api, &*obj).await? {
+            apply(&api, &obj, &ctx).await
+        } else {
+            Ok(Action::await_change())
+        }
+    }
+    .await;
+    let result = match result {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
+            Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
+        }
+        other => other,
     };
     ctx.metrics
         .reconciled("SnapshotCopy", started.elapsed(), result.is_ok());

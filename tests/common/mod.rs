@@ -118,6 +118,16 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(namespace: &str, aws_url: &str, extra: &[&str]) -> Self {
+        Self::start_with_kubeconfig(namespace, aws_url, extra, &kubeconfig())
+    }
+
+    /// The operator with another identity (a ServiceAccount token's kubeconfig).
+    pub fn start_with_kubeconfig(
+        namespace: &str,
+        aws_url: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+    ) -> Self {
         let logs = root().join("target/it-logs");
         std::fs::create_dir_all(&logs).unwrap();
         let log = logs.join(format!("{namespace}.log"));
@@ -139,7 +149,7 @@ impl Operator {
         args.extend(extra);
         let child = Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"))
             .args(&args)
-            .env("KUBECONFIG", kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env("AWS_ENDPOINT_URL", aws_url)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", KEY)

@@ -1,0 +1,48 @@
+{{- define "dbsnapshot.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "dbsnapshot.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "dbsnapshot.labels" -}}
+app.kubernetes.io/name: {{ include "dbsnapshot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "dbsnapshot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dbsnapshot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "dbsnapshot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "dbsnapshot.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The permissions the operator needs, and nothing else. */}}
+{{- define "dbsnapshot.rules" -}}
+- apiGroups: ["dbsnapshot.io"]
+  resources: ["clustersnapshots", "snapshotcopies"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["dbsnapshot.io"]
+  resources: ["clustersnapshots/status", "snapshotcopies/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["dbsnapshot.io"]
+  resources: ["clustersnapshots/finalizers", "snapshotcopies/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
