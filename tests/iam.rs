@@ -1,0 +1,75 @@
+//! docs/iam-policy.json allows exactly the AWS actions the engine layer calls, and
+//! destructive ones only on snapshots carrying the owner tag.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+fn called_actions() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (file, prefix) in [
+        ("redshift.rs", "redshift"),
+        ("docdb.rs", "rds"),
+        ("elasticache.rs", "elasticache"),
+    ] {
+        let src =
+            std::fs::read_to_string(format!("{}/src/engine/{file}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        for part in src.split("classify(SERVICE, \"").skip(1) {
+            let action = part.split('"').next().unwrap();
+            out.insert(format!("{prefix}:{action}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_policy_allows_exactly_what_the_engines_call() {
+    let called = called_actions();
+    assert!(called.len() >= 20, "{called:?}");
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/iam-policy.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut allowed = BTreeSet::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            assert!(
+                allowed.insert(a.as_str().unwrap().to_string()),
+                "{a} listed twice"
+            );
+        }
+    }
+    let missing: Vec<_> = called.difference(&allowed).collect();
+    let extra: Vec<_> = allowed.difference(&called).collect();
+    assert!(missing.is_empty(), "the policy lacks {missing:?}");
+    assert!(
+        extra.is_empty(),
+        "the policy allows what the operator never calls: {extra:?}"
+    );
+}
+
+#[test]
+fn destructive_actions_need_the_owner_tag() {
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/iam-policy.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for st in policy["Statement"].as_array().unwrap() {
+        let conditioned =
+            st["Condition"]["Null"]["aws:ResourceTag/dbsnapshot.io/owner-uid"] == "false";
+        for a in st["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            let destructive = ["Delete", "Revoke", "Authorize", "Modify", "Remove"]
+                .iter()
+                .any(|d| a.split(':').nth(1).unwrap().starts_with(d));
+            assert_eq!(
+                destructive, conditioned,
+                "{a}: destructive {destructive}, conditioned {conditioned}"
+            );
+        }
+    }
+}
