@@ -15,6 +15,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -30,9 +31,28 @@ struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCall {
+    service: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub kind: String,
+    pub engine: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: String,
     class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
 }
 
 pub struct Metrics {
@@ -40,6 +60,9 @@ pub struct Metrics {
     reconciles: Family<Outcome, Counter>,
     errors: Family<ErrorLabels, Counter>,
     duration: Family<Kind, Histogram>,
+    aws_calls: Family<AwsCall, Counter>,
+    aws_throttles: Family<ServiceLabel, Counter>,
+    objects: Family<ObjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -65,12 +88,39 @@ impl Default for Metrics {
             "Time spent in one reconcile",
             duration.clone(),
         );
+        let aws_calls = Family::<AwsCall, Counter>::default();
+        let aws_throttles = Family::<ServiceLabel, Counter>::default();
+        let objects = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "aws_calls",
+            "AWS call attempts by service, operation and outcome",
+            aws_calls.clone(),
+        );
+        registry.register(
+            "aws_throttles",
+            "AWS call attempts answered with throttling, by service",
+            aws_throttles.clone(),
+        );
+        registry.register(
+            "objects",
+            "Objects by kind, engine and phase",
+            objects.clone(),
+        );
         Self {
             registry,
             reconciles,
             errors,
             duration,
+            aws_calls,
+            aws_throttles,
+            objects,
         }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
     }
 }
 
@@ -96,6 +146,31 @@ impl Metrics {
                 class: class.to_string(),
             })
             .inc();
+    }
+
+    pub fn aws_call(&self, service: &str, operation: &str, outcome: &str) {
+        self.aws_calls
+            .get_or_create(&AwsCall {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        if outcome == "throttled" {
+            self.aws_throttles
+                .get_or_create(&ServiceLabel {
+                    service: service.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// Replaces the object counts.
+    pub fn set_objects(&self, counts: &std::collections::HashMap<ObjectLabels, i64>) {
+        self.objects.clear();
+        for (labels, n) in counts {
+            self.objects.get_or_create(labels).set(*n);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -56,6 +56,39 @@ async fn endpoints_json_logs_events_and_sigterm() {
         "{body}"
     );
     assert!(body.contains("dbsnapshot_reconcile_duration_seconds_bucket"));
+    assert!(
+        body.contains(r#"dbsnapshot_aws_calls_total{service="redshift",operation="CreateClusterSnapshot",outcome="ok"} 1"#),
+        "{body}"
+    );
+    // Objects by kind, engine and phase (refreshed every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = get(&format!("{base}/metrics")).await;
+        if body.contains(
+            r#"dbsnapshot_objects{kind="ClusterSnapshot",engine="redshift",phase="Available"} 1"#,
+        ) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no object gauge:\n{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Throttles are counted per attempt.
+    h.set_faults(json!({"throttleFraction": 1.0}));
+    h.create(json!({"metadata": {"name": "t"}, "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = get(&format!("{base}/metrics")).await;
+        if body.contains(r#"dbsnapshot_aws_throttles_total{service="redshift"}"#)
+            && body.contains(r#"outcome="throttled""#)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no throttle counted:\n{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.set_faults(json!({"throttleFraction": 0.0}));
 
     // Events on the object for each transition.
     let events: Api<Event> = Api::namespaced(h.client.clone(), &h.ns);

@@ -487,7 +487,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context::new(
         client.clone(),
-        Engines::new(aws),
+        Engines::new(aws, metrics.clone()),
         settings.timing,
         metrics.clone(),
     ));
@@ -550,6 +550,44 @@ pub async fn run(
         )
         .shutdown_on_signal();
 
+    // Objects by kind, engine and phase, counted from the caches every few seconds.
+    {
+        let (snapshots, copies, metrics) = (
+            snapshot_store.clone(),
+            copy_store.clone(),
+            ctx.metrics.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let mut counts = HashMap::new();
+                let statuses = snapshots
+                    .state()
+                    .iter()
+                    .map(|o| ("ClusterSnapshot", o.snapshot_status()))
+                    .chain(
+                        copies
+                            .state()
+                            .iter()
+                            .map(|o| ("SnapshotCopy", o.snapshot_status())),
+                    )
+                    .collect::<Vec<_>>();
+                for (kind, status) in statuses {
+                    let labels = crate::metrics::ObjectLabels {
+                        kind: kind.to_string(),
+                        engine: status
+                            .engine
+                            .map_or("unknown".to_string(), |e| e.to_string()),
+                        phase: status
+                            .phase
+                            .map_or("Pending".to_string(), |p| format!("{p:?}")),
+                    };
+                    *counts.entry(labels).or_insert(0) += 1;
+                }
+                metrics.set_objects(&counts);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
     let ready = ctx.ready.clone();
     tokio::spawn(async move {
         // The controllers wait on the same stores; a waiter can miss the wake-up, so

@@ -27,9 +27,16 @@ pub struct Docdb {
 }
 
 impl Docdb {
-    pub fn new(config: &aws_config::SdkConfig, region: &str) -> Self {
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        region: &str,
+        metered: super::metered::Metered,
+    ) -> Self {
+        let conf = aws_sdk_docdb::config::Builder::from(config)
+            .interceptor(metered)
+            .build();
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(conf),
             region: region.to_string(),
             endpoint_override: config.endpoint_url().map(str::to_string),
             credentials: config.credentials_provider(),

@@ -4,6 +4,7 @@
 pub mod docdb;
 pub mod elasticache;
 pub mod error;
+pub mod metered;
 pub mod presign;
 pub mod redshift;
 
@@ -156,13 +157,15 @@ pub trait SnapshotEngine: Send + Sync {
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
 pub struct Engines {
     base: SdkConfig,
+    metrics: Arc<crate::metrics::Metrics>,
     cache: Mutex<HashMap<(Engine, String), Arc<dyn SnapshotEngine>>>,
 }
 
 impl Engines {
-    pub fn new(base: SdkConfig) -> Self {
+    pub fn new(base: SdkConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             base,
+            metrics,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -182,10 +185,22 @@ impl Engines {
                     .to_builder()
                     .region(aws_config::Region::new(region.to_string()))
                     .build();
+                let metered = |service| metered::Metered {
+                    service,
+                    metrics: self.metrics.clone(),
+                };
                 match engine {
-                    Engine::Redshift => Arc::new(redshift::Redshift::new(&config, region)),
-                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region)),
-                    Engine::Elasticache => Arc::new(elasticache::ElastiCache::new(&config, region)),
+                    Engine::Redshift => Arc::new(redshift::Redshift::new(
+                        &config,
+                        region,
+                        metered("redshift"),
+                    )),
+                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region, metered("docdb"))),
+                    Engine::Elasticache => Arc::new(elasticache::ElastiCache::new(
+                        &config,
+                        region,
+                        metered("elasticache"),
+                    )),
                 }
             })
             .clone()

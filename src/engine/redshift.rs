@@ -23,9 +23,16 @@ pub struct Redshift {
 }
 
 impl Redshift {
-    pub fn new(config: &aws_config::SdkConfig, _region: &str) -> Self {
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        _region: &str,
+        metered: super::metered::Metered,
+    ) -> Self {
+        let conf = aws_sdk_redshift::config::Builder::from(config)
+            .interceptor(metered)
+            .build();
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(conf),
         }
     }
 }

@@ -1,0 +1,93 @@
+//! An SDK interceptor that counts every AWS call attempt by service, operation and
+//! outcome (ok, throttled, client_error, server_error, no_response) into the metrics.
+//! No IO of its own.
+
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::metrics::Metrics;
+
+/// Codes AWS answers a throttled call with (as in `error::THROTTLING`).
+const THROTTLE_MARKERS: &[&str] = &[
+    "<Code>Throttling</Code>",
+    "<Code>ThrottlingException</Code>",
+    "<Code>RequestLimitExceeded</Code>",
+    "<Code>TooManyRequestsException</Code>",
+    "<Code>SlowDown</Code>",
+];
+
+#[derive(Debug)]
+pub struct Metered {
+    pub service: &'static str,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The outcome label of one attempt from its HTTP status and (for errors) body.
+pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
+    match status {
+        None => "no_response",
+        Some(s) if (200..300).contains(&s) => "ok",
+        Some(s) => {
+            let text = body.map(String::from_utf8_lossy).unwrap_or_default();
+            if s == 429 || THROTTLE_MARKERS.iter().any(|m| text.contains(m)) {
+                "throttled"
+            } else if s >= 500 {
+                "server_error"
+            } else {
+                "client_error"
+            }
+        }
+    }
+}
+
+impl Intercept for Metered {
+    fn name(&self) -> &'static str {
+        "dbsnapshot-metrics"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        let response = context.response();
+        let result = outcome(
+            response.map(|r| r.status().as_u16()),
+            response.and_then(|r| r.body().bytes()),
+        );
+        self.metrics.aws_call(self.service, &operation, result);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(outcome(Some(200), None), "ok");
+        assert_eq!(outcome(None, None), "no_response");
+        assert_eq!(
+            outcome(Some(400), Some(b"<Error><Code>Throttling</Code></Error>")),
+            "throttled"
+        );
+        assert_eq!(outcome(Some(429), None), "throttled");
+        assert_eq!(
+            outcome(Some(404), Some(b"<Code>ClusterSnapshotNotFound</Code>")),
+            "client_error"
+        );
+        assert_eq!(outcome(Some(500), None), "server_error");
+    }
+}

@@ -1,0 +1,166 @@
+//! GitOps health: the conditions and observedGeneration the operator writes read as
+//! kstatus defines them (InProgress / Current / Failed / Terminating), and the Argo CD
+//! health check (deploy/argocd/health.lua) run by a Lua 5.1 interpreter on status objects
+//! the operator really produced in the test bed says Progressing / Healthy / Degraded.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// kstatus's rules for a custom resource (sigs.k8s.io/cli-utils/pkg/kstatus/status):
+/// deletion -> Terminating; an unobserved generation -> InProgress; Reconciling=True ->
+/// InProgress; Stalled=True -> Failed; otherwise Current.
+fn kstatus(obj: &Value) -> &'static str {
+    if !obj["metadata"]["deletionTimestamp"].is_null() {
+        return "Terminating";
+    }
+    let generation = obj["metadata"]["generation"].as_i64();
+    let observed = obj["status"]["observedGeneration"].as_i64();
+    if generation.is_some() && observed.is_none_or(|o| o < generation.unwrap()) {
+        return "InProgress";
+    }
+    let cond = |t: &str| {
+        obj["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .map(|c| c["status"] == "True")
+            .unwrap_or(false)
+    };
+    if cond("Reconciling") {
+        "InProgress"
+    } else if cond("Stalled") {
+        "Failed"
+    } else {
+        "Current"
+    }
+}
+
+/// A JSON value as a Lua table constructor.
+fn lua(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(a) => format!("{{{}}}", a.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn argo_health(obj: &Value) -> (String, String) {
+    let script = std::fs::read_to_string(root().join("deploy/argocd/health.lua")).unwrap();
+    let program = format!(
+        "obj = {}\nlocal function check()\n{script}\nend\nlocal hs = check()\nprint(hs.status)\nprint(hs.message)\n",
+        lua(obj)
+    );
+    let out = Command::new("lua5.1")
+        .arg("-e")
+        .arg(&program)
+        .output()
+        .expect("lua5.1 (Debian package lua5.1; tests/run-all.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    (
+        lines.next().unwrap_or_default().to_string(),
+        lines.next().unwrap_or_default().to_string(),
+    )
+}
+
+async fn raw(h: &Harness, name: &str) -> Value {
+    serde_json::to_value(h.snapshots().get(name).await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_read_as_kstatus_and_argo_cd_health() {
+    let h = Harness::new("gitops", 4.0).await;
+    seed_clusters(&h.aws).await;
+    let mut seen: Vec<(&str, Value)> = Vec::new();
+
+    h.create(json!({"metadata": {"name": "g"}, "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}))
+        .await
+        .unwrap();
+    seen.push(("created", raw(&h, "g").await));
+    h.wait_for(
+        "g",
+        Duration::from_secs(30),
+        |_| {},
+        |s| s.phase == Some(dbsnapshot_operator::api::Phase::Creating),
+    )
+    .await;
+    seen.push(("creating", raw(&h, "g").await));
+    h.wait_ready("g").await;
+    seen.push(("ready", raw(&h, "g").await));
+    h.patch_spec("g", json!({"tags": {"changed": "yes"}})).await;
+    seen.push(("spec changed", raw(&h, "g").await));
+    h.wait_for(
+        "g",
+        Duration::from_secs(30),
+        |_| {},
+        |s| is_ready(s) && s.observed_generation == Some(2),
+    )
+    .await;
+    seen.push(("ready again", raw(&h, "g").await));
+
+    // Valid for the v1.20 server's schema (it drops the CEL rule), refused by the operator.
+    h.create(json!({"metadata": {"name": "bad"}, "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "retentionDays": 9}}))
+        .await
+        .unwrap();
+    h.wait_for(
+        "bad",
+        Duration::from_secs(30),
+        |_| {},
+        |s| stalled_reason(s).is_some(),
+    )
+    .await;
+    seen.push(("failed", raw(&h, "bad").await));
+
+    // Deleting, held by the finalizer while AWS is still creating.
+    h.set_snapshot_seconds(30.0);
+    h.create(json!({"metadata": {"name": "slow"}, "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}}))
+        .await
+        .unwrap();
+    h.wait_for("slow", Duration::from_secs(30), |_| {}, |s| s.arn.is_some())
+        .await;
+    h.snapshots()
+        .delete("slow", &Default::default())
+        .await
+        .unwrap();
+    seen.push(("deleting", raw(&h, "slow").await));
+
+    let expected = [
+        ("created", "InProgress", "Progressing"),
+        ("creating", "InProgress", "Progressing"),
+        ("ready", "Current", "Healthy"),
+        ("spec changed", "InProgress", "Progressing"),
+        ("ready again", "Current", "Healthy"),
+        ("failed", "Failed", "Degraded"),
+        ("deleting", "Terminating", "Progressing"),
+    ];
+    for ((stage, obj), (want_stage, want_kstatus, want_argo)) in seen.iter().zip(expected) {
+        assert_eq!(*stage, want_stage);
+        assert_eq!(kstatus(obj), want_kstatus, "{stage}: {obj:#}");
+        let (argo, message) = argo_health(obj);
+        assert_eq!(argo, want_argo, "{stage}: {message}");
+    }
+    let (_, failed_message) = argo_health(&seen[5].1);
+    assert!(
+        failed_message.contains("InvalidSpec") && failed_message.contains("retentionDays"),
+        "{failed_message}"
+    );
+}
