@@ -60,6 +60,23 @@ struct RunArgs {
     /// Longest wait, in seconds, between looks at a snapshot AWS is still creating.
     #[arg(long, default_value_t = 60, env = "DBSNAPSHOT_MAX_POLL_SECONDS")]
     max_poll_seconds: u64,
+    /// Elect a leader through a Lease: only the replica holding it reconciles (for more
+    /// than one replica).
+    #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else default).
+    #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        default_value = "dbsnapshot-operator",
+        env = "DBSNAPSHOT_LEASE_NAME"
+    )]
+    lease_name: String,
+    /// Seconds a leader holds the Lease without renewing it (a standby takes over after).
+    #[arg(long, default_value_t = 15, env = "DBSNAPSHOT_LEASE_DURATION_SECONDS")]
+    lease_duration_seconds: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -96,7 +113,25 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if aws.region().is_none() {
         tracing::warn!("no AWS region configured: objects must set spec.region (or pass --region)");
     }
+    let leader_election = args.leader_election.then(|| controller::LeaderElection {
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".to_string()),
+        lease_name: args.lease_name.clone(),
+        identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
+            format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "dbsnapshot-operator".into()),
+                std::process::id()
+            )
+        }),
+        duration_seconds: args.lease_duration_seconds.max(2),
+    });
     let settings = Settings {
+        leader_election,
         namespace: args.namespace,
         concurrency: args.concurrency.max(1),
         metrics_addr: args.metrics_addr,

@@ -166,15 +166,30 @@ fn chart_lints_and_renders_least_privilege() {
             .any(|a| a == "--namespace=data")
     );
 
+    // Two replicas: leader election, with a Role for exactly the Lease.
+    let docs = render(&["--set", "replicas=2"]);
+    let args =
+        find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--leader-election")
+    );
+    let lease_role = find(&docs, "Role")[0];
+    assert_eq!(lease_role["metadata"]["namespace"], "ops");
+    assert_eq!(lease_role["rules"][0]["resources"], json!(["leases"]));
+    assert_eq!(find(&render(&[]), "Role").len(), 0);
+
     // The values schema refuses what the operator cannot do.
     let bad = Command::new(tool("helm"))
         .args(["template", "rel"])
         .arg(chart())
-        .args(["--set", "replicas=2"])
+        .args(["--set", "watchNamespaces={a,b}"])
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("replicas"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("watchNamespaces"));
 }
 
 fn kubeconfig_with_token(token: &str) -> PathBuf {

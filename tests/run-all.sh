@@ -17,6 +17,8 @@ step "kube-apiserver $TESTBED_K8S_VERSION, etcd and Go" "$log"
 tests/testbed/build-apiserver.sh >>"$log" 2>&1
 step "helm and kubectl" "$log"
 tests/testbed/install-helm-kubectl.sh "$TESTBED_STATE/bin" >>"$log" 2>&1
+step "Lua 5.1 (runs the Argo CD health check)" "$log"
+apt_install lua5.1
 CURRENT_LOG=
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,6 +30,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 stop_shared_testbed() { TESTBED_STATE=$TESTBED_ROOT/target/testbed-it tests/testbed/down.sh >/dev/null 2>&1 || true; }
 trap stop_shared_testbed EXIT
 
+step "the image's build stage, outside Docker: scripts/build-release.sh"
+scripts/build-release.sh
 step "the README's run command: scripts/run-local.sh --until-ready"
 scripts/run-local.sh --until-ready
 step "cargo test"

@@ -128,9 +128,20 @@ impl Operator {
         extra: &[&str],
         kubeconfig: &std::path::Path,
     ) -> Self {
+        Self::start_logged(namespace, aws_url, extra, kubeconfig, namespace)
+    }
+
+    /// As `start_with_kubeconfig`, logging to `target/it-logs/<label>.log`.
+    pub fn start_logged(
+        namespace: &str,
+        aws_url: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+        label: &str,
+    ) -> Self {
         let logs = root().join("target/it-logs");
         std::fs::create_dir_all(&logs).unwrap();
-        let log = logs.join(format!("{namespace}.log"));
+        let log = logs.join(format!("{label}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
