@@ -11,7 +11,6 @@ use serde_json::json;
 async fn metrics(port: u16) -> String {
     reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
-        .map(|r| r)
         .expect("metrics")
         .text()
         .await
