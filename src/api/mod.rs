@@ -3,6 +3,7 @@
 
 pub mod cluster_snapshot;
 pub mod conditions;
+pub mod reference;
 pub mod snapshot_copy;
 pub mod status;
 pub mod validation;
