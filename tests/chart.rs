@@ -297,3 +297,56 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
     assert_eq!(h.calls()["calls"]["redshift"]["CreateClusterSnapshot"], 1);
     operator.kill();
 }
+
+/// The README's quickstart `helm install` command, exactly as written (placeholders
+/// filled in), renders (helm template takes the same flags).
+#[test]
+fn the_readme_quickstart_helm_command_renders() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut lines = readme.lines().skip_while(|l| {
+        !l.trim_start()
+            .starts_with("helm install dbsnapshot-operator")
+    });
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        let l = line.trim();
+        command.push_str(l.trim_end_matches('\\'));
+        command.push(' ');
+        if !l.ends_with('\\') {
+            break;
+        }
+    }
+    assert!(
+        command.starts_with("helm install dbsnapshot-operator"),
+        "{command}"
+    );
+    let command = command
+        .replacen("helm install", "helm template", 1)
+        .replace("<account>", "111111111111")
+        .replace("<region>", "us-east-1");
+    let helm_dir = tool("helm").parent().unwrap().to_path_buf();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&command)
+        .current_dir(root())
+        .env(
+            "PATH",
+            format!("{}:{}", helm_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rendered.contains(
+            "eks.amazonaws.com/role-arn: arn:aws:iam::111111111111:role/dbsnapshot-operator"
+        ),
+        "{rendered}"
+    );
+    assert!(rendered.contains("--region=us-east-1"));
+    assert!(rendered.contains("name: dbsnapshot-operator\n"));
+}
