@@ -25,11 +25,17 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError {
-        field: field.into(),
-        message: message.into(),
+impl SpecError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError::new(field, message)
 }
 
 const MAX_TAGS: usize = 48;

@@ -8,8 +8,8 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::drive::{self, Creation};
 use super::{
-    Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
-    remove_finalizer, report_forbidden, with_health, write_status,
+    Context, Error, action, finish_cleanup, invalid_spec, reconcile_object, record,
+    remove_finalizer, with_health, write_status,
 };
 use crate::api::cluster_snapshot::SourceCluster;
 use crate::api::conditions::{Health, reasons};
@@ -33,13 +33,6 @@ pub struct Plan {
     pub desired: Desired,
 }
 
-fn spec_error(field: &str, message: String) -> SpecError {
-    SpecError {
-        field: field.to_string(),
-        message,
-    }
-}
-
 /// Resolves the spec against the status (identifiers, region and source are fixed once
 /// recorded) and the operator's region. Pure.
 pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan, SpecError> {
@@ -50,7 +43,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
     if let Some(recorded) = status.engine
         && recorded != engine
     {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.source",
             format!("is immutable: this object snapshots a {recorded} cluster"),
         ));
@@ -58,7 +51,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
     if let Some(recorded) = &status.source
         && recorded != source.id()
     {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.source",
             format!("is immutable: this object snapshots {recorded}"),
         ));
@@ -66,7 +59,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
     if let (Some(recorded), Some(wanted)) = (&status.snapshot_identifier, &spec.snapshot_identifier)
         && recorded != wanted
     {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.snapshotIdentifier",
             format!("is immutable: it was {recorded}"),
         ));
@@ -74,7 +67,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
     if let (Some(recorded), Some(wanted)) = (&status.region, &spec.region)
         && recorded != wanted
     {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.region",
             format!("is immutable: it was {recorded}"),
         ));
@@ -85,7 +78,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
         .or_else(|| spec.region.clone())
         .or_else(|| default_region.map(str::to_string))
         .ok_or_else(|| {
-            spec_error(
+            SpecError::new(
                 "spec.region",
                 "is not set and the operator has no default region: set spec.region, or run the \
                  operator with --region or AWS_REGION"
@@ -125,31 +118,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
 }
 
 pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let api: Api<ClusterSnapshot> = Api::namespaced(ctx.client.clone(), &namespace);
-    let started = std::time::Instant::now();
-    let result = async {
-        if obj.meta().deletion_timestamp.is_some() {
-            cleanup(&api, &obj, &ctx).await
-        } else if ensure_finalizer(&api, &*obj).await? {
-            apply(&api, &obj, &ctx).await
-        } else {
-            Ok(Action::await_change())
-        }
-    }
-    .await;
-    let result = match result {
-        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
-            Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
-        }
-        other => other,
-    };
-    ctx.metrics
-        .reconciled("ClusterSnapshot", started.elapsed(), result.is_ok());
-    if result.is_ok() {
-        ctx.succeeded(&kube::runtime::reflector::ObjectRef::from_obj(&*obj).to_string());
-    }
-    result
+    reconcile_object(obj, ctx, apply, cleanup).await
 }
 
 fn base_status(obj: &ClusterSnapshot, plan: &Plan) -> SnapshotStatus {

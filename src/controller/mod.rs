@@ -400,6 +400,52 @@ where
     Action::requeue(Duration::from_secs(60))
 }
 
+/// One reconcile of either kind: cleanup when the object is going away, otherwise
+/// make sure the finalizer is on and apply; a forbidden Kubernetes call is reported,
+/// and the outcome is counted.
+pub async fn reconcile_object<K, A, C>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug
+        + WithStatus,
+    A: AsyncFnOnce(&Api<K>, &K, &Context) -> Result<Action, Error>,
+    C: AsyncFnOnce(&Api<K>, &K, &Context) -> Result<Action, Error>,
+{
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = std::time::Instant::now();
+    let result = async {
+        if obj.meta().deletion_timestamp.is_some() {
+            cleanup(&api, &obj, &ctx).await
+        } else if ensure_finalizer(&api, &*obj).await? {
+            apply(&api, &obj, &ctx).await
+        } else {
+            Ok(Action::await_change())
+        }
+    }
+    .await;
+    let result = match result {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
+            Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
+        }
+        other => other,
+    };
+    ctx.metrics
+        .reconciled(&K::kind(&()), started.elapsed(), result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(&ObjectRef::from_obj(&*obj).to_string());
+    }
+    result
+}
+
 /// How to wait after a decision.
 pub fn action(requeue: Option<Duration>) -> Action {
     match requeue {

@@ -9,8 +9,8 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::drive::{self, Creation};
 use super::{
-    Context, Error, action, ensure_finalizer, finish_cleanup, invalid_spec, record,
-    remove_finalizer, report_forbidden, with_health, write_status,
+    Context, Error, action, finish_cleanup, invalid_spec, reconcile_object, record,
+    remove_finalizer, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{SpecError, copy_engine, validate_snapshot_copy};
@@ -134,13 +134,6 @@ pub struct CopyPlan {
     pub request: CopyRequest,
 }
 
-fn spec_error(field: &str, message: String) -> SpecError {
-    SpecError {
-        field: field.to_string(),
-        message,
-    }
-}
-
 /// Resolves the spec against its source, the status (identity fields are fixed once
 /// recorded) and the operator's region. Pure.
 pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPlan, SpecError> {
@@ -149,7 +142,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
     validate_snapshot_copy(spec, Some(engine))?;
     let status = obj.status.clone().unwrap_or_default();
     if status.engine.is_some_and(|e| e != engine) {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.source",
             format!(
                 "is immutable: this object copies a {} snapshot",
@@ -162,13 +155,13 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
         &spec.target_snapshot_identifier,
     ) && recorded != wanted
     {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.targetSnapshotIdentifier",
             format!("is immutable: it was {recorded}"),
         ));
     }
     if engine != Engine::Docdb && source.region != region {
-        return Err(spec_error(
+        return Err(SpecError::new(
             "spec.region",
             format!(
                 "{engine} copies stay in the source's region ({}); only DocumentDB copies across regions",
@@ -219,31 +212,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
 }
 
 pub async fn reconcile(obj: Arc<SnapshotCopy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let api: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let started = std::time::Instant::now();
-    let result = async {
-        if obj.meta().deletion_timestamp.is_some() {
-            cleanup(&api, &obj, &ctx).await
-        } else if ensure_finalizer(&api, &*obj).await? {
-            apply(&api, &obj, &ctx).await
-        } else {
-            Ok(Action::await_change())
-        }
-    }
-    .await;
-    let result = match result {
-        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
-            Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
-        }
-        other => other,
-    };
-    ctx.metrics
-        .reconciled("SnapshotCopy", started.elapsed(), result.is_ok());
-    if result.is_ok() {
-        ctx.succeeded(&kube::runtime::reflector::ObjectRef::from_obj(&*obj).to_string());
-    }
-    result
+    reconcile_object(obj, ctx, apply, cleanup).await
 }
 
 fn base_status(obj: &SnapshotCopy, plan: &CopyPlan) -> SnapshotStatus {
@@ -282,7 +251,7 @@ async fn apply(
         .or_else(|| obj.spec.region.clone())
         .or_else(|| ctx.engines.default_region())
     else {
-        let e = spec_error(
+        let e = SpecError::new(
             "spec.region",
             "is not set and the operator has no default region: set spec.region, or run the \
              operator with --region or AWS_REGION"
@@ -293,7 +262,7 @@ async fn apply(
     if let (Some(recorded), Some(wanted)) = (&old.region, &obj.spec.region)
         && recorded != wanted
     {
-        let e = spec_error("spec.region", format!("is immutable: it was {recorded}"));
+        let e = SpecError::new("spec.region", format!("is immutable: it was {recorded}"));
         return invalid_spec(api, ctx, obj, &old, &e).await;
     }
     let reference = match &obj.spec.source.cluster_snapshot_ref {
