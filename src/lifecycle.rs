@@ -24,6 +24,27 @@ pub struct Desired {
     /// Copies whose copy is still running are cancelled by deleting the target
     /// (DocumentDB); other snapshots are waited for.
     pub cancel_while_creating: bool,
+    /// The snapshot the object's status records as its own (only the operator writes
+    /// that): when AWS reports the same ARN and creation time, it is this object's even
+    /// where the look did not fetch tags.
+    pub recorded: Option<Recorded>,
+}
+
+/// A snapshot as the object's status recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub arn: String,
+    pub created: String,
+}
+
+impl Recorded {
+    /// From a status that mirrored an owned snapshot.
+    pub fn from_status(status: &SnapshotStatus) -> Option<Self> {
+        Some(Self {
+            arn: status.arn.clone()?,
+            created: status.creation_time.clone()?,
+        })
+    }
 }
 
 /// What AWS says about the snapshot.
@@ -78,6 +99,11 @@ pub struct Timing {
     pub min_poll: Duration,
     /// Longest wait while AWS works.
     pub max_poll: Duration,
+    /// Batched polling: the shortest wait between two looks at one source's snapshots.
+    pub batch_floor: Duration,
+    /// Batched polling: the wait when AWS gives no estimate for any snapshot of the
+    /// source (ElastiCache reports no progress).
+    pub no_estimate_poll: Duration,
 }
 
 impl Default for Timing {
@@ -86,8 +112,59 @@ impl Default for Timing {
             resync: Duration::from_secs(600),
             min_poll: Duration::from_secs(2),
             max_poll: Duration::from_secs(60),
+            batch_floor: Duration::from_secs(10),
+            no_estimate_poll: Duration::from_secs(12),
         }
     }
+}
+
+/// The time left that AWS's own figures imply: Redshift's estimated seconds to
+/// completion, or DocumentDB's percent progress over the time elapsed. `None` when AWS
+/// gives neither (ElastiCache, or nothing done yet).
+pub fn aws_estimate(s: &Snapshot, elapsed: Option<Duration>) -> Option<Duration> {
+    match (
+        s.progress.estimated_seconds_to_completion,
+        s.progress.percent,
+        elapsed,
+    ) {
+        (Some(secs), _, _) if secs > 0 => Some(Duration::from_secs(secs as u64)),
+        (_, Some(p), Some(e)) if (1..100).contains(&p) => {
+            Some(e.mul_f64((100 - p) as f64 / p as f64))
+        }
+        _ => None,
+    }
+}
+
+/// One snapshot of a batch that AWS is still creating, as of the last look.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Member {
+    /// What AWS's figures imply is left ([`aws_estimate`]).
+    pub estimate: Option<Duration>,
+    /// Since AWS started it.
+    pub elapsed: Option<Duration>,
+}
+
+/// When to list a source's snapshots again, from the members still being created.
+/// Snapshots of one source hold the same data and take about as long, so a member
+/// without an estimate of its own (just started, or an engine without progress) is
+/// expected to take as long as the quickest sibling that has one; with no estimate at
+/// all, `no_estimate_poll`. The soonest is taken, bounded by `batch_floor` and
+/// `max_poll`.
+pub fn batch_next_poll(members: &[Member], timing: &Timing) -> Duration {
+    let expected_total = members
+        .iter()
+        .filter_map(|m| Some(m.estimate? + m.elapsed?))
+        .min();
+    members
+        .iter()
+        .map(|m| {
+            m.estimate
+                .or_else(|| Some(expected_total?.saturating_sub(m.elapsed?)))
+                .unwrap_or(timing.no_estimate_poll)
+        })
+        .min()
+        .unwrap_or(timing.max_poll)
+        .clamp(timing.batch_floor, timing.max_poll.max(timing.batch_floor))
 }
 
 /// After a mutation: look again soon to mirror its effect.
@@ -97,19 +174,8 @@ const AFTER_MUTATION: Duration = Duration::from_secs(1);
 /// Redshift's estimated seconds to completion, or the time DocumentDB's percent
 /// progress implies; bounded by `timing`.
 pub fn next_poll(s: &Snapshot, elapsed: Option<Duration>, timing: &Timing) -> Duration {
-    let estimate = match (
-        s.progress.estimated_seconds_to_completion,
-        s.progress.percent,
-        elapsed,
-    ) {
-        (Some(secs), _, _) if secs > 0 => Some(Duration::from_secs(secs as u64)),
-        (_, Some(p), Some(e)) if (1..100).contains(&p) => {
-            Some(e.mul_f64((100 - p) as f64 / p as f64))
-        }
-        (_, _, Some(e)) => Some(e / 4),
-        _ => None,
-    };
-    estimate
+    aws_estimate(s, elapsed)
+        .or_else(|| elapsed.map(|e| e / 4))
         .unwrap_or(Duration::from_secs(10))
         .clamp(timing.min_poll, timing.max_poll)
 }
@@ -345,7 +411,12 @@ pub fn cleanup(
         }
         Observation::Found(s) => s,
     };
-    if owned_by(s, &d.owner_uid) != Some(true) {
+    let recorded = d
+        .recorded
+        .as_ref()
+        .is_some_and(|r| s.arn.as_ref() == Some(&r.arn) && s.created.as_ref() == Some(&r.created));
+    let owned = owned_by(s, &d.owner_uid).unwrap_or(recorded);
+    if !owned {
         return done(format!(
             "snapshot {} does not belong to this object; it is left alone",
             d.identifier
@@ -448,6 +519,7 @@ mod tests {
             owner_uid: UID.into(),
             deletion_policy: DeletionPolicy::Delete,
             cancel_while_creating: false,
+            recorded: None,
         }
     }
 
@@ -761,6 +833,97 @@ mod tests {
             assert_eq!(got.finished, finished, "{name}");
             assert_eq!(got.phase, Phase::Deleting, "{name}");
         }
+    }
+
+    #[test]
+    fn cleanup_trusts_the_recorded_snapshot_only_when_arn_and_creation_time_match() {
+        let t = timing();
+        let mut listed = snap("available");
+        listed.tags = None;
+        listed.shared_with = Some(vec![]);
+        listed.created = Some("2026-11-22T03:00:00Z".into());
+        let mut d = desired();
+        // Tags unknown and nothing recorded: not known to be ours, left alone.
+        let got = cleanup(&d, &Observation::Found(Box::new(listed.clone())), None, &t);
+        assert_eq!((got.step, got.finished), (Step::Nothing, true));
+        d.recorded = Some(Recorded {
+            arn: "arn:snap".into(),
+            created: "2026-11-22T03:00:00Z".into(),
+        });
+        let got = cleanup(&d, &Observation::Found(Box::new(listed.clone())), None, &t);
+        assert_eq!(got.step, Step::Delete);
+        // Same name, but a different snapshot (made again at another time): left alone.
+        let mut again = listed.clone();
+        again.created = Some("2026-11-22T04:00:00Z".into());
+        let got = cleanup(&d, &Observation::Found(Box::new(again)), None, &t);
+        assert_eq!(got.step, Step::Nothing);
+        // Tags, when known, decide: a foreign owner tag beats the record.
+        let mut foreign = listed;
+        foreign.tags = Some([(OWNER_UID_TAG.to_string(), "other".to_string())].into());
+        let got = cleanup(&d, &Observation::Found(Box::new(foreign)), None, &t);
+        assert_eq!(got.step, Step::Nothing);
+        let status = SnapshotStatus {
+            arn: Some("arn:snap".into()),
+            creation_time: Some("2026-11-22T03:00:00Z".into()),
+            ..SnapshotStatus::default()
+        };
+        assert_eq!(Recorded::from_status(&status), d.recorded);
+        assert_eq!(Recorded::from_status(&SnapshotStatus::default()), None);
+    }
+
+    #[test]
+    fn batch_polls_follow_the_soonest_estimate_and_siblings() {
+        let t = timing();
+        let s = Duration::from_secs;
+        let m = |estimate: Option<u64>, elapsed: Option<u64>| Member {
+            estimate: estimate.map(s),
+            elapsed: elapsed.map(s),
+        };
+        let cases: Vec<(&str, Vec<Member>, Duration)> = vec![
+            ("nothing watched", vec![], t.max_poll),
+            ("far off", vec![m(Some(250), Some(50))], t.max_poll),
+            ("soon", vec![m(Some(30), Some(270))], s(30)),
+            ("overdue", vec![m(Some(1), Some(299))], t.batch_floor),
+            (
+                "soonest wins",
+                vec![m(Some(50), Some(250)), m(Some(20), Some(280))],
+                s(20),
+            ),
+            (
+                "a new sibling is expected to take as long as the others",
+                vec![m(Some(40), Some(260)), m(None, Some(0))],
+                s(40),
+            ),
+            (
+                "a sibling started long ago without estimate is due by the others' total",
+                vec![m(Some(200), Some(100)), m(None, Some(255))],
+                s(45),
+            ),
+            (
+                "no estimates at all",
+                vec![m(None, Some(100)), m(None, None)],
+                t.no_estimate_poll,
+            ),
+        ];
+        for (name, members, want) in cases {
+            assert_eq!(batch_next_poll(&members, &t), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn aws_estimates() {
+        let mut s = snap("creating");
+        assert_eq!(aws_estimate(&s, Some(Duration::from_secs(10))), None);
+        s.progress.percent = Some(0);
+        assert_eq!(aws_estimate(&s, Some(Duration::from_secs(10))), None);
+        s.progress.percent = Some(20);
+        assert_eq!(
+            aws_estimate(&s, Some(Duration::from_secs(10))),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(aws_estimate(&s, None), None);
+        s.progress.estimated_seconds_to_completion = Some(7);
+        assert_eq!(aws_estimate(&s, None), Some(Duration::from_secs(7)));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbsnapshot_operator::controller::{self, Settings};
+use dbsnapshot_operator::controller::{self, Polling, Settings};
+use dbsnapshot_operator::engine::budget::Rate;
 use dbsnapshot_operator::lifecycle::Timing;
 
 /// Kubernetes operator for AWS database snapshots: Amazon Redshift, Amazon DocumentDB
@@ -37,6 +38,14 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum PollingMode {
+    /// One paginated describe per source cluster refreshes all its snapshots.
+    Batched,
+    /// One describe per object every 30 s (the benchmark's baseline).
+    PerObject,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// AWS region for objects that name none (default: the AWS config chain's).
@@ -60,6 +69,20 @@ struct RunArgs {
     /// Longest wait, in seconds, between looks at a snapshot AWS is still creating.
     #[arg(long, default_value_t = 60, env = "DBSNAPSHOT_MAX_POLL_SECONDS")]
     max_poll_seconds: u64,
+    /// Shortest wait, in seconds, between two describes of one source cluster's
+    /// snapshots (batched polling).
+    #[arg(long, default_value_t = 10, env = "DBSNAPSHOT_MIN_POLL_SECONDS")]
+    min_poll_seconds: u64,
+    /// How snapshots are watched on AWS.
+    #[arg(long, value_enum, default_value_t = PollingMode::Batched, env = "DBSNAPSHOT_POLLING")]
+    polling: PollingMode,
+    /// AWS requests per second allowed per region and service (batched polling); lowered
+    /// for a while when AWS throttles.
+    #[arg(long, default_value_t = 3.0, env = "DBSNAPSHOT_AWS_RATE")]
+    aws_rate: f64,
+    /// AWS requests that may go at once after a quiet spell, per region and service.
+    #[arg(long, default_value_t = 3, env = "DBSNAPSHOT_AWS_BURST")]
+    aws_burst: u32,
     /// Elect a leader through a Lease: only the replica holding it reconciles (for more
     /// than one replica).
     #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION")]
@@ -138,7 +161,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         timing: Timing {
             resync: Duration::from_secs(args.resync_seconds.max(1)),
             max_poll: Duration::from_secs(args.max_poll_seconds.max(2)),
+            batch_floor: Duration::from_secs(args.min_poll_seconds.max(1)),
+            no_estimate_poll: Duration::from_secs(args.min_poll_seconds.max(1) * 6 / 5),
             ..Timing::default()
+        },
+        polling: match args.polling {
+            PollingMode::Batched => Polling::Batched(Rate {
+                per_second: args.aws_rate.max(0.1),
+                burst: f64::from(args.aws_burst.max(1)),
+            }),
+            PollingMode::PerObject => Polling::PerObject,
         },
     };
     controller::run(client, aws, settings).await?;

@@ -55,6 +55,12 @@ struct ServiceLabel {
     service: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceRegion {
+    service: String,
+    region: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<Outcome, Counter>,
@@ -63,6 +69,8 @@ pub struct Metrics {
     aws_calls: Family<AwsCall, Counter>,
     aws_throttles: Family<ServiceLabel, Counter>,
     objects: Family<ObjectLabels, Gauge>,
+    aws_rate: Family<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    polls: Family<ServiceRegion, Counter>,
 }
 
 impl Default for Metrics {
@@ -106,8 +114,23 @@ impl Default for Metrics {
             "Objects by kind, engine and phase",
             objects.clone(),
         );
+        let aws_rate = Family::<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let polls = Family::<ServiceRegion, Counter>::default();
+        registry.register(
+            "aws_rate_limit",
+            "Requests per second the client-side budget allows now, by service and region \
+             (lowered for a while after AWS throttles)",
+            aws_rate.clone(),
+        );
+        registry.register(
+            "batch_polls",
+            "Batched describes of a source cluster's snapshots, by service and region",
+            polls.clone(),
+        );
         Self {
             registry,
+            aws_rate,
+            polls,
             reconciles,
             errors,
             duration,
@@ -163,6 +186,24 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    pub fn set_aws_rate(&self, service: &str, region: &str, rate: f64) {
+        self.aws_rate
+            .get_or_create(&ServiceRegion {
+                service: service.to_string(),
+                region: region.to_string(),
+            })
+            .set(rate);
+    }
+
+    pub fn batch_poll(&self, service: &str, region: &str) {
+        self.polls
+            .get_or_create(&ServiceRegion {
+                service: service.to_string(),
+                region: region.to_string(),
+            })
+            .inc();
     }
 
     /// Replaces the object counts.

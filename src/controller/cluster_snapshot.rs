@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use super::drive::{self, Creation};
+use super::poller::{GroupKey, Wake};
 use super::{
     Context, Error, action, finish_cleanup, invalid_spec, reconcile_object, record,
     remove_finalizer, with_health, write_status,
@@ -18,8 +20,8 @@ use crate::api::{
     ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
     SnapshotStatus,
 };
-use crate::engine::CreateRequest;
-use crate::lifecycle::Desired;
+use crate::engine::{CreateRequest, SourceRef};
+use crate::lifecycle::{Desired, Recorded};
 use crate::naming::default_identifier;
 
 /// What the object resolves to: where its snapshot lives and what it should look like.
@@ -113,12 +115,40 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
             owner_uid: uid,
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: false,
+            recorded: None,
         },
     })
 }
 
 pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
     reconcile_object(obj, ctx, apply, cleanup).await
+}
+
+/// Batched polling for the object, when the operator polls that way.
+fn batch(ctx: &Context, obj: &ClusterSnapshot, plan: &Plan) -> Option<drive::Batch> {
+    let pollers = ctx.pollers.clone()?;
+    let (detail_known, dirty) = ctx.look(&obj.uid().unwrap_or_default(), obj.metadata.generation);
+    let wake = ctx.wake_snapshot.clone().map(|tx| {
+        let target = ObjectRef::from_obj(obj);
+        Arc::new(move || {
+            let _ = tx.unbounded_send(target.clone());
+        }) as Wake
+    })?;
+    Some(drive::Batch {
+        pollers,
+        key: GroupKey {
+            engine: plan.engine,
+            region: plan.region.clone(),
+            source: SourceRef {
+                id: plan.source.clone(),
+                replication_group: plan.replication_group,
+            },
+        },
+        wake,
+        detail_known,
+        dirty,
+        first_pass: false,
+    })
 }
 
 fn base_status(obj: &ClusterSnapshot, plan: &Plan) -> SnapshotStatus {
@@ -167,14 +197,27 @@ async fn apply(
         retention_days: plan.desired.retention_days,
         kms_key_id: plan.kms_key_id.clone(),
     };
-    let (decision, observed) =
-        drive::converge(&*engine, &plan.desired, &current, &ctx.timing, || async {
+    let mut batch = batch(ctx, obj, &plan);
+    if let Some(b) = &mut batch {
+        b.first_pass = old.snapshot_identifier.is_none();
+    }
+    let (mut decision, observed) = drive::converge(
+        &engine,
+        &plan.desired,
+        &current,
+        &ctx.timing,
+        batch.as_ref(),
+        || async {
             engine
                 .create(&request)
                 .await
                 .map(|s| Creation::Created(Box::new(s)))
-        })
-        .await?;
+        },
+    )
+    .await?;
+    if let Some(b) = &batch {
+        drive::after_batched(ctx, b, &engine, obj, &mut decision, &observed);
+    }
     let status = drive::status_after(base_status(obj, &plan), &decision, &observed);
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
@@ -252,16 +295,30 @@ async fn cleanup(
         owner_uid: obj.uid().unwrap_or_default(),
         deletion_policy: obj.spec.deletion_policy,
         cancel_while_creating: false,
+        recorded: Recorded::from_status(&old),
     };
     let client = ctx.engines.get(engine, &region);
-    finish_cleanup(
-        api,
-        ctx,
-        obj,
-        &old,
-        drive::converge_cleanup(&*client, &desired, &ctx.timing).await,
-    )
-    .await
+    // The plan as recorded (a spec that no longer validates still gets cleaned up).
+    let batch = old.source.clone().and_then(|source| {
+        let plan = Plan {
+            engine,
+            region: region.clone(),
+            replication_group: matches!(
+                obj.spec.source.elasticache.as_ref(),
+                Some(e) if e.replication_group_id.is_some()
+            ),
+            source,
+            kms_key_id: None,
+            desired: desired.clone(),
+        };
+        batch(ctx, obj, &plan)
+    });
+    let result =
+        drive::converge_cleanup(&client, &desired, &old, &ctx.timing, batch.as_ref()).await;
+    if let (Some(b), Ok((decision, observed))) = (&batch, &result) {
+        drive::after_batched_cleanup(ctx, b, &client, obj, decision, observed);
+    }
+    finish_cleanup(api, ctx, obj, &old, result).await
 }
 #[cfg(test)]
 mod tests {

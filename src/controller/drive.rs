@@ -3,11 +3,13 @@
 //! build the status. Does IO (AWS, through an engine).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
 use super::Error;
+use super::poller::{GroupKey, Listed, Pollers, Wake};
 use crate::api::conditions::{Health, reasons};
 use crate::api::{Phase, SnapshotStatus};
 use crate::engine::{EngineError, ErrorClass, Snapshot, SnapshotEngine, SnapshotState};
@@ -39,9 +41,74 @@ fn since(observed: &Observation) -> Option<Duration> {
     }
 }
 
+/// Batched polling for one object: where its snapshot is listed, how to wake it, and
+/// what this process already knows of the snapshot.
+pub struct Batch {
+    pub pollers: Arc<Pollers>,
+    pub key: GroupKey,
+    pub wake: Wake,
+    /// The snapshot's tags and shares were compared in full at this generation recently
+    /// (or set by this process's create), so a listing without them will do.
+    pub detail_known: bool,
+    /// A mutation was made since the last full look: look directly, not at a listing
+    /// that may predate it.
+    pub dirty: bool,
+    /// The identifier was recorded by this very pass, so no create can have been
+    /// attempted yet: create without looking first (an existing one answers
+    /// AlreadyExists and is then looked at).
+    pub first_pass: bool,
+}
+
 /// Looks the snapshot up. While it is still being created (and known to be ours) the
-/// cheap look suffices; an available one is compared in full (tags, shares).
+/// cheap look suffices; an available one is compared in full (tags, shares). Batched,
+/// the look is the source's shared listing, and a snapshot never seen is not looked
+/// for at all: the create call finds out (AlreadyExists) if it is there.
 pub async fn observe(
+    engine: &Arc<dyn SnapshotEngine>,
+    identifier: &str,
+    current: &SnapshotStatus,
+    batch: Option<&Batch>,
+) -> Result<Observation, EngineError> {
+    match batch {
+        Some(b) => observe_batched(engine, identifier, current, b, b.pollers.max_age()).await,
+        None => observe_direct(&**engine, identifier, current).await,
+    }
+}
+
+async fn observe_batched(
+    engine: &Arc<dyn SnapshotEngine>,
+    identifier: &str,
+    current: &SnapshotStatus,
+    b: &Batch,
+    max_age: Duration,
+) -> Result<Observation, EngineError> {
+    if current.arn.is_none() {
+        if b.first_pass {
+            return Ok(Observation::Missing);
+        }
+        // A create may have been made before a restart: look for it.
+        return Ok(engine.describe(identifier, true).await?.into());
+    }
+    if b.dirty {
+        return Ok(engine.describe(identifier, true).await?.into());
+    }
+    let mut s = match b.pollers.view(&b.key, engine, identifier, max_age).await? {
+        Listed::Present(s) => s,
+        // Not listed: made after the listing, or gone; ask about it alone.
+        Listed::Absent => return Ok(engine.describe(identifier, true).await?.into()),
+    };
+    if s.state() != SnapshotState::Creating && (s.tags.is_none() || s.shared_with.is_none()) {
+        if !b.detail_known {
+            return Ok(engine.describe(identifier, true).await?.into());
+        }
+        if s.shared_with.is_none() {
+            s.shared_with = Some(current.shared_with.clone().unwrap_or_default());
+        }
+    }
+    Ok(Observation::Found(s))
+}
+
+async fn observe_direct(
     engine: &dyn SnapshotEngine,
     identifier: &str,
     current: &SnapshotStatus,
@@ -89,10 +156,11 @@ pub fn terminal(mut decision: Decision, e: &EngineError, timing: &Timing) -> Dec
 
 /// One pass towards `desired`: observe, decide, act.
 pub async fn converge<F, Fut>(
-    engine: &dyn SnapshotEngine,
+    engine: &Arc<dyn SnapshotEngine>,
     desired: &Desired,
     current: &SnapshotStatus,
     timing: &Timing,
+    batch: Option<&Batch>,
     create: F,
 ) -> Result<(Decision, Observation), Error>
 where
@@ -100,7 +168,7 @@ where
     Fut: Future<Output = Result<Creation, EngineError>>,
 {
     let known = current.arn.is_some();
-    let mut observed = observe(engine, &desired.identifier, current).await?;
+    let mut observed = observe(engine, &desired.identifier, current, batch).await?;
     let mut decision = lifecycle::apply(desired, known, &observed, since(&observed), timing);
     let acted = if decision.step == Step::Create {
         match create().await {
@@ -120,7 +188,7 @@ where
             Err(e) => Err(e),
         }
     } else {
-        mutate(engine, &observed, &decision.step)
+        mutate(&**engine, &observed, &decision.step)
             .await
             .map(|()| None)
     };
@@ -153,21 +221,40 @@ where
     Ok((decision, observed))
 }
 
-/// One pass towards deleting: observe (in full), decide, act.
+/// One pass towards deleting: observe (in full), decide, act. Batched, the source's
+/// listing (at most `CLEANUP_MAX_AGE` old) stands in for the look where it shows
+/// enough: ownership from the tags or the status's record, shares from the listing or,
+/// when this process compared them recently, from the status.
 pub async fn converge_cleanup(
-    engine: &dyn SnapshotEngine,
+    engine: &Arc<dyn SnapshotEngine>,
     desired: &Desired,
+    current: &SnapshotStatus,
     timing: &Timing,
+    batch: Option<&Batch>,
 ) -> Result<(Decision, Observation), EngineError> {
     let observed: Observation = if desired.deletion_policy == crate::api::DeletionPolicy::Retain {
         Observation::Missing
+    } else if let Some(b) = batch
+        && current.arn.is_some()
+    {
+        observe_batched(engine, &desired.identifier, current, b, CLEANUP_MAX_AGE).await?
     } else {
         engine.describe(&desired.identifier, true).await?.into()
     };
     let decision = lifecycle::cleanup(desired, &observed, since(&observed), timing);
-    mutate(engine, &observed, &decision.step).await?;
+    mutate(&**engine, &observed, &decision.step).await?;
+    if decision.step == Step::Delete
+        && let (Some(b), Observation::Found(s)) = (batch, &observed)
+    {
+        let mut deleting = (**s).clone();
+        deleting.aws_status = "deleting".to_string();
+        b.pollers.record(&b.key, &deleting);
+    }
     Ok((decision, observed))
 }
+
+/// How old a listing may be to decide a delete from.
+pub const CLEANUP_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// The status after a pass: `base` (identity fields set by the caller), the phase and
 /// what AWS reports of an owned snapshot.
@@ -186,4 +273,78 @@ pub fn status_after(
         status.ready_to_use = Some(false);
     }
     status
+}
+
+/// After a batched pass: a snapshot still being created is watched by its source's
+/// poller (which wakes the object; the requeue is only a safety net), and what this
+/// pass learned of the snapshot is remembered.
+pub fn after_batched(
+    ctx: &super::Context,
+    b: &Batch,
+    engine: &Arc<dyn SnapshotEngine>,
+    obj: &impl kube::Resource,
+    decision: &mut Decision,
+    observed: &Observation,
+) {
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    let generation = obj.meta().generation;
+    match observed {
+        Observation::Found(s) if decision.owned && s.state() == SnapshotState::Creating => {
+            b.pollers.watch(&b.key, engine, s, b.wake.clone());
+            decision.requeue = Some(safety_net(&ctx.timing));
+        }
+        _ => b.pollers.unwatch(&b.key, &decision_identifier(observed)),
+    }
+    let look = match (&decision.step, observed) {
+        (Step::Tag { .. } | Step::Share { .. } | Step::SetRetention(_), _) => {
+            Some(super::Look::Dirty)
+        }
+        // Tags and shares seen in full (or set by the create just made) and in order.
+        (Step::Nothing, Observation::Found(s))
+            if decision.owned && s.tags.is_some() && s.shared_with.is_some() =>
+        {
+            Some(super::Look::Checked {
+                generation,
+                at: std::time::Instant::now(),
+            })
+        }
+        _ => return,
+    };
+    ctx.set_look(&uid, look);
+}
+
+/// After a batched cleanup pass: the same watching while AWS still creates; the memory
+/// of a snapshot that is gone is dropped.
+pub fn after_batched_cleanup(
+    ctx: &super::Context,
+    b: &Batch,
+    engine: &Arc<dyn SnapshotEngine>,
+    obj: &impl kube::Resource,
+    decision: &Decision,
+    observed: &Observation,
+) {
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    match observed {
+        Observation::Found(s) if !decision.finished && s.state() == SnapshotState::Creating => {
+            b.pollers.watch(&b.key, engine, s, b.wake.clone());
+        }
+        _ => b.pollers.unwatch(&b.key, &decision_identifier(observed)),
+    }
+    if decision.finished {
+        ctx.set_look(&uid, None);
+    } else if decision.step != Step::Nothing {
+        ctx.set_look(&uid, Some(super::Look::Dirty));
+    }
+}
+
+fn decision_identifier(observed: &Observation) -> String {
+    match observed {
+        Observation::Found(s) => s.identifier.clone(),
+        Observation::Missing => String::new(),
+    }
+}
+
+/// Batched: how long an object waits for its poller's wake-up before looking itself.
+pub fn safety_net(timing: &Timing) -> Duration {
+    timing.max_poll * 3
 }

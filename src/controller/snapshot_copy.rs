@@ -205,6 +205,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
             owner_uid: uid,
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: engine == Engine::Docdb,
+            recorded: None,
         },
         region,
         source,
@@ -319,7 +320,7 @@ async fn apply(
     }
     let target = ctx.engines.get(plan.source.engine, &plan.region);
     let (decision, observed) =
-        drive::converge(&*target, &plan.desired, &current, &ctx.timing, || {
+        drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
             start_copy(ctx, &plan)
         })
         .await?;
@@ -521,6 +522,7 @@ async fn cleanup(
             DeletionPolicy::Delete
         },
         cancel_while_creating: engine == Engine::Docdb,
+        recorded: None,
     };
     let client = ctx.engines.get(engine, &region);
     finish_cleanup(
@@ -528,7 +530,7 @@ async fn cleanup(
         ctx,
         obj,
         &old,
-        drive::converge_cleanup(&*client, &desired, &ctx.timing).await,
+        drive::converge_cleanup(&client, &desired, &old, &ctx.timing, None).await,
     )
     .await
 }

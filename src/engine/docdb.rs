@@ -8,7 +8,8 @@ use aws_sdk_docdb::types::Tag;
 
 use super::error::{ServiceCodes, classify};
 use super::{
-    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, presign, rfc3339,
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
+    presign, rfc3339,
 };
 use crate::api::{Engine, Progress, Tags};
 
@@ -209,6 +210,24 @@ impl SnapshotEngine for Docdb {
             }
         }
         Ok(Some(snapshot))
+    }
+
+    async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
+        let mut pages = self
+            .client
+            .describe_db_cluster_snapshots()
+            .db_cluster_identifier(&source.id)
+            .snapshot_type("manual")
+            .max_records(100)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| classify(SERVICE, "DescribeDBClusterSnapshots", e, &CODES))?;
+            found.extend(page.db_cluster_snapshots().iter().map(map_snapshot));
+        }
+        Ok(found)
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {

@@ -8,7 +8,8 @@ use aws_sdk_elasticache::types::Tag;
 
 use super::error::{ServiceCodes, classify};
 use super::{
-    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339,
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
+    rfc3339,
 };
 use crate::api::{Engine, Progress, Tags};
 
@@ -141,6 +142,26 @@ impl SnapshotEngine for ElastiCache {
             }
         }
         Ok(Some(snapshot))
+    }
+
+    async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
+        let mut call = self
+            .client
+            .describe_snapshots()
+            .snapshot_source("user")
+            .max_records(50);
+        call = if source.replication_group {
+            call.replication_group_id(&source.id)
+        } else {
+            call.cache_cluster_id(&source.id)
+        };
+        let mut pages = call.into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(SERVICE, "DescribeSnapshots", e, &CODES))?;
+            found.extend(page.snapshots().iter().map(map_snapshot));
+        }
+        Ok(found)
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {

@@ -26,6 +26,8 @@ const THROTTLE_MARKERS: &[&str] = &[
 pub struct Metered {
     pub service: &'static str,
     pub metrics: Arc<Metrics>,
+    /// The request budget to lower when AWS throttles.
+    pub budget: Option<Arc<super::budget::Budget>>,
 }
 
 /// The outcome label of one attempt from its HTTP status and (for errors) body.
@@ -67,6 +69,11 @@ impl Intercept for Metered {
             response.and_then(|r| r.body().bytes()),
         );
         self.metrics.aws_call(self.service, &operation, result);
+        if result == "throttled"
+            && let Some(budget) = &self.budget
+        {
+            budget.throttled();
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The AWS side: one trait for what the controllers need of a snapshot service, one
 //! module per service behind it, all returning the same domain types. Does IO.
 
+pub mod budget;
 pub mod docdb;
 pub mod elasticache;
 pub mod error;
@@ -69,6 +70,15 @@ impl Snapshot {
     }
 }
 
+/// What a batched describe lists: the manual snapshots of one cluster (or ElastiCache
+/// replication group or cache cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceRef {
+    pub id: String,
+    /// ElastiCache: whether `id` is a replication group (else a cache cluster).
+    pub replication_group: bool,
+}
+
 /// What to snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRequest {
@@ -124,6 +134,16 @@ pub trait SnapshotEngine: Send + Sync {
         detail: bool,
     ) -> Result<Option<Snapshot>, EngineError>;
 
+    /// Every manual snapshot of `source`, through as many pages as it takes (one call a
+    /// page). Tags and restore access come with it only where the service includes them
+    /// (see [`SnapshotEngine::list_has_detail`]).
+    async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError>;
+
+    /// Whether [`SnapshotEngine::list`] reports tags and restore access (Redshift does).
+    fn list_has_detail(&self) -> bool {
+        false
+    }
+
     /// Starts a manual snapshot.
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError>;
 
@@ -155,17 +175,26 @@ pub trait SnapshotEngine: Send + Sync {
 }
 
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
+/// With a rate, each has its own request budget (the operator runs with one account's
+/// credentials, so that is a budget per account, region and service) and the SDK's
+/// adaptive retry.
 pub struct Engines {
     base: SdkConfig,
     metrics: Arc<crate::metrics::Metrics>,
+    rate: Option<budget::Rate>,
     cache: Mutex<HashMap<(Engine, String), Arc<dyn SnapshotEngine>>>,
 }
 
 impl Engines {
-    pub fn new(base: SdkConfig, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(
+        base: SdkConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+        rate: Option<budget::Rate>,
+    ) -> Self {
         Self {
             base,
             metrics,
+            rate,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -180,14 +209,34 @@ impl Engines {
         cache
             .entry((engine, region.to_string()))
             .or_insert_with(|| {
-                let config = self
+                let service = match engine {
+                    Engine::Redshift => "redshift",
+                    Engine::Docdb => "docdb",
+                    Engine::Elasticache => "elasticache",
+                };
+                let mut config = self
                     .base
                     .to_builder()
-                    .region(aws_config::Region::new(region.to_string()))
-                    .build();
+                    .region(aws_config::Region::new(region.to_string()));
+                let budget = self.rate.map(|rate| {
+                    let metrics = self.metrics.clone();
+                    let r = region.to_string();
+                    let budget = Arc::new(budget::Budget::new(rate, move |now| {
+                        metrics.set_aws_rate(service, &r, now)
+                    }));
+                    let attempts = self.base.retry_config().map_or(3, |r| r.max_attempts());
+                    config
+                        .set_http_client(Some(budget::budgeted_client(budget.clone())))
+                        .set_retry_config(Some(
+                            aws_config::retry::RetryConfig::adaptive().with_max_attempts(attempts),
+                        ));
+                    budget
+                });
+                let config = config.build();
                 let metered = |service| metered::Metered {
                     service,
                     metrics: self.metrics.clone(),
+                    budget: budget.clone(),
                 };
                 match engine {
                     Engine::Redshift => Arc::new(redshift::Redshift::new(

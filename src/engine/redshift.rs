@@ -7,7 +7,8 @@ use aws_sdk_redshift::types::Tag;
 
 use super::error::{ServiceCodes, classify};
 use super::{
-    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, rfc3339,
+    CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
+    rfc3339,
 };
 use crate::api::{Engine, Progress, Tags};
 
@@ -133,6 +134,28 @@ impl SnapshotEngine for Redshift {
                 }
             }
         }
+    }
+
+    async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
+        let mut pages = self
+            .client
+            .describe_cluster_snapshots()
+            .cluster_identifier(&source.id)
+            .snapshot_type("manual")
+            .max_records(100)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| classify(SERVICE, "DescribeClusterSnapshots", e, &CODES))?;
+            found.extend(page.snapshots().iter().map(map_snapshot));
+        }
+        Ok(found)
+    }
+
+    fn list_has_detail(&self) -> bool {
+        true
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {

@@ -152,6 +152,7 @@ impl Operator {
             ("--metrics-addr", "127.0.0.1:0"),
             ("--resync-seconds", "3"),
             ("--max-poll-seconds", "2"),
+            ("--min-poll-seconds", "1"),
         ] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);

@@ -1,0 +1,306 @@
+//! Shared pollers: one per (region, engine, source cluster). A single paginated describe
+//! of the source's manual snapshots refreshes every snapshot of it that objects are
+//! waiting on; reconcilers read from the result; describes wanted at the same time are
+//! made once; the next look is scheduled from what AWS reports (see
+//! [`crate::lifecycle::batch_next_poll`]), and the objects whose snapshot changed are
+//! woken. Does IO (AWS, through an engine).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::api::Engine;
+use crate::engine::{EngineError, Snapshot, SnapshotEngine, SnapshotState, SourceRef};
+use crate::lifecycle::{self, Member, Timing};
+use crate::metrics::Metrics;
+
+/// Which snapshots one poller lists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub engine: Engine,
+    pub region: String,
+    pub source: SourceRef,
+}
+
+/// Wakes the object waiting on a snapshot (queues a reconcile).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// What the last listing says of one snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listed {
+    Present(Box<Snapshot>),
+    /// Not in a complete listing (perhaps created after it: confirm before believing).
+    Absent,
+}
+
+pub struct Pollers {
+    timing: Timing,
+    metrics: Arc<Metrics>,
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+}
+
+struct Group {
+    key: GroupKey,
+    engine: Arc<dyn SnapshotEngine>,
+    state: Mutex<GroupState>,
+    /// Held while listing, so that concurrent wishes to list make one call.
+    listing: tokio::sync::Mutex<()>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Snapshots by identifier, with when they were seen.
+    snapshots: HashMap<String, (Snapshot, Instant)>,
+    /// When the last complete listing was taken.
+    listed_at: Option<Instant>,
+    /// Objects waiting for their snapshot to leave the creating state, with the progress
+    /// they were last woken for.
+    watchers: HashMap<String, (Wake, Option<i64>)>,
+    /// When the watchers' snapshots are due a look.
+    next_poll: Option<Instant>,
+    task_running: bool,
+}
+
+impl GroupState {
+    fn fresh(&self, max_age: Duration) -> bool {
+        self.listed_at.is_some_and(|t| t.elapsed() <= max_age)
+    }
+
+    fn lookup(&self, identifier: &str) -> Listed {
+        match self.snapshots.get(identifier) {
+            Some((s, _)) => Listed::Present(Box::new(s.clone())),
+            None => Listed::Absent,
+        }
+    }
+
+    /// When the watched snapshots are next due a look, from the last listing (or the
+    /// create call's answer for snapshots not listed yet).
+    fn schedule(&self, timing: &Timing) -> Option<Instant> {
+        if self.watchers.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let members: Vec<Member> = self
+            .watchers
+            .keys()
+            .filter_map(|id| self.snapshots.get(id))
+            .map(|(s, seen)| {
+                let age = now.saturating_duration_since(*seen);
+                let elapsed = super::drive::elapsed(s);
+                Member {
+                    estimate: lifecycle::aws_estimate(s, elapsed.map(|e| e.saturating_sub(age)))
+                        .map(|e| e.saturating_sub(age)),
+                    elapsed,
+                }
+            })
+            .collect();
+        let wait = lifecycle::batch_next_poll(&members, timing);
+        let earliest = self.listed_at.map_or(now, |t| t + timing.batch_floor);
+        Some((now + wait).max(earliest))
+    }
+}
+
+impl Pollers {
+    pub fn new(timing: Timing, metrics: Arc<Metrics>) -> Self {
+        Self {
+            timing,
+            metrics,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How old a listing may be for a reconcile to read from it: the poll loop keeps
+    /// listings of watched snapshots at most this old.
+    pub fn max_age(&self) -> Duration {
+        self.timing.max_poll.max(self.timing.batch_floor)
+    }
+
+    fn group(&self, key: &GroupKey, engine: &Arc<dyn SnapshotEngine>) -> Arc<Group> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Group {
+                    key: key.clone(),
+                    engine: engine.clone(),
+                    state: Mutex::new(GroupState::default()),
+                    listing: tokio::sync::Mutex::new(()),
+                    notify: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// What a listing no older than `max_age` says of `identifier`; lists (once, for
+    /// every caller waiting at the same time) when the last is older.
+    pub async fn view(
+        &self,
+        key: &GroupKey,
+        engine: &Arc<dyn SnapshotEngine>,
+        identifier: &str,
+        max_age: Duration,
+    ) -> Result<Listed, EngineError> {
+        let group = self.group(key, engine);
+        {
+            let state = group.state();
+            if state.fresh(max_age) {
+                return Ok(state.lookup(identifier));
+            }
+        }
+        group.refresh(&self.metrics, max_age).await?;
+        Ok(group.state().lookup(identifier))
+    }
+
+    /// Wakes the object through `wake` once its snapshot is no longer being created.
+    /// `seen`: the snapshot as the caller last saw it (the create call's answer, say),
+    /// used until a listing includes it.
+    pub fn watch(
+        self: &Arc<Self>,
+        key: &GroupKey,
+        engine: &Arc<dyn SnapshotEngine>,
+        seen: &Snapshot,
+        wake: Wake,
+    ) {
+        let group = self.group(key, engine);
+        let start = {
+            let mut state = group.state();
+            state
+                .snapshots
+                .entry(seen.identifier.clone())
+                .or_insert_with(|| (seen.clone(), Instant::now()));
+            state
+                .watchers
+                .insert(seen.identifier.clone(), (wake, seen.progress.percent));
+            let due = state.schedule(&self.timing);
+            if let (Some(due), Some(current)) = (due, state.next_poll)
+                && due < current
+            {
+                state.next_poll = Some(due);
+                group.notify.notify_one();
+            }
+            !std::mem::replace(&mut state.task_running, true)
+        };
+        if start {
+            let pollers = self.clone();
+            tokio::spawn(async move { pollers.run(group).await });
+        }
+    }
+
+    /// Stops waking the object for this snapshot.
+    pub fn unwatch(&self, key: &GroupKey, identifier: &str) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(group) = groups.get(key) {
+            group.state().watchers.remove(identifier);
+        }
+    }
+
+    /// Records what a mutation did (the snapshot is being deleted, say), so that later
+    /// views do not show the state before it.
+    pub fn record(&self, key: &GroupKey, snapshot: &Snapshot) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(group) = groups.get(key) {
+            group.state().snapshots.insert(
+                snapshot.identifier.clone(),
+                (snapshot.clone(), Instant::now()),
+            );
+        }
+    }
+
+    /// The poll loop of one group: sleeps until the watched snapshots are due, lists,
+    /// wakes the objects whose snapshot is done; ends when nobody watches.
+    async fn run(self: Arc<Self>, group: Arc<Group>) {
+        tracing::debug!(source = %group.key.source.id, engine = %group.key.engine, region = %group.key.region, "poller started");
+        loop {
+            let due = {
+                let mut state = group.state();
+                let due = state.schedule(&self.timing);
+                state.next_poll = due;
+                if due.is_none() {
+                    state.task_running = false;
+                    break;
+                }
+                due
+            };
+            if let Some(due) = due {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = group.notify.notified() => continue,
+                }
+            }
+            // Due now: a listing at most a floor old will do.
+            if let Err(e) = group.refresh(&self.metrics, Duration::ZERO).await {
+                tracing::warn!(source = %group.key.source.id, engine = %group.key.engine, error = %e, "listing snapshots failed; trying again later");
+                tokio::time::sleep(self.timing.batch_floor).await;
+                continue;
+            }
+            // Wake the objects whose snapshot is done (they stop being watched) or moved
+            // on (so that their status shows the progress).
+            let wakes: Vec<Wake> = {
+                let mut guard = group.state();
+                let state = &mut *guard;
+                let mut wakes = Vec::new();
+                state
+                    .watchers
+                    .retain(|id, (wake, percent)| match state.snapshots.get(id) {
+                        Some((s, _)) if s.state() == SnapshotState::Creating => {
+                            if s.progress.percent != *percent {
+                                *percent = s.progress.percent;
+                                wakes.push(wake.clone());
+                            }
+                            true
+                        }
+                        _ => {
+                            wakes.push(wake.clone());
+                            false
+                        }
+                    });
+                wakes
+            };
+            for wake in wakes {
+                wake();
+            }
+        }
+        tracing::debug!(source = %group.key.source.id, engine = %group.key.engine, "poller idle");
+    }
+}
+
+impl Group {
+    fn state(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lists the source's snapshots unless someone did within `max_age` while this
+    /// caller waited for its turn.
+    async fn refresh(&self, metrics: &Metrics, max_age: Duration) -> Result<(), EngineError> {
+        let asked = Instant::now();
+        let _turn = self.listing.lock().await;
+        if self
+            .state()
+            .listed_at
+            .is_some_and(|t| t >= asked || t.elapsed() <= max_age)
+        {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let listed = self.engine.list(&self.key.source).await?;
+        metrics.batch_poll(self.key.engine.as_str(), &self.key.region);
+        let mut state = self.state();
+        let mut snapshots: HashMap<String, (Snapshot, Instant)> = listed
+            .into_iter()
+            .map(|s| (s.identifier.clone(), (s, started)))
+            .collect();
+        // Snapshots seen after the listing began (made by a create since) stay.
+        for (id, (s, seen)) in state.snapshots.drain() {
+            if seen > started && !snapshots.contains_key(&id) {
+                snapshots.insert(id, (s, seen));
+            }
+        }
+        state.snapshots = snapshots;
+        state.listed_at = Some(started);
+        Ok(())
+    }
+}
