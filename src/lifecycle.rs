@@ -30,6 +30,15 @@ pub struct Desired {
     pub recorded: Option<Recorded>,
 }
 
+impl Desired {
+    /// Whether `s` is the snapshot the status recorded (same ARN and creation time).
+    pub fn recorded_matches(&self, s: &Snapshot) -> bool {
+        self.recorded.as_ref().is_some_and(|r| {
+            s.arn.as_ref() == Some(&r.arn) && s.created.as_ref() == Some(&r.created)
+        })
+    }
+}
+
 /// A snapshot as the object's status recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
@@ -411,11 +420,7 @@ pub fn cleanup(
         }
         Observation::Found(s) => s,
     };
-    let recorded = d
-        .recorded
-        .as_ref()
-        .is_some_and(|r| s.arn.as_ref() == Some(&r.arn) && s.created.as_ref() == Some(&r.created));
-    let owned = owned_by(s, &d.owner_uid).unwrap_or(recorded);
+    let owned = owned_by(s, &d.owner_uid).unwrap_or_else(|| d.recorded_matches(s));
     if !owned {
         return done(format!(
             "snapshot {} does not belong to this object; it is left alone",

@@ -452,8 +452,10 @@ async fn a_copy_of_a_cluster_snapshot_holds_its_source_until_done() {
     // While the copy runs the source stays on AWS (and the object waits).
     let mut held = 0;
     loop {
+        // Once AWS has finished the copy (available, perhaps still being shared) the
+        // source may go.
         let copy = h.copy_status("dr").await;
-        if is_ready(&copy) {
+        if copy.aws_status.as_deref() == Some("available") {
             break;
         }
         assert!(
@@ -463,7 +465,8 @@ async fn a_copy_of_a_cluster_snapshot_holds_its_source_until_done() {
                 .send()
                 .await
                 .is_ok(),
-            "the source was deleted while the copy ran"
+            "the source was deleted while the copy ran: copy {copy:?}, calls {}",
+            h.calls()
         );
         if h.snapshots().get_opt("nightly").await.unwrap().is_some() {
             held += 1;
@@ -482,8 +485,8 @@ async fn a_copy_of_a_cluster_snapshot_holds_its_source_until_done() {
             .await
             .is_err()
     );
-    // The copy stays Ready with its source gone.
-    let s = h.copy_status("dr").await;
+    // The copy becomes (and stays) Ready with its source gone.
+    let s = h.wait_copy("dr", Duration::from_secs(30), is_ready).await;
     assert!(is_ready(&s));
     assert_eq!(s.source_snapshot_identifier.as_deref(), Some("nightly-src"));
 }

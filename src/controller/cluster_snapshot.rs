@@ -311,7 +311,10 @@ async fn cleanup(
             kms_key_id: None,
             desired: desired.clone(),
         };
-        batch(ctx, obj, &plan)
+        batch(ctx, obj, &plan).map(|mut b| {
+            (b.detail_known, b.dirty) = ctx.look_for_cleanup(&obj.uid().unwrap_or_default());
+            b
+        })
     });
     let result =
         drive::converge_cleanup(&client, &desired, &old, &ctx.timing, batch.as_ref()).await;

@@ -70,7 +70,7 @@ pub async fn observe(
     batch: Option<&Batch>,
 ) -> Result<Observation, EngineError> {
     match batch {
-        Some(b) => observe_batched(engine, identifier, current, b, b.pollers.max_age()).await,
+        Some(b) => observe_batched(engine, identifier, current, b, b.pollers.max_age(), true).await,
         None => observe_direct(&**engine, identifier, current).await,
     }
 }
@@ -81,6 +81,7 @@ async fn observe_batched(
     current: &SnapshotStatus,
     b: &Batch,
     max_age: Duration,
+    need_tags: bool,
 ) -> Result<Observation, EngineError> {
     if current.arn.is_none() {
         if b.first_pass {
@@ -97,7 +98,9 @@ async fn observe_batched(
         // Not listed: made after the listing, or gone; ask about it alone.
         Listed::Absent => return Ok(engine.describe(identifier, true).await?.into()),
     };
-    if s.state() != SnapshotState::Creating && (s.tags.is_none() || s.shared_with.is_none()) {
+    if s.state() != SnapshotState::Creating
+        && ((need_tags && s.tags.is_none()) || s.shared_with.is_none())
+    {
         if !b.detail_known {
             return Ok(engine.describe(identifier, true).await?.into());
         }
@@ -237,7 +240,23 @@ pub async fn converge_cleanup(
     } else if let Some(b) = batch
         && current.arn.is_some()
     {
-        observe_batched(engine, &desired.identifier, current, b, CLEANUP_MAX_AGE).await?
+        // Ownership comes from the tags where listed, else from the status's record;
+        // when neither shows it, look in full.
+        match observe_batched(
+            engine,
+            &desired.identifier,
+            current,
+            b,
+            CLEANUP_MAX_AGE,
+            false,
+        )
+        .await?
+        {
+            Observation::Found(s) if s.tags.is_none() && !desired.recorded_matches(&s) => {
+                engine.describe(&desired.identifier, true).await?.into()
+            }
+            other => other,
+        }
     } else {
         engine.describe(&desired.identifier, true).await?.into()
     };
@@ -253,8 +272,9 @@ pub async fn converge_cleanup(
     Ok((decision, observed))
 }
 
-/// How old a listing may be to decide a delete from.
-pub const CLEANUP_MAX_AGE: Duration = Duration::from_secs(30);
+/// How old a listing may be to decide a delete from (ownership also rests on the tags
+/// or the recorded ARN and creation time, which a replaced snapshot would not match).
+pub const CLEANUP_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// The status after a pass: `base` (identity fields set by the caller), the phase and
 /// what AWS reports of an owned snapshot.

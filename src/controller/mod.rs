@@ -97,6 +97,16 @@ impl Context {
         }
     }
 
+    /// For a cleanup: whether tags and shares were known recently, at any generation
+    /// (deleting bumps it, and shares changed since show as a mutation).
+    pub fn look_for_cleanup(&self, uid: &str) -> (bool, bool) {
+        match self.looks().get(uid) {
+            Some(Look::Dirty) => (false, true),
+            Some(Look::Checked { at, .. }) => (at.elapsed() < self.timing.resync * 6, false),
+            None => (false, false),
+        }
+    }
+
     pub fn set_look(&self, uid: &str, look: Option<Look>) {
         let mut looks = self.looks();
         match look {

@@ -114,9 +114,10 @@ impl Pollers {
     }
 
     /// How old a listing may be for a reconcile to read from it: the poll loop keeps
-    /// listings of watched snapshots at most this old.
+    /// listings of watched snapshots younger (one per `max_poll` at least), so a
+    /// reconcile on its own (a safety-net requeue, a resync) rarely lists again.
     pub fn max_age(&self) -> Duration {
-        self.timing.max_poll.max(self.timing.batch_floor)
+        self.timing.max_poll.max(self.timing.batch_floor) * 2
     }
 
     fn group(&self, key: &GroupKey, engine: &Arc<dyn SnapshotEngine>) -> Arc<Group> {

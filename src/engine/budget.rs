@@ -35,7 +35,11 @@ impl Default for Rate {
 
 /// After AWS throttles, the rate halves (down to an eighth of the configured one) and
 /// climbs back linearly, by the configured rate every this long.
-pub const RECOVERY: Duration = Duration::from_secs(60);
+pub const RECOVERY: Duration = Duration::from_secs(30);
+
+/// Throttled answers this close together are one signal (calls in flight together are
+/// throttled together): the rate halves once for them.
+pub const CUT_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// Token bucket arithmetic. Pure: time comes in as an argument.
 #[derive(Debug, Clone)]
@@ -45,6 +49,7 @@ pub struct Bucket {
     current: f64,
     tokens: f64,
     last: Instant,
+    last_cut: Option<Instant>,
 }
 
 impl Bucket {
@@ -58,6 +63,7 @@ impl Bucket {
             current: rate.per_second,
             tokens: rate.burst,
             last: now,
+            last_cut: None,
         }
     }
 
@@ -88,11 +94,19 @@ impl Bucket {
         }
     }
 
-    /// AWS throttled a call: halve the rate and spend what is saved up.
+    /// AWS throttled a call: halve the rate (once for answers close together) and
+    /// spend what is saved up.
     pub fn throttled(&mut self, now: Instant) {
         self.advance(now);
-        self.current = (self.current / 2.0).max(self.rate.per_second / 8.0);
         self.tokens = self.tokens.min(0.0);
+        if self
+            .last_cut
+            .is_some_and(|t| now.saturating_duration_since(t) < CUT_DEBOUNCE)
+        {
+            return;
+        }
+        self.last_cut = Some(now);
+        self.current = (self.current / 2.0).max(self.rate.per_second / 8.0);
     }
 }
 
@@ -258,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn throttling_halves_the_rate_and_it_recovers_over_a_minute() {
+    fn throttling_halves_the_rate_and_it_recovers() {
         let t0 = Instant::now();
         let mut b = Bucket::new(
             Rate {
@@ -269,20 +283,27 @@ mod tests {
         );
         b.throttled(t0);
         assert_eq!(b.current_rate(), 4.0);
-        b.throttled(t0);
-        b.throttled(t0);
-        b.throttled(t0);
-        assert_eq!(b.current_rate(), 1.0, "never below an eighth");
-        // Spent: the next token takes a whole second at the lowered rate.
-        assert_eq!(b.take(t0).unwrap_err(), Duration::from_secs(1));
-        b.take(at(t0, 30_000)).unwrap();
-        // Climbing at the configured rate per RECOVERY: 1 + 8 * 30/60.
+        b.throttled(at(t0, 500));
+        // Not halved again (just climbing back a little): one signal.
+        assert!(b.current_rate() > 4.0, "answers close together count once");
+        // Four more signals, a second or more apart: down to the floor and no lower.
+        for s in 1..=4 {
+            b.throttled(at(t0, s * 1000));
+        }
+        let t1 = at(t0, 4000);
+        let floor = b.current_rate();
         assert!(
-            (b.current_rate() - 5.0).abs() < 1e-9,
-            "{}",
-            b.current_rate()
+            (1.0..1.2).contains(&floor),
+            "never below an eighth: {floor}"
         );
-        b.take(at(t0, 61_000)).unwrap();
+        // Spent: the next token takes about a second at the lowered rate.
+        let wait = b.take(t1).unwrap_err();
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        b.take(at(t1, 15_000)).unwrap();
+        // Climbing by the configured rate per RECOVERY: about 1 + 8 * 15/30.
+        let mid = b.current_rate();
+        assert!((4.9..5.2).contains(&mid), "{mid}");
+        b.take(at(t1, 31_000)).unwrap();
         assert_eq!(b.current_rate(), 8.0);
     }
 

@@ -1,0 +1,200 @@
+//! Batched polling and the request budget, end to end: many snapshots of one source
+//! cost one listing per look; the budget keeps the operator under the account's rate;
+//! `--polling per-object` describes every object on its own.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn count(calls: &serde_json::Value, service: &str, action: &str) -> u64 {
+    calls["calls"][service][action].as_u64().unwrap_or(0)
+}
+
+async fn create_many(h: &Harness, n: usize, source: serde_json::Value, prefix: &str) {
+    for i in 0..n {
+        h.create(
+            json!({"metadata": {"name": format!("{prefix}-{i}")}, "spec": {"source": source}}),
+        )
+        .await
+        .expect("create");
+    }
+}
+
+async fn wait_all_ready(h: &Harness, names: &[String], limit: Duration) {
+    let start = Instant::now();
+    for name in names {
+        let left = limit.saturating_sub(start.elapsed());
+        h.wait_for(name, left, |_| {}, is_ready).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_of_one_source_share_one_listing() {
+    let mut h = Harness::new("batch", 8.0).await;
+    h.operator = None;
+    seed_clusters(&h.aws).await;
+    h.start_operator(&["--min-poll-seconds", "2", "--max-poll-seconds", "4"]);
+    create_many(
+        &h,
+        12,
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        "rs",
+    )
+    .await;
+    create_many(
+        &h,
+        6,
+        json!({"docdb": {"clusterIdentifier": "orders"}}),
+        "dd",
+    )
+    .await;
+    create_many(
+        &h,
+        6,
+        json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        "ec",
+    )
+    .await;
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("rs-{i}"))
+        .chain((0..6).map(|i| format!("dd-{i}")))
+        .chain((0..6).map(|i| format!("ec-{i}")))
+        .collect();
+    wait_all_ready(&h, &names, Duration::from_secs(90)).await;
+    let calls = h.calls();
+    // Every snapshot was created once, without a describe before it.
+    assert_eq!(count(&calls, "redshift", "CreateClusterSnapshot"), 12);
+    assert_eq!(count(&calls, "docdb", "CreateDBClusterSnapshot"), 6);
+    assert_eq!(count(&calls, "elasticache", "CreateSnapshot"), 6);
+    // The snapshots take 8 s; looks at least 2 s apart, one listing per source each:
+    // a handful of listings per source, not one describe per object per look.
+    let rs = count(&calls, "redshift", "DescribeClusterSnapshots");
+    let dd = count(&calls, "docdb", "DescribeDBClusterSnapshots");
+    let ec = count(&calls, "elasticache", "DescribeSnapshots");
+    assert!(rs <= 10, "Redshift listings: {rs} ({calls})");
+    assert!(dd <= 10, "DocumentDB listings: {dd} ({calls})");
+    assert!(ec <= 10, "ElastiCache listings: {ec} ({calls})");
+    // Tags and shares are known from the creates: no per-snapshot detail calls.
+    assert_eq!(
+        count(&calls, "docdb", "ListTagsForResource")
+            + count(&calls, "docdb", "DescribeDBClusterSnapshotAttributes")
+            + count(&calls, "elasticache", "ListTagsForResource"),
+        0,
+        "{calls}"
+    );
+    // The status still shows progress from the shared listings.
+    let s = h.status("rs-0").await;
+    assert_eq!(s.progress.and_then(|p| p.percent), Some(100));
+
+    // Deleting everything: one delete each, decided from a shared listing.
+    for name in &names {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        h.wait_gone(name).await;
+    }
+    let after = h.calls();
+    assert_eq!(count(&after, "redshift", "DeleteClusterSnapshot"), 12);
+    assert_eq!(count(&after, "docdb", "DeleteDBClusterSnapshot"), 6);
+    assert_eq!(count(&after, "elasticache", "DeleteSnapshot"), 6);
+    let st = h.emulator.as_ref().unwrap().lock().unwrap();
+    let left: Vec<String> = st
+        .regions
+        .values()
+        .flat_map(|r| {
+            r.redshift
+                .snapshots
+                .values()
+                .filter(|s| !s.automated)
+                .map(|s| s.id.clone())
+                .chain(
+                    r.docdb
+                        .snapshots
+                        .values()
+                        .filter(|s| !s.automated)
+                        .map(|s| s.id.clone()),
+                )
+                .chain(r.elasticache.snapshots.values().map(|s| s.name.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(left.is_empty(), "snapshots left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_keeps_the_operator_under_the_accounts_rate() {
+    let mut h = Harness::new("budget", 2.0).await;
+    h.operator = None;
+    seed_clusters(&h.aws).await;
+    // The account may make 4 requests a second; the operator allows itself 2 per
+    // service, and only Redshift is busy.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.set_faults(json!({"accountRps": 4.0}));
+    h.start_operator(&[
+        "--aws-rate",
+        "2",
+        "--aws-burst",
+        "2",
+        "--min-poll-seconds",
+        "1",
+    ]);
+    let start = Instant::now();
+    create_many(
+        &h,
+        16,
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        "rs",
+    )
+    .await;
+    let names: Vec<String> = (0..16).map(|i| format!("rs-{i}")).collect();
+    wait_all_ready(&h, &names, Duration::from_secs(90)).await;
+    let calls = h.calls();
+    assert_eq!(calls["overBudget"], 0, "{calls}");
+    assert_eq!(count(&calls, "redshift", "CreateClusterSnapshot"), 16);
+    // 16 creates at 2 a second (after a burst of 2) take at least 7 s.
+    assert!(
+        start.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_object_polling_describes_each_object_on_its_own() {
+    let mut h = Harness::new("per-object", 1.0).await;
+    h.operator = None;
+    seed_clusters(&h.aws).await;
+    h.start_operator(&["--polling", "per-object"]);
+    create_many(
+        &h,
+        3,
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        "rs",
+    )
+    .await;
+    let names: Vec<String> = (0..3).map(|i| format!("rs-{i}")).collect();
+    wait_all_ready(&h, &names, Duration::from_secs(90)).await;
+    let calls = h.calls();
+    assert_eq!(count(&calls, "redshift", "CreateClusterSnapshot"), 3);
+    // A describe before each create and at least one after it, per object.
+    assert!(
+        count(&calls, "redshift", "DescribeClusterSnapshots") >= 6,
+        "{calls}"
+    );
+    for name in &names {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        h.wait_gone(name).await;
+    }
+    assert_eq!(count(&h.calls(), "redshift", "DeleteClusterSnapshot"), 3);
+}
