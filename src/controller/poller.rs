@@ -55,8 +55,10 @@ struct Group {
 struct GroupState {
     /// Snapshots by identifier, with when they were seen.
     snapshots: HashMap<String, (Snapshot, Instant)>,
-    /// When the last complete listing was taken.
+    /// When the last complete listing was taken (began).
     listed_at: Option<Instant>,
+    /// When the last listing finished.
+    finished_at: Option<Instant>,
     /// Objects waiting for their snapshot to leave the creating state, with the progress
     /// they were last woken for.
     watchers: HashMap<String, (Wake, Option<i64>)>,
@@ -274,17 +276,16 @@ impl Group {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Lists the source's snapshots unless someone did within `max_age` while this
-    /// caller waited for its turn.
+    /// Lists the source's snapshots, unless a listing finished while this caller waited
+    /// for its turn (callers at the same time share one) or one is at most `max_age` old.
     async fn refresh(&self, metrics: &Metrics, max_age: Duration) -> Result<(), EngineError> {
         let asked = Instant::now();
         let _turn = self.listing.lock().await;
-        if self
-            .state()
-            .listed_at
-            .is_some_and(|t| t >= asked || t.elapsed() <= max_age)
         {
-            return Ok(());
+            let state = self.state();
+            if state.finished_at.is_some_and(|t| t >= asked) || state.fresh(max_age) {
+                return Ok(());
+            }
         }
         let started = Instant::now();
         let listed = self.engine.list(&self.key.source).await?;
@@ -302,6 +303,182 @@ impl Group {
         }
         state.snapshots = snapshots;
         state.listed_at = Some(started);
+        state.finished_at = Some(Instant::now());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::engine::{CopyRequest, CreateRequest, ErrorClass};
+
+    /// A source whose listing takes a while and is counted.
+    #[derive(Default)]
+    struct Source {
+        lists: AtomicUsize,
+        snapshots: Mutex<Vec<Snapshot>>,
+    }
+
+    fn unused<T>() -> Result<T, EngineError> {
+        Err(EngineError::new(
+            ErrorClass::Terminal,
+            "test",
+            "unused",
+            "not used",
+        ))
+    }
+
+    #[async_trait]
+    impl SnapshotEngine for Source {
+        fn engine(&self) -> Engine {
+            Engine::Elasticache
+        }
+        async fn describe(&self, _: &str, _: bool) -> Result<Option<Snapshot>, EngineError> {
+            unused()
+        }
+        async fn list(&self, _: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(self.snapshots.lock().unwrap().clone())
+        }
+        async fn create(&self, _: &CreateRequest) -> Result<Snapshot, EngineError> {
+            unused()
+        }
+        async fn share(&self, _: &Snapshot, _: &[String], _: &[String]) -> Result<(), EngineError> {
+            unused()
+        }
+        async fn tag(
+            &self,
+            _: &Snapshot,
+            _: &crate::api::Tags,
+            _: &[String],
+        ) -> Result<(), EngineError> {
+            unused()
+        }
+        async fn set_retention(&self, _: &Snapshot, _: i32) -> Result<(), EngineError> {
+            unused()
+        }
+        async fn delete(&self, _: &Snapshot) -> Result<(), EngineError> {
+            unused()
+        }
+        async fn copy(&self, _: &CopyRequest) -> Result<Snapshot, EngineError> {
+            unused()
+        }
+    }
+
+    fn snapshot(id: &str, status: &str) -> Snapshot {
+        Snapshot {
+            identifier: id.into(),
+            aws_status: status.into(),
+            ..Snapshot::default()
+        }
+    }
+
+    fn key() -> GroupKey {
+        GroupKey {
+            engine: Engine::Elasticache,
+            region: "us-east-1".into(),
+            source: SourceRef {
+                id: "sessions".into(),
+                replication_group: true,
+            },
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            batch_floor: Duration::from_secs(1),
+            no_estimate_poll: Duration::from_secs(1),
+            max_poll: Duration::from_secs(5),
+            ..Timing::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn views_wanted_together_make_one_listing() {
+        let source = Arc::new(Source::default());
+        *source.snapshots.lock().unwrap() = (0..20)
+            .map(|i| snapshot(&format!("s{i}"), "available"))
+            .collect();
+        let engine: Arc<dyn SnapshotEngine> = source.clone();
+        let pollers = Arc::new(Pollers::new(timing(), Arc::new(Metrics::default())));
+        let views: Vec<_> = (0..20)
+            .map(|i| {
+                let (pollers, engine) = (pollers.clone(), engine.clone());
+                tokio::spawn(async move {
+                    pollers
+                        .view(&key(), &engine, &format!("s{i}"), Duration::ZERO)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for (i, view) in views.into_iter().enumerate() {
+            let Listed::Present(s) = view.await.unwrap() else {
+                panic!("s{i} not listed");
+            };
+            assert_eq!(s.identifier, format!("s{i}"));
+        }
+        let lists = source.lists.load(Ordering::SeqCst);
+        assert_eq!(lists, 1, "{lists} listings for 20 views at once");
+        // A recent listing serves later views; one not listed is Absent.
+        let before = source.lists.load(Ordering::SeqCst);
+        let v = pollers
+            .view(&key(), &engine, "unknown", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(v, Listed::Absent);
+        assert_eq!(source.lists.load(Ordering::SeqCst), before);
+    }
+
+    #[tokio::test]
+    async fn watchers_are_woken_on_progress_and_when_done_then_the_poller_idles() {
+        let source = Arc::new(Source::default());
+        *source.snapshots.lock().unwrap() =
+            vec![snapshot("a", "creating"), snapshot("b", "creating")];
+        let engine: Arc<dyn SnapshotEngine> = source.clone();
+        let pollers = Arc::new(Pollers::new(timing(), Arc::new(Metrics::default())));
+        let woken: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        for id in ["a", "b"] {
+            let woken = woken.clone();
+            pollers.watch(
+                &key(),
+                &engine,
+                &snapshot(id, "creating"),
+                Arc::new(move || woken.lock().unwrap().push(id)),
+            );
+        }
+        // No progress and not done: nobody is woken, the poller keeps looking.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(woken.lock().unwrap().is_empty());
+        assert!(source.lists.load(Ordering::SeqCst) >= 1);
+        // "a" moves on, "b" finishes.
+        {
+            let mut s = source.snapshots.lock().unwrap();
+            s[0].progress.percent = Some(40);
+            s[1].aws_status = "available".into();
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut got = woken.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, vec!["a", "b"]);
+        // "a" finishes too; then nobody watches and the poller stops listing.
+        source.snapshots.lock().unwrap()[0].aws_status = "available".into();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(woken.lock().unwrap().len(), 3);
+        let lists = source.lists.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            source.lists.load(Ordering::SeqCst),
+            lists,
+            "an idle poller lists nothing"
+        );
+        let group = pollers.group(&key(), &engine);
+        assert!(!group.state().task_running);
     }
 }
