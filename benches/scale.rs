@@ -5,8 +5,9 @@
 //! from the emulator's counters, the objects' conditions and the operator's /proc.
 //!
 //! `cargo bench --bench scale -- [--snapshots 100,1000] [--modes batched,per-object]
-//! [--snapshot-seconds 300] [--account-rps 12]`; `scripts/bench.sh` prepares the test
-//! bed first. Writes `target/bench/results.json` and `target/bench/results.md`.
+//! [--snapshot-seconds 300] [--account-rps 12] [--merge] [--out DIR]`; `scripts/bench.sh` prepares
+//! the test bed first. Writes `target/bench/results.json` (with `--merge`, runs already
+//! there stay unless this one redoes their mode and N) and `target/bench/results.md`.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -29,6 +30,10 @@ use serde_json::{Value, json};
 const CLUSTERS: usize = 20;
 
 struct Args {
+    /// Keep the runs already in results.json, replacing those of the same mode and N.
+    merge: bool,
+    /// Where results go (default target/bench).
+    out: Option<String>,
     snapshots: Vec<usize>,
     modes: Vec<String>,
     snapshot_seconds: f64,
@@ -37,6 +42,8 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        merge: false,
+        out: None,
         snapshots: vec![100, 1000],
         modes: vec!["batched".into(), "per-object".into()],
         snapshot_seconds: 300.0,
@@ -56,6 +63,8 @@ fn args() -> Args {
             "--modes" => a.modes = value().split(',').map(str::to_string).collect(),
             "--snapshot-seconds" => a.snapshot_seconds = value().parse().expect("seconds"),
             "--account-rps" => a.account_rps = value().parse().expect("requests/s"),
+            "--merge" => a.merge = true,
+            "--out" => a.out = Some(value()),
             // cargo bench passes --bench; anything else is a mistake worth saying.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -268,7 +277,7 @@ async fn run(mode: &str, n: usize, a: &Args) -> Value {
             "--max-poll-seconds",
             "60",
             "--min-poll-seconds",
-            "10",
+            "11",
         ],
     );
     let pid = operator.pid();
@@ -406,6 +415,7 @@ async fn run(mode: &str, n: usize, a: &Args) -> Value {
         "stalled_examples": stalled.into_iter().take(5).collect::<Vec<_>>(),
         "snapshots_left_on_aws": left_on_aws,
         "calls_by_action": by_action,
+        "date": now_utc(),
     })
 }
 
@@ -428,23 +438,33 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs, {mem_gib:.0} GiB RAM")
 }
 
-fn table(runs: &[Value], a: &Args) -> String {
-    let date = std::process::Command::new("date")
+fn now_utc() -> String {
+    std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn table(runs: &mut [Value], a: &Args) -> String {
+    runs.sort_by_key(|r| {
+        (
+            r["snapshots"].as_u64().unwrap_or(0),
+            r["mode"].as_str().unwrap_or_default().to_string(),
+        )
+    });
+    let date = now_utc();
     let mut md = format!(
         "Machine: {}. Date: {date}. Snapshot time {}s, account budget {} requests/s.\n\n\
-         | mode | snapshots | AWS calls | calls/snapshot | throttled | Ready lag p50 (s) | Ready lag p99 (s) | all Ready (s) | peak RSS (MiB) | CPU (s) | Stalled |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | mode | snapshots | AWS calls | calls/snapshot | throttled | Ready lag p50 (s) | Ready lag p99 (s) | all Ready (s) | peak RSS (MiB) | CPU (s) | Stalled | run |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         machine(),
         a.snapshot_seconds,
         a.account_rps
     );
     for r in runs {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r["mode"].as_str().unwrap_or_default(),
             r["snapshots"],
             r["aws_calls_total"],
@@ -456,6 +476,7 @@ fn table(runs: &[Value], a: &Args) -> String {
             r["peak_rss_mib"],
             r["cpu_s"],
             r["stalled"],
+            r["date"].as_str().unwrap_or_default(),
         ));
     }
     md
@@ -473,12 +494,24 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let out = common::root().join("target/bench");
+        let out = a
+            .out
+            .as_ref()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| common::root().join("target/bench"));
         std::fs::create_dir_all(&out).unwrap();
-        let mut runs = Vec::new();
+        let mut runs: Vec<Value> = if a.merge {
+            std::fs::read_to_string(out.join("results.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for &n in &a.snapshots {
             for mode in &a.modes {
                 let r = run(mode, n, &a).await;
+                runs.retain(|old| old["mode"] != r["mode"] || old["snapshots"] != r["snapshots"]);
                 println!("{}", serde_json::to_string_pretty(&r).unwrap());
                 runs.push(r);
                 std::fs::write(
@@ -488,7 +521,7 @@ fn main() {
                 .unwrap();
             }
         }
-        let md = table(&runs, &a);
+        let md = table(&mut runs, &a);
         std::fs::write(out.join("results.md"), &md).unwrap();
         println!("\n{md}");
     });

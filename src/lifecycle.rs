@@ -121,8 +121,8 @@ impl Default for Timing {
             resync: Duration::from_secs(600),
             min_poll: Duration::from_secs(2),
             max_poll: Duration::from_secs(60),
-            batch_floor: Duration::from_secs(10),
-            no_estimate_poll: Duration::from_secs(12),
+            batch_floor: Duration::from_secs(11),
+            no_estimate_poll: Duration::from_millis(13_200),
         }
     }
 }

@@ -71,7 +71,7 @@ struct RunArgs {
     max_poll_seconds: u64,
     /// Shortest wait, in seconds, between two describes of one source cluster's
     /// snapshots (batched polling).
-    #[arg(long, default_value_t = 10, env = "DBSNAPSHOT_MIN_POLL_SECONDS")]
+    #[arg(long, default_value_t = 11, env = "DBSNAPSHOT_MIN_POLL_SECONDS")]
     min_poll_seconds: u64,
     /// How snapshots are watched on AWS.
     #[arg(long, value_enum, default_value_t = PollingMode::Batched, env = "DBSNAPSHOT_POLLING")]
@@ -162,7 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             resync: Duration::from_secs(args.resync_seconds.max(1)),
             max_poll: Duration::from_secs(args.max_poll_seconds.max(2)),
             batch_floor: Duration::from_secs(args.min_poll_seconds.max(1)),
-            no_estimate_poll: Duration::from_secs(args.min_poll_seconds.max(1) * 6 / 5),
+            no_estimate_poll: Duration::from_secs(args.min_poll_seconds.max(1)).mul_f64(1.2),
             ..Timing::default()
         },
         polling: match args.polling {

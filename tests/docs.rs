@@ -1,5 +1,5 @@
-//! Documentation that must match the code: the generated API reference, and every
-//! example accepted by the API server (server-side dry run).
+//! Documentation that must match the code: the generated API reference, every example
+//! accepted by the API server (server-side dry run), and the README's flag table.
 
 mod common;
 
@@ -68,4 +68,27 @@ async fn every_example_passes_a_server_side_dry_run() {
         n += 1;
     }
     assert!(n >= 6, "only {n} examples");
+}
+
+#[test]
+fn the_readme_documents_every_flag_of_run() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| *w != "--help" && *w != "--version")
+        .collect();
+    assert!(flags.contains(&"--polling"), "{help}");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    for flag in flags {
+        assert!(
+            readme.contains(&format!("`{flag}`")),
+            "README.md does not document {flag}"
+        );
+    }
 }

@@ -216,7 +216,15 @@ async fn apply(
     )
     .await?;
     if let Some(b) = &batch {
-        drive::after_batched(ctx, b, &engine, obj, &mut decision, &observed);
+        drive::after_batched(
+            ctx,
+            b,
+            &engine,
+            obj,
+            &plan.desired.identifier,
+            &mut decision,
+            &observed,
+        );
     }
     let status = drive::status_after(base_status(obj, &plan), &decision, &observed);
     let status = with_health(status, &decision.health, generation);
@@ -319,7 +327,15 @@ async fn cleanup(
     let result =
         drive::converge_cleanup(&client, &desired, &old, &ctx.timing, batch.as_ref()).await;
     if let (Some(b), Ok((decision, observed))) = (&batch, &result) {
-        drive::after_batched_cleanup(ctx, b, &client, obj, decision, observed);
+        drive::after_batched_cleanup(
+            ctx,
+            b,
+            &client,
+            obj,
+            &desired.identifier,
+            decision,
+            observed,
+        );
     }
     finish_cleanup(api, ctx, obj, &old, result).await
 }

@@ -303,6 +303,7 @@ pub fn after_batched(
     b: &Batch,
     engine: &Arc<dyn SnapshotEngine>,
     obj: &impl kube::Resource,
+    identifier: &str,
     decision: &mut Decision,
     observed: &Observation,
 ) {
@@ -313,7 +314,7 @@ pub fn after_batched(
             b.pollers.watch(&b.key, engine, s, b.wake.clone());
             decision.requeue = Some(safety_net(&ctx.timing));
         }
-        _ => b.pollers.unwatch(&b.key, &decision_identifier(observed)),
+        _ => b.pollers.unwatch(&b.key, identifier),
     }
     let look = match (&decision.step, observed) {
         (Step::Tag { .. } | Step::Share { .. } | Step::SetRetention(_), _) => {
@@ -340,6 +341,7 @@ pub fn after_batched_cleanup(
     b: &Batch,
     engine: &Arc<dyn SnapshotEngine>,
     obj: &impl kube::Resource,
+    identifier: &str,
     decision: &Decision,
     observed: &Observation,
 ) {
@@ -348,19 +350,12 @@ pub fn after_batched_cleanup(
         Observation::Found(s) if !decision.finished && s.state() == SnapshotState::Creating => {
             b.pollers.watch(&b.key, engine, s, b.wake.clone());
         }
-        _ => b.pollers.unwatch(&b.key, &decision_identifier(observed)),
+        _ => b.pollers.unwatch(&b.key, identifier),
     }
     if decision.finished {
         ctx.set_look(&uid, None);
     } else if decision.step != Step::Nothing {
         ctx.set_look(&uid, Some(super::Look::Dirty));
-    }
-}
-
-fn decision_identifier(observed: &Observation) -> String {
-    match observed {
-        Observation::Found(s) => s.identifier.clone(),
-        Observation::Missing => String::new(),
     }
 }
 

@@ -290,6 +290,7 @@ impl Group {
         let started = Instant::now();
         let listed = self.engine.list(&self.key.source).await?;
         metrics.batch_poll(self.key.engine.as_str(), &self.key.region);
+        tracing::debug!(source = %self.key.source.id, engine = %self.key.engine, snapshots = listed.len(), max_age = ?max_age, "listed a source's snapshots");
         let mut state = self.state();
         let mut snapshots: HashMap<String, (Snapshot, Instant)> = listed
             .into_iter()
