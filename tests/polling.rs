@@ -198,3 +198,36 @@ async fn per_object_polling_describes_each_object_on_its_own() {
     }
     assert_eq!(count(&h.calls(), "redshift", "DeleteClusterSnapshot"), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_snapshot_deleted_right_after_ready_is_revoked_first() {
+    // The source's listing predates the share; the delete must not be decided from it.
+    let h = Harness::new("shared-delete", 1.0).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({"metadata": {"name": "s"}, "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}, "sharedWith": ["111111111111"]}}))
+        .await
+        .unwrap();
+    let s = h.wait_ready("s").await;
+    assert_eq!(s.shared_with, Some(vec!["111111111111".to_string()]));
+    h.snapshots()
+        .delete("s", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("s").await;
+    let log = std::fs::read_to_string(&h.operator.as_ref().unwrap().log).unwrap();
+    assert!(
+        !log.contains("InvalidClusterSnapshotState"),
+        "a delete was tried while the snapshot was shared:\n{log}"
+    );
+    let calls = h.calls();
+    assert_eq!(
+        count(&calls, "redshift", "RevokeSnapshotAccess"),
+        1,
+        "{calls}"
+    );
+    assert_eq!(
+        count(&calls, "redshift", "DeleteClusterSnapshot"),
+        1,
+        "{calls}"
+    );
+}

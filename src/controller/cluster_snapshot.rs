@@ -326,6 +326,13 @@ async fn cleanup(
     });
     let result =
         drive::converge_cleanup(&client, &desired, &old, &ctx.timing, batch.as_ref()).await;
+    // AWS refused a step the listing suggested (shared or busy after all): look in
+    // full next time.
+    if let Err(e) = &result
+        && e.class == crate::engine::ErrorClass::InvalidState
+    {
+        ctx.set_look(&obj.uid().unwrap_or_default(), Some(super::Look::Dirty));
+    }
     if let (Some(b), Ok((decision, observed))) = (&batch, &result) {
         drive::after_batched_cleanup(
             ctx,

@@ -88,27 +88,41 @@ async fn observe_batched(
             return Ok(Observation::Missing);
         }
         // A create may have been made before a restart: look for it.
-        return Ok(engine.describe(identifier, true).await?.into());
+        return look_directly(engine, identifier, b).await;
     }
     if b.dirty {
-        return Ok(engine.describe(identifier, true).await?.into());
+        return look_directly(engine, identifier, b).await;
     }
     let mut s = match b.pollers.view(&b.key, engine, identifier, max_age).await? {
         Listed::Present(s) => s,
         // Not listed: made after the listing, or gone; ask about it alone.
-        Listed::Absent => return Ok(engine.describe(identifier, true).await?.into()),
+        Listed::Absent => return look_directly(engine, identifier, b).await,
     };
     if s.state() != SnapshotState::Creating
         && ((need_tags && s.tags.is_none()) || s.shared_with.is_none())
     {
         if !b.detail_known {
-            return Ok(engine.describe(identifier, true).await?.into());
+            return look_directly(engine, identifier, b).await;
         }
         if s.shared_with.is_none() {
             s.shared_with = Some(current.shared_with.clone().unwrap_or_default());
         }
     }
     Ok(Observation::Found(s))
+}
+
+/// A full look at one snapshot, kept in its source's listing too, so that a listing
+/// taken before it (and before the mutations it shows) is not read afterwards.
+async fn look_directly(
+    engine: &Arc<dyn SnapshotEngine>,
+    identifier: &str,
+    b: &Batch,
+) -> Result<Observation, EngineError> {
+    let found = engine.describe(identifier, true).await?;
+    if let Some(s) = &found {
+        b.pollers.record(&b.key, s);
+    }
+    Ok(found.into())
 }
 
 async fn observe_direct(
@@ -253,7 +267,7 @@ pub async fn converge_cleanup(
         .await?
         {
             Observation::Found(s) if s.tags.is_none() && !desired.recorded_matches(&s) => {
-                engine.describe(&desired.identifier, true).await?.into()
+                look_directly(engine, &desired.identifier, b).await?
             }
             other => other,
         }

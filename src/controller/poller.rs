@@ -296,9 +296,10 @@ impl Group {
             .into_iter()
             .map(|s| (s.identifier.clone(), (s, started)))
             .collect();
-        // Snapshots seen after the listing began (made by a create since) stay.
+        // What was seen after the listing began (a create's answer, a full look after a
+        // mutation) is newer than the listing: it stays.
         for (id, (s, seen)) in state.snapshots.drain() {
-            if seen > started && !snapshots.contains_key(&id) {
+            if seen > started {
                 snapshots.insert(id, (s, seen));
             }
         }
