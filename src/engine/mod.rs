@@ -176,8 +176,10 @@ pub trait SnapshotEngine: Send + Sync {
 
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
 /// With a rate, each has its own request budget (the operator runs with one account's
-/// credentials, so that is a budget per account, region and service) and the SDK's
-/// adaptive retry.
+/// credentials, so that is a budget per account, region and service). Retries are the
+/// SDK's standard ones, paced by the budget: the SDK's adaptive retry was tried on top
+/// and, under random throttling at low call rates, held single calls back past the
+/// 20 s attempt timeout.
 pub struct Engines {
     base: SdkConfig,
     metrics: Arc<crate::metrics::Metrics>,
@@ -224,12 +226,7 @@ impl Engines {
                     let budget = Arc::new(budget::Budget::new(rate, move |now| {
                         metrics.set_aws_rate(service, &r, now)
                     }));
-                    let attempts = self.base.retry_config().map_or(3, |r| r.max_attempts());
-                    config
-                        .set_http_client(Some(budget::budgeted_client(budget.clone())))
-                        .set_retry_config(Some(
-                            aws_config::retry::RetryConfig::adaptive().with_max_attempts(attempts),
-                        ));
+                    config.set_http_client(Some(budget::budgeted_client(budget.clone())));
                     budget
                 });
                 let config = config.build();
