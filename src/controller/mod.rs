@@ -558,7 +558,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Polling {
     /// Shared pollers per source cluster, a request budget per region and service,
-    /// and the SDK's standard retry paced by it.
+    /// and the SDK's adaptive retry on top of it.
     Batched(crate::engine::budget::Rate),
     /// Every object describes its own snapshot every 30 s while AWS works, with no
     /// client-side budget: how other controllers behave; kept as the benchmark's

@@ -32,10 +32,11 @@ impl Docdb {
         config: &aws_config::SdkConfig,
         region: &str,
         metered: super::metered::Metered,
+        retry: Option<super::RetryPartition>,
     ) -> Self {
-        let conf = aws_sdk_docdb::config::Builder::from(config)
-            .interceptor(metered)
-            .build();
+        let mut conf = aws_sdk_docdb::config::Builder::from(config).interceptor(metered);
+        conf.set_retry_partition(retry);
+        let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
             region: region.to_string(),

@@ -27,12 +27,12 @@ pub struct ElastiCache {
 impl ElastiCache {
     pub fn new(
         config: &aws_config::SdkConfig,
-        _region: &str,
         metered: super::metered::Metered,
+        retry: Option<super::RetryPartition>,
     ) -> Self {
-        let conf = aws_sdk_elasticache::config::Builder::from(config)
-            .interceptor(metered)
-            .build();
+        let mut conf = aws_sdk_elasticache::config::Builder::from(config).interceptor(metered);
+        conf.set_retry_partition(retry);
+        let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
         }

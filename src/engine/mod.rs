@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_redshift::config::retry::{ClientRateLimiter, RetryPartition};
 
 pub use error::{EngineError, ErrorClass};
 
@@ -176,10 +177,11 @@ pub trait SnapshotEngine: Send + Sync {
 
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
 /// With a rate, each has its own request budget (the operator runs with one account's
-/// credentials, so that is a budget per account, region and service). Retries are the
-/// SDK's standard ones, paced by the budget: the SDK's adaptive retry was tried on top
-/// and, under random throttling at low call rates, held single calls back past the
-/// 20 s attempt timeout.
+/// credentials, so that is a budget per account, region and service), and the SDK's
+/// adaptive retry on top of it, in a retry partition of its own (the SDK's default
+/// partition is per service, so a throttled region would slow the others). The budget
+/// paces every attempt; the adaptive limiter only wakes after AWS throttles, and then
+/// delays attempts outside the attempt timeout (the operation timeout bounds it).
 pub struct Engines {
     base: SdkConfig,
     metrics: Arc<crate::metrics::Metrics>,
@@ -211,46 +213,79 @@ impl Engines {
         cache
             .entry((engine, region.to_string()))
             .or_insert_with(|| {
-                let service = match engine {
-                    Engine::Redshift => "redshift",
-                    Engine::Docdb => "docdb",
-                    Engine::Elasticache => "elasticache",
-                };
-                let mut config = self
-                    .base
-                    .to_builder()
-                    .region(aws_config::Region::new(region.to_string()));
-                let budget = self.rate.map(|rate| {
-                    let metrics = self.metrics.clone();
-                    let r = region.to_string();
-                    let budget = Arc::new(budget::Budget::new(rate, move |now| {
-                        metrics.set_aws_rate(service, &r, now)
-                    }));
-                    config.set_http_client(Some(budget::budgeted_client(budget.clone())));
-                    budget
-                });
-                let config = config.build();
-                let metered = |service| metered::Metered {
-                    service,
-                    metrics: self.metrics.clone(),
-                    budget: budget.clone(),
-                };
+                let ClientParts {
+                    config,
+                    metered,
+                    retry,
+                } = self.client_parts(engine, region);
                 match engine {
-                    Engine::Redshift => Arc::new(redshift::Redshift::new(
-                        &config,
-                        region,
-                        metered("redshift"),
-                    )),
-                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region, metered("docdb"))),
-                    Engine::Elasticache => Arc::new(elasticache::ElastiCache::new(
-                        &config,
-                        region,
-                        metered("elasticache"),
-                    )),
+                    Engine::Redshift => Arc::new(redshift::Redshift::new(&config, metered, retry)),
+                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region, metered, retry)),
+                    Engine::Elasticache => {
+                        Arc::new(elasticache::ElastiCache::new(&config, metered, retry))
+                    }
                 }
             })
             .clone()
     }
+
+    /// What one service's client in one region is made of: with a rate, a budgeted HTTP
+    /// client and adaptive retry in the (service, region) partition.
+    fn client_parts(&self, engine: Engine, region: &str) -> ClientParts {
+        let service = match engine {
+            Engine::Redshift => "redshift",
+            Engine::Docdb => "docdb",
+            Engine::Elasticache => "elasticache",
+        };
+        let mut config = self
+            .base
+            .to_builder()
+            .region(aws_config::Region::new(region.to_string()));
+        let budget = self.rate.map(|rate| {
+            let metrics = self.metrics.clone();
+            let r = region.to_string();
+            let budget = Arc::new(budget::Budget::new(rate, move |now| {
+                metrics.set_aws_rate(service, &r, now)
+            }));
+            config.set_http_client(Some(budget::budgeted_client(budget.clone())));
+            config.set_retry_config(Some(
+                aws_config::retry::RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS),
+            ));
+            budget
+        });
+        ClientParts {
+            config: config.build(),
+            retry: budget
+                .is_some()
+                .then(|| adaptive_partition(service, region)),
+            metered: metered::Metered {
+                service,
+                metrics: self.metrics.clone(),
+                budget,
+            },
+        }
+    }
+}
+
+struct ClientParts {
+    config: SdkConfig,
+    metered: metered::Metered,
+    retry: Option<RetryPartition>,
+}
+
+/// Attempts per AWS call (the first and two retries), as the SDK's standard retry.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The retry partition (retry quota and adaptive rate limiter) of one service in one
+/// region.
+fn adaptive_partition(service: &str, region: &str) -> RetryPartition {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    RetryPartition::custom(format!("dbsnapshot-{service}-{region}"))
+        .client_rate_limiter(ClientRateLimiter::new(now))
+        .build()
 }
 
 /// `aws_smithy_types::DateTime` as RFC 3339.
@@ -298,6 +333,51 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn budgeted_clients_retry_adaptively_in_a_partition_per_service_and_region() {
+        use aws_config::retry::RetryMode;
+        let base = SdkConfig::builder()
+            .retry_config(aws_config::retry::RetryConfig::standard())
+            .build();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let rate = budget::Rate {
+            per_second: 3.0,
+            burst: 3.0,
+        };
+        let budgeted = Engines::new(base.clone(), metrics.clone(), Some(rate));
+        let parts = |e: &Engines, engine, region| {
+            let p = e.client_parts(engine, region);
+            let mode = p.config.retry_config().map(|r| r.mode());
+            let attempts = p.config.retry_config().map(|r| r.max_attempts());
+            (mode, attempts, p.retry.map(|r| r.to_string()))
+        };
+        assert_eq!(
+            parts(&budgeted, Engine::Redshift, "us-east-1"),
+            (
+                Some(RetryMode::Adaptive),
+                Some(MAX_ATTEMPTS),
+                Some("dbsnapshot-redshift-us-east-1".to_string())
+            )
+        );
+        assert_eq!(
+            parts(&budgeted, Engine::Redshift, "eu-west-1").2.as_deref(),
+            Some("dbsnapshot-redshift-eu-west-1")
+        );
+        assert_eq!(
+            parts(&budgeted, Engine::Elasticache, "us-east-1")
+                .2
+                .as_deref(),
+            Some("dbsnapshot-elasticache-us-east-1")
+        );
+        // Per-object polling (the baseline) keeps the base configuration: no budget, no
+        // adaptive limiter.
+        let baseline = Engines::new(base, metrics, None);
+        assert_eq!(
+            parts(&baseline, Engine::Docdb, "us-east-1"),
+            (Some(RetryMode::Standard), Some(3), None)
+        );
     }
 
     #[test]

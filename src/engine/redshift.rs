@@ -26,12 +26,12 @@ pub struct Redshift {
 impl Redshift {
     pub fn new(
         config: &aws_config::SdkConfig,
-        _region: &str,
         metered: super::metered::Metered,
+        retry: Option<super::RetryPartition>,
     ) -> Self {
-        let conf = aws_sdk_redshift::config::Builder::from(config)
-            .interceptor(metered)
-            .build();
+        let mut conf = aws_sdk_redshift::config::Builder::from(config).interceptor(metered);
+        conf.set_retry_partition(retry);
+        let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
         }
