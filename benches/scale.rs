@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aws_emulator::server::Options;
 use aws_emulator::state::{Counters, Faults};
-use common::{Harness, Operator};
+use common::{Harness, Operator, create_source};
 use dbsnapshot_operator::api::ClusterSnapshot;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -86,53 +86,8 @@ fn source(i: usize) -> Value {
 }
 
 async fn seed(aws: &aws_config::SdkConfig) {
-    let rs = aws_sdk_redshift::Client::new(aws);
-    let dd = aws_sdk_docdb::Client::new(aws);
-    let ec = aws_sdk_elasticache::Client::new(aws);
     for c in 0..CLUSTERS {
-        match c {
-            0..=6 => {
-                rs.create_cluster()
-                    .cluster_identifier(format!("rs-{c:02}"))
-                    .node_type("ra3.xlplus")
-                    .master_username("admin")
-                    .master_user_password("Secret123")
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .expect("redshift cluster");
-            }
-            7..=13 => {
-                dd.create_db_cluster()
-                    .db_cluster_identifier(format!("docdb-{c:02}"))
-                    .engine("docdb")
-                    .master_username("docdbadmin")
-                    .master_user_password("Secret123")
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .expect("docdb cluster");
-            }
-            14..=16 => {
-                ec.create_replication_group()
-                    .replication_group_id(format!("rg-{c:02}"))
-                    .replication_group_description("bench")
-                    .engine("valkey")
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .expect("replication group");
-            }
-            _ => {
-                ec.create_cache_cluster()
-                    .cache_cluster_id(format!("cc-{c:02}"))
-                    .engine("redis")
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .expect("cache cluster");
-            }
-        }
+        create_source(aws, &source(c)).await;
     }
 }
 

@@ -13,14 +13,52 @@ fn count(calls: &serde_json::Value, service: &str, action: &str) -> u64 {
     calls["calls"][service][action].as_u64().unwrap_or(0)
 }
 
-async fn create_many(h: &Harness, n: usize, source: serde_json::Value, prefix: &str) {
+/// Creates `n` ClusterSnapshots of one source, named `{prefix}-{i}`; their names.
+async fn create_many(
+    h: &Harness,
+    n: usize,
+    source: serde_json::Value,
+    prefix: &str,
+) -> Vec<String> {
+    let mut names = Vec::new();
     for i in 0..n {
-        h.create(
-            json!({"metadata": {"name": format!("{prefix}-{i}")}, "spec": {"source": source}}),
-        )
-        .await
-        .expect("create");
+        let name = format!("{prefix}-{i}");
+        h.create(json!({"metadata": {"name": name}, "spec": {"source": source}}))
+            .await
+            .expect("create");
+        names.push(name);
     }
+    names
+}
+
+/// Deletes the objects and waits until each is gone.
+async fn delete_all(h: &Harness, names: &[String]) {
+    for name in names {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    for name in names {
+        h.wait_gone(name).await;
+    }
+}
+
+/// Manual snapshots still on the emulator, in every region and engine.
+fn manual_snapshots_left(h: &Harness) -> Vec<String> {
+    let st = h.emulator.as_ref().unwrap().lock().unwrap();
+    st.regions
+        .values()
+        .flat_map(|r| {
+            let redshift = r.redshift.snapshots.values().filter(|s| !s.automated);
+            let docdb = r.docdb.snapshots.values().filter(|s| !s.automated);
+            redshift
+                .map(|s| s.id.clone())
+                .chain(docdb.map(|s| s.id.clone()))
+                .chain(r.elasticache.snapshots.values().map(|s| s.name.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 async fn wait_all_ready(h: &Harness, names: &[String], limit: Duration) {
@@ -37,32 +75,31 @@ async fn snapshots_of_one_source_share_one_listing() {
     h.operator = None;
     seed_clusters(&h.aws).await;
     h.start_operator(&["--min-poll-seconds", "2", "--max-poll-seconds", "4"]);
-    create_many(
+    let mut names = create_many(
         &h,
         12,
         json!({"redshift": {"clusterIdentifier": "analytics"}}),
         "rs",
     )
     .await;
-    create_many(
-        &h,
-        6,
-        json!({"docdb": {"clusterIdentifier": "orders"}}),
-        "dd",
-    )
-    .await;
-    create_many(
-        &h,
-        6,
-        json!({"elasticache": {"replicationGroupId": "sessions"}}),
-        "ec",
-    )
-    .await;
-    let names: Vec<String> = (0..12)
-        .map(|i| format!("rs-{i}"))
-        .chain((0..6).map(|i| format!("dd-{i}")))
-        .chain((0..6).map(|i| format!("ec-{i}")))
-        .collect();
+    names.extend(
+        create_many(
+            &h,
+            6,
+            json!({"docdb": {"clusterIdentifier": "orders"}}),
+            "dd",
+        )
+        .await,
+    );
+    names.extend(
+        create_many(
+            &h,
+            6,
+            json!({"elasticache": {"replicationGroupId": "sessions"}}),
+            "ec",
+        )
+        .await,
+    );
     wait_all_ready(&h, &names, Duration::from_secs(90)).await;
     let calls = h.calls();
     // Every snapshot was created once, without a describe before it.
@@ -90,40 +127,12 @@ async fn snapshots_of_one_source_share_one_listing() {
     assert_eq!(s.progress.and_then(|p| p.percent), Some(100));
 
     // Deleting everything: one delete each, decided from a shared listing.
-    for name in &names {
-        h.snapshots()
-            .delete(name, &Default::default())
-            .await
-            .unwrap();
-    }
-    for name in &names {
-        h.wait_gone(name).await;
-    }
+    delete_all(&h, &names).await;
     let after = h.calls();
     assert_eq!(count(&after, "redshift", "DeleteClusterSnapshot"), 12);
     assert_eq!(count(&after, "docdb", "DeleteDBClusterSnapshot"), 6);
     assert_eq!(count(&after, "elasticache", "DeleteSnapshot"), 6);
-    let st = h.emulator.as_ref().unwrap().lock().unwrap();
-    let left: Vec<String> = st
-        .regions
-        .values()
-        .flat_map(|r| {
-            r.redshift
-                .snapshots
-                .values()
-                .filter(|s| !s.automated)
-                .map(|s| s.id.clone())
-                .chain(
-                    r.docdb
-                        .snapshots
-                        .values()
-                        .filter(|s| !s.automated)
-                        .map(|s| s.id.clone()),
-                )
-                .chain(r.elasticache.snapshots.values().map(|s| s.name.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let left = manual_snapshots_left(&h);
     assert!(left.is_empty(), "snapshots left: {left:?}");
 }
 
@@ -145,14 +154,13 @@ async fn the_budget_keeps_the_operator_under_the_accounts_rate() {
         "1",
     ]);
     let start = Instant::now();
-    create_many(
+    let names = create_many(
         &h,
         16,
         json!({"redshift": {"clusterIdentifier": "analytics"}}),
         "rs",
     )
     .await;
-    let names: Vec<String> = (0..16).map(|i| format!("rs-{i}")).collect();
     wait_all_ready(&h, &names, Duration::from_secs(90)).await;
     let calls = h.calls();
     assert_eq!(calls["overBudget"], 0, "{calls}");
@@ -171,14 +179,13 @@ async fn per_object_polling_describes_each_object_on_its_own() {
     h.operator = None;
     seed_clusters(&h.aws).await;
     h.start_operator(&["--polling", "per-object"]);
-    create_many(
+    let names = create_many(
         &h,
         3,
         json!({"redshift": {"clusterIdentifier": "analytics"}}),
         "rs",
     )
     .await;
-    let names: Vec<String> = (0..3).map(|i| format!("rs-{i}")).collect();
     wait_all_ready(&h, &names, Duration::from_secs(90)).await;
     let calls = h.calls();
     assert_eq!(count(&calls, "redshift", "CreateClusterSnapshot"), 3);
@@ -187,16 +194,9 @@ async fn per_object_polling_describes_each_object_on_its_own() {
         count(&calls, "redshift", "DescribeClusterSnapshots") >= 6,
         "{calls}"
     );
-    for name in &names {
-        h.snapshots()
-            .delete(name, &Default::default())
-            .await
-            .unwrap();
-    }
-    for name in &names {
-        h.wait_gone(name).await;
-    }
+    delete_all(&h, &names).await;
     assert_eq!(count(&h.calls(), "redshift", "DeleteClusterSnapshot"), 3);
+    assert!(manual_snapshots_left(&h).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,12 +323,8 @@ pub fn after_batched(
 ) {
     let uid = obj.meta().uid.clone().unwrap_or_default();
     let generation = obj.meta().generation;
-    match observed {
-        Observation::Found(s) if decision.owned && s.state() == SnapshotState::Creating => {
-            b.pollers.watch(&b.key, engine, s, b.wake.clone());
-            decision.requeue = Some(safety_net(&ctx.timing));
-        }
-        _ => b.pollers.unwatch(&b.key, identifier),
+    if b.follow(engine, identifier, observed, decision.owned) {
+        decision.requeue = Some(safety_net(&ctx.timing));
     }
     let look = match (&decision.step, observed) {
         (Step::Tag { .. } | Step::Share { .. } | Step::SetRetention(_), _) => {
@@ -360,16 +356,34 @@ pub fn after_batched_cleanup(
     observed: &Observation,
 ) {
     let uid = obj.meta().uid.clone().unwrap_or_default();
-    match observed {
-        Observation::Found(s) if !decision.finished && s.state() == SnapshotState::Creating => {
-            b.pollers.watch(&b.key, engine, s, b.wake.clone());
-        }
-        _ => b.pollers.unwatch(&b.key, identifier),
-    }
+    b.follow(engine, identifier, observed, !decision.finished);
     if decision.finished {
         ctx.set_look(&uid, None);
     } else if decision.step != Step::Nothing {
         ctx.set_look(&uid, Some(super::Look::Dirty));
+    }
+}
+
+impl Batch {
+    /// Has the source's poller watch the snapshot while AWS creates it (and `wanted`),
+    /// or stop watching it; true while watched.
+    fn follow(
+        &self,
+        engine: &Arc<dyn SnapshotEngine>,
+        identifier: &str,
+        observed: &Observation,
+        wanted: bool,
+    ) -> bool {
+        match observed {
+            Observation::Found(s) if wanted && s.state() == SnapshotState::Creating => {
+                self.pollers.watch(&self.key, engine, s, self.wake.clone());
+                true
+            }
+            _ => {
+                self.pollers.unwatch(&self.key, identifier);
+                false
+            }
+        }
     }
 }
 

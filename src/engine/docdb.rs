@@ -214,21 +214,19 @@ impl SnapshotEngine for Docdb {
     }
 
     async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
-        let mut pages = self
+        let snapshots = self
             .client
             .describe_db_cluster_snapshots()
             .db_cluster_identifier(&source.id)
             .snapshot_type("manual")
             .max_records(100)
             .into_paginator()
-            .send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| classify(SERVICE, "DescribeDBClusterSnapshots", e, &CODES))?;
-            found.extend(page.db_cluster_snapshots().iter().map(map_snapshot));
-        }
-        Ok(found)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(SERVICE, "DescribeDBClusterSnapshots", e, &CODES))?;
+        Ok(snapshots.iter().map(map_snapshot).collect())
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {

@@ -155,13 +155,14 @@ impl SnapshotEngine for ElastiCache {
         } else {
             call.cache_cluster_id(&source.id)
         };
-        let mut pages = call.into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(SERVICE, "DescribeSnapshots", e, &CODES))?;
-            found.extend(page.snapshots().iter().map(map_snapshot));
-        }
-        Ok(found)
+        let snapshots = call
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(SERVICE, "DescribeSnapshots", e, &CODES))?;
+        Ok(snapshots.iter().map(map_snapshot).collect())
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {

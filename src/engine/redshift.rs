@@ -137,21 +137,19 @@ impl SnapshotEngine for Redshift {
     }
 
     async fn list(&self, source: &SourceRef) -> Result<Vec<Snapshot>, EngineError> {
-        let mut pages = self
+        let snapshots = self
             .client
             .describe_cluster_snapshots()
             .cluster_identifier(&source.id)
             .snapshot_type("manual")
             .max_records(100)
             .into_paginator()
-            .send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| classify(SERVICE, "DescribeClusterSnapshots", e, &CODES))?;
-            found.extend(page.snapshots().iter().map(map_snapshot));
-        }
-        Ok(found)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(SERVICE, "DescribeClusterSnapshots", e, &CODES))?;
+        Ok(snapshots.iter().map(map_snapshot).collect())
     }
 
     fn list_has_detail(&self) -> bool {

@@ -504,38 +504,59 @@ pub fn stalled_reason(s: &SnapshotStatus) -> Option<String> {
 /// Seeds AWS with one cluster per engine: Redshift `analytics`, DocumentDB `orders`,
 /// ElastiCache replication group `sessions` and cache cluster `solo`.
 pub async fn seed_clusters(aws: &SdkConfig) {
-    aws_sdk_redshift::Client::new(aws)
-        .create_cluster()
-        .cluster_identifier("analytics")
-        .node_type("ra3.xlplus")
-        .master_username("admin")
-        .master_user_password("Secret123")
-        .send()
-        .await
-        .expect("redshift cluster");
-    aws_sdk_docdb::Client::new(aws)
-        .create_db_cluster()
-        .db_cluster_identifier("orders")
-        .engine("docdb")
-        .master_username("docdbadmin")
-        .master_user_password("Secret123")
-        .send()
-        .await
-        .expect("docdb cluster");
-    let ec = aws_sdk_elasticache::Client::new(aws);
-    ec.create_replication_group()
-        .replication_group_id("sessions")
-        .replication_group_description("sessions")
-        .engine("valkey")
-        .send()
-        .await
-        .expect("replication group");
-    ec.create_cache_cluster()
-        .cache_cluster_id("solo")
-        .engine("redis")
-        .send()
-        .await
-        .expect("cache cluster");
+    for source in [
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        json!({"docdb": {"clusterIdentifier": "orders"}}),
+        json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        json!({"elasticache": {"cacheClusterId": "solo"}}),
+    ] {
+        create_source(aws, &source).await;
+    }
+}
+
+/// Creates the cluster a ClusterSnapshot's `spec.source` names.
+pub async fn create_source(aws: &SdkConfig, source: &serde_json::Value) {
+    let id = |engine: &str, field: &str| source[engine][field].as_str().map(str::to_string);
+    if let Some(id) = id("redshift", "clusterIdentifier") {
+        aws_sdk_redshift::Client::new(aws)
+            .create_cluster()
+            .cluster_identifier(id)
+            .node_type("ra3.xlplus")
+            .master_username("admin")
+            .master_user_password("Secret123")
+            .send()
+            .await
+            .expect("redshift cluster");
+    } else if let Some(id) = id("docdb", "clusterIdentifier") {
+        aws_sdk_docdb::Client::new(aws)
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("docdb")
+            .master_username("docdbadmin")
+            .master_user_password("Secret123")
+            .send()
+            .await
+            .expect("docdb cluster");
+    } else if let Some(id) = id("elasticache", "replicationGroupId") {
+        aws_sdk_elasticache::Client::new(aws)
+            .create_replication_group()
+            .replication_group_id(&id)
+            .replication_group_description(id)
+            .engine("valkey")
+            .send()
+            .await
+            .expect("replication group");
+    } else if let Some(id) = id("elasticache", "cacheClusterId") {
+        aws_sdk_elasticache::Client::new(aws)
+            .create_cache_cluster()
+            .cache_cluster_id(id)
+            .engine("redis")
+            .send()
+            .await
+            .expect("cache cluster");
+    } else {
+        panic!("not a source: {source}");
+    }
 }
 
 /// The venv with boto3 and moto (tests/testbed/python-venv.sh makes it).
