@@ -28,9 +28,23 @@ pub struct Desired {
     /// that): when AWS reports the same ARN and creation time, it is this object's even
     /// where the look did not fetch tags.
     pub recorded: Option<Recorded>,
+    /// A snapshot with no tags at all is this object's: a Redshift copy whose target
+    /// identifier is the object's uid-derived default. CopyClusterSnapshot takes no
+    /// tags, so a restart between the copy and its tagging finds it untagged; nobody
+    /// else names a snapshot after this object's uid.
+    pub adopt_untagged: bool,
 }
 
 impl Desired {
+    /// Whether `s` is this object's by its tags; None when the look did not fetch them.
+    pub fn owns(&self, s: &Snapshot) -> Option<bool> {
+        let tags = s.tags.as_ref()?;
+        Some(
+            s.tag(OWNER_UID_TAG) == Some(self.owner_uid.as_str())
+                || (self.adopt_untagged && tags.is_empty()),
+        )
+    }
+
     /// Whether `s` is the snapshot the status recorded (same ARN and creation time).
     pub fn recorded_matches(&self, s: &Snapshot) -> bool {
         self.recorded.as_ref().is_some_and(|r| {
@@ -210,10 +224,6 @@ pub fn progress_message(s: &Snapshot) -> String {
     }
 }
 
-fn owned_by(s: &Snapshot, uid: &str) -> Option<bool> {
-    s.tags.as_ref().map(|_| s.tag(OWNER_UID_TAG) == Some(uid))
-}
-
 fn not_owned(d: &Desired, s: &Snapshot) -> Decision {
     let owner = s
         .tag(OWNER_UID_TAG)
@@ -278,7 +288,7 @@ pub fn apply(
         }
         Observation::Found(s) => s,
     };
-    if owned_by(s, &d.owner_uid) == Some(false) {
+    if d.owns(s) == Some(false) {
         return not_owned(d, s);
     }
     let progressing = |phase: Phase, reason: &str, message: String, requeue: Duration| Decision {
@@ -420,7 +430,7 @@ pub fn cleanup(
         }
         Observation::Found(s) => s,
     };
-    let owned = owned_by(s, &d.owner_uid).unwrap_or_else(|| d.recorded_matches(s));
+    let owned = d.owns(s).unwrap_or_else(|| d.recorded_matches(s));
     if !owned {
         return done(format!(
             "snapshot {} does not belong to this object; it is left alone",
@@ -525,6 +535,7 @@ mod tests {
             deletion_policy: DeletionPolicy::Delete,
             cancel_while_creating: false,
             recorded: None,
+            adopt_untagged: false,
         }
     }
 
@@ -874,6 +885,41 @@ mod tests {
         };
         assert_eq!(Recorded::from_status(&status), d.recorded);
         assert_eq!(Recorded::from_status(&SnapshotStatus::default()), None);
+    }
+
+    #[test]
+    fn untagged_snapshots_are_adopted_only_where_the_object_may_adopt_them() {
+        let t = timing();
+        let mut untagged = snap("available");
+        untagged.tags = Some(Tags::new());
+        untagged.shared_with = Some(vec![]);
+        let found = |s: &Snapshot| Observation::Found(Box::new(s.clone()));
+        let mut d = desired();
+        // By default an untagged snapshot is somebody else's: Stalled, never deleted.
+        let got = apply(&d, false, &found(&untagged), None, &t);
+        assert_eq!(got.health.reason(), reasons::NOT_OWNED);
+        assert!(matches!(got.health, Health::Stalled { .. }));
+        assert!(!got.owned);
+        let got = cleanup(&d, &found(&untagged), None, &t);
+        assert_eq!((got.step, got.finished), (Step::Nothing, true));
+        // A Redshift copy under the object's own default name: tagged, then deletable.
+        d.adopt_untagged = true;
+        let got = apply(&d, false, &found(&untagged), None, &t);
+        assert!(got.owned);
+        assert!(
+            matches!(&got.step, Step::Tag { set, .. } if set.get(OWNER_UID_TAG).map(String::as_str) == Some(UID)),
+            "{:?}",
+            got.step
+        );
+        let got = cleanup(&d, &found(&untagged), None, &t);
+        assert_eq!(got.step, Step::Delete);
+        // Any tag at all (someone else's snapshot under that name) and it is not adopted.
+        let mut tagged = untagged.clone();
+        tagged.tags = Some([("team".to_string(), "data".to_string())].into());
+        let got = apply(&d, false, &found(&tagged), None, &t);
+        assert_eq!(got.health.reason(), reasons::NOT_OWNED);
+        let got = cleanup(&d, &found(&tagged), None, &t);
+        assert_eq!(got.step, Step::Nothing);
     }
 
     #[test]

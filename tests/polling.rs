@@ -46,19 +46,7 @@ async fn delete_all(h: &Harness, names: &[String]) {
 
 /// Manual snapshots still on the emulator, in every region and engine.
 fn manual_snapshots_left(h: &Harness) -> Vec<String> {
-    let st = h.emulator.as_ref().unwrap().lock().unwrap();
-    st.regions
-        .values()
-        .flat_map(|r| {
-            let redshift = r.redshift.snapshots.values().filter(|s| !s.automated);
-            let docdb = r.docdb.snapshots.values().filter(|s| !s.automated);
-            redshift
-                .map(|s| s.id.clone())
-                .chain(docdb.map(|s| s.id.clone()))
-                .chain(r.elasticache.snapshots.values().map(|s| s.name.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    h.aws_snapshots().into_iter().map(|s| s.id).collect()
 }
 
 async fn wait_all_ready(h: &Harness, names: &[String], limit: Duration) {

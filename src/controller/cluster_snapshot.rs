@@ -116,6 +116,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: false,
             recorded: None,
+            adopt_untagged: false,
         },
     })
 }
@@ -304,6 +305,7 @@ async fn cleanup(
         deletion_policy: obj.spec.deletion_policy,
         cancel_while_creating: false,
         recorded: Recorded::from_status(&old),
+        adopt_untagged: false,
     };
     let client = ctx.engines.get(engine, &region);
     // The plan as recorded (a spec that no longer validates still gets cleaned up).

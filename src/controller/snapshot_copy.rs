@@ -57,7 +57,8 @@ pub fn resolve(
     if let Some(r) = &s.cluster_snapshot_ref {
         let Some(cs) = reference else {
             return Err(NotReady(format!(
-                "ClusterSnapshot {} does not exist in this namespace",
+                "spec.source.clusterSnapshotRef.name: ClusterSnapshot {} does not exist in this \
+                 namespace; waiting for it (create it, or fix the name)",
                 r.name
             )));
         };
@@ -134,6 +135,20 @@ pub struct CopyPlan {
     pub request: CopyRequest,
 }
 
+/// Redshift copies are tagged after CopyClusterSnapshot (it takes no tags): an untagged
+/// target named by the object's uid-derived default identifier is the copy a restart
+/// interrupted before its tags, and is the object's. A target named in the spec is not.
+fn adopts_untagged(obj: &SnapshotCopy, engine: Engine, identifier: &str) -> bool {
+    engine == Engine::Redshift
+        && identifier
+            == default_identifier(
+                &obj.namespace().unwrap_or_default(),
+                &obj.name_any(),
+                &obj.uid().unwrap_or_default(),
+                engine,
+            )
+}
+
 /// Resolves the spec against its source, the status (identity fields are fixed once
 /// recorded) and the operator's region. Pure.
 pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPlan, SpecError> {
@@ -184,6 +199,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
     );
     let retention = (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1));
     let copy_tags = spec.copy_tags.unwrap_or(false);
+    let adopt_untagged = adopts_untagged(obj, engine, &identifier);
     Ok(CopyPlan {
         request: CopyRequest {
             source: source.identifier.clone(),
@@ -206,6 +222,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: engine == Engine::Docdb,
             recorded: None,
+            adopt_untagged,
         },
         region,
         source,
@@ -510,6 +527,7 @@ async fn cleanup(
     let retain =
         obj.spec.deletion_policy == DeletionPolicy::Retain || obj.spec.target_bucket.is_some();
     let desired = Desired {
+        adopt_untagged: adopts_untagged(obj, engine, &identifier),
         identifier,
         tags: Default::default(),
         prune_tags: false,

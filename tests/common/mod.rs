@@ -34,27 +34,34 @@ static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
 /// binary; `tests/run-all.sh` stops it at the end.
 pub fn kubeconfig() -> PathBuf {
     KUBECONFIG
-        .get_or_init(|| {
-            let state = root().join("target/testbed-it");
-            let out = Command::new("bash")
-                .arg(root().join("tests/testbed/up.sh"))
-                .arg("--kube-only")
-                .env("TESTBED_STATE", &state)
-                .output()
-                .expect("run tests/testbed/up.sh");
-            assert!(
-                out.status.success(),
-                "the test bed did not come up:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            state.join("kubeconfig")
-        })
+        .get_or_init(|| testbed(&root().join("target/testbed-it")))
         .clone()
 }
 
+/// Brings up (or reuses) a kube-apiserver and etcd whose state lives in `state`; its
+/// kubeconfig.
+pub fn testbed(state: &std::path::Path) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(root().join("tests/testbed/up.sh"))
+        .arg("--kube-only")
+        .env("TESTBED_STATE", state)
+        .output()
+        .expect("run tests/testbed/up.sh");
+    assert!(
+        out.status.success(),
+        "the test bed did not come up:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    state.join("kubeconfig")
+}
+
 pub async fn client() -> Client {
+    client_for(&kubeconfig()).await
+}
+
+pub async fn client_for(kubeconfig: &std::path::Path) -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .expect("kube config");
@@ -139,6 +146,18 @@ impl Operator {
         kubeconfig: &std::path::Path,
         label: &str,
     ) -> Self {
+        Self::start_with_env(namespace, aws_url, extra, kubeconfig, label, &[])
+    }
+
+    /// As `start_logged`, with more (or other) environment variables.
+    pub fn start_with_env(
+        namespace: &str,
+        aws_url: &str,
+        extra: &[&str],
+        kubeconfig: &std::path::Path,
+        label: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let logs = root().join("target/it-logs");
         std::fs::create_dir_all(&logs).unwrap();
         let log = logs.join(format!("{label}.log"));
@@ -172,6 +191,7 @@ impl Operator {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("info,dbsnapshot_operator=debug".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -477,6 +497,74 @@ impl Harness {
             current[k] = v.clone();
         }
         st.faults = serde_json::from_value(current).unwrap();
+    }
+}
+
+/// A manual snapshot as the emulator holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSnapshot {
+    pub engine: &'static str,
+    pub region: String,
+    pub id: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Accounts it is shared with (Redshift and DocumentDB).
+    pub shared: Vec<String>,
+}
+
+/// Every manual snapshot on an in-process emulator, in every region and engine.
+pub fn aws_snapshots_of(emulator: &Shared) -> Vec<AwsSnapshot> {
+    let st = emulator.lock().unwrap();
+    let mut out = Vec::new();
+    for (region, r) in &st.regions {
+        let snap = |engine, id: &str, tags: &[(String, String)], shared: &[String]| AwsSnapshot {
+            engine,
+            region: region.clone(),
+            id: id.to_string(),
+            tags: tags.iter().cloned().collect(),
+            shared: shared.to_vec(),
+        };
+        for s in r.redshift.snapshots.values().filter(|s| !s.automated) {
+            out.push(snap("redshift", &s.id, &s.tags, &s.shared));
+        }
+        for s in r.docdb.snapshots.values().filter(|s| !s.automated) {
+            out.push(snap("docdb", &s.id, &s.tags, &s.restore));
+        }
+        for s in r.elasticache.snapshots.values().filter(|s| !s.automated) {
+            out.push(snap("elasticache", &s.name, &s.tags, &[]));
+        }
+    }
+    out.sort_by(|a, b| (a.engine, &a.id).cmp(&(b.engine, &b.id)));
+    out
+}
+
+impl AwsSnapshot {
+    pub fn owner(&self) -> Option<&str> {
+        self.tags.get("dbsnapshot.io/owner-uid").map(String::as_str)
+    }
+}
+
+impl Harness {
+    /// Every manual snapshot on the in-process emulator, in every region and engine.
+    pub fn aws_snapshots(&self) -> Vec<AwsSnapshot> {
+        aws_snapshots_of(self.emulator.as_ref().expect("in-process emulator"))
+    }
+
+    /// Calls the emulator received for one action.
+    pub fn count(&self, service: &str, action: &str) -> u64 {
+        self.calls()["calls"][service][action].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the emulator has received `n` calls of an action.
+    pub async fn wait_count(&self, service: &str, action: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.count(service, action) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{service} {action}: {} calls, waited for {n}",
+                self.count(service, action)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -475,6 +475,9 @@ fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         .snapshots
         .remove(&key(&c.account, &id))
         .expect("found above");
+    if !snap.restore.is_empty() {
+        state.counters.shared_deletes += 1;
+    }
     let mut x = Xml::default();
     write_snapshot_with_status(&mut x, &snap, c, "deleted");
     Ok(Some(x))

@@ -495,11 +495,12 @@ fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         ));
     }
     if !snap.shared.is_empty() {
+        let accounts = snap.shared.join(", ");
+        state.counters.shared_deletes += 1;
         return Err(ApiError::bad(
             "InvalidClusterSnapshotState",
             format!(
-                "Snapshot {id} is shared with accounts {}: revoke access before deleting it.",
-                snap.shared.join(", ")
+                "Snapshot {id} is shared with accounts {accounts}: revoke access before deleting it."
             ),
         ));
     }

@@ -156,6 +156,9 @@ pub struct Counters {
     pub over_budget: u64,
     /// Calls answered HTTP 500 by `errorFraction`.
     pub internal_errors: u64,
+    /// Deletes of a snapshot still shared with other accounts: refused (Redshift) or
+    /// done (DocumentDB, as AWS allows). A careful client makes none.
+    pub shared_deletes: u64,
 }
 
 pub struct State {
