@@ -103,8 +103,17 @@ struct RunArgs {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Whatever RUST_LOG says: the SDK's endpoint resolution dumps the request's whole
+    // configuration (the credentials' access key id included) at debug, and SigV4 its
+    // canonical requests; neither goes below info.
+    for quiet in [
+        "aws_smithy_runtime::client::orchestrator::endpoints=info",
+        "aws_sigv4=info",
+    ] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));

@@ -1,0 +1,140 @@
+//! Credentials never leak: a lifecycle run with known credentials (a session token
+//! included, a presigned cross-region copy among the calls, debug logging on) leaves
+//! them in no log line, Event, status or metric.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use serde_json::json;
+
+const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLEsessionTOKEN0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_appear_in_no_log_event_status_or_metric() {
+    let mut h = Harness::new("secrets", 0.5).await;
+    h.operator = None;
+    seed_clusters(&h.aws).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    h.operator = Some(Operator::start_with_env(
+        &h.ns,
+        &h.aws_url,
+        &["--metrics-addr", &metrics],
+        &kubeconfig(),
+        &h.ns,
+        &[("AWS_SESSION_TOKEN", SESSION_TOKEN), ("RUST_LOG", "debug")],
+    ));
+    h.docdb()
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("orders")
+        .db_cluster_snapshot_identifier("orders-src")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let source_arn = h
+        .docdb()
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("orders-src")
+        .send()
+        .await
+        .unwrap()
+        .db_cluster_snapshots()[0]
+        .db_cluster_snapshot_arn()
+        .unwrap()
+        .to_string();
+    for (name, source) in [
+        (
+            "rs",
+            json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        ),
+        (
+            "ec",
+            json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        ),
+        // Refused by AWS: the error message lands in the status.
+        (
+            "missing",
+            json!({"docdb": {"clusterIdentifier": "no-such-cluster"}}),
+        ),
+    ] {
+        h.create(json!({"metadata": {"name": name}, "spec": {"source": source, "sharedWith": if name == "rs" { json!(["111111111111"]) } else { json!([]) }}}))
+            .await
+            .unwrap();
+    }
+    // A cross-region copy: the operator presigns a URL with these credentials.
+    h.create_copy(json!({"metadata": {"name": "xr"}, "spec": {"source": {"docdb": {"snapshotIdentifier": source_arn}}, "region": "eu-west-1"}}))
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for name in ["rs", "ec"] {
+        statuses.push(serde_json::to_string(&h.wait_ready(name).await).unwrap());
+    }
+    statuses.push(
+        serde_json::to_string(
+            &h.wait_for(
+                "missing",
+                Duration::from_secs(30),
+                |_| {},
+                |s| stalled_reason(s).is_some(),
+            )
+            .await,
+        )
+        .unwrap(),
+    );
+    statuses.push(
+        serde_json::to_string(&h.wait_copy("xr", Duration::from_secs(30), is_ready).await).unwrap(),
+    );
+    let copied = h.aws_snapshots();
+    assert!(
+        copied.iter().any(|s| s.region == "eu-west-1"),
+        "the presigned copy did not happen: {copied:?}"
+    );
+    let metrics_body = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics_body.contains("dbsnapshot_aws_calls_total"));
+    for name in ["rs", "ec", "missing"] {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    h.copies().delete("xr", &Default::default()).await.unwrap();
+    for name in ["rs", "ec", "missing"] {
+        h.wait_gone(name).await;
+    }
+    h.wait_copy_gone("xr").await;
+
+    let events: Api<Event> = Api::namespaced(h.client.clone(), &h.ns);
+    let events =
+        serde_json::to_string(&events.list(&Default::default()).await.unwrap().items).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(&h.operator.as_ref().unwrap().log).unwrap();
+        if log.contains("DeleteDBClusterSnapshot") || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The debug log saw the calls (so there was something to leak).
+    assert!(log.contains("CopyDBClusterSnapshot"), "{log}");
+    for (what, text) in [
+        ("the log", log.as_str()),
+        ("an Event", events.as_str()),
+        ("a status", statuses.join("\n").as_str()),
+        ("a metric", metrics_body.as_str()),
+    ] {
+        for secret in [SECRET, SESSION_TOKEN] {
+            assert!(!text.contains(secret), "{what} contains a credential");
+        }
+        // Not even the access key id (it is in every presigned URL).
+        assert!(!text.contains(KEY), "{what} contains the access key id");
+    }
+}
