@@ -54,6 +54,60 @@ pub fn default_identifier(namespace: &str, name: &str, uid: &str, engine: Engine
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// AWS's identifier rule as the CRD schema states it.
+    fn aws_rule(id: &str, max: usize) -> bool {
+        regex::Regex::new(crate::api::IDENTIFIER_PATTERN)
+            .unwrap()
+            .is_match(id)
+            && id.len() <= max
+    }
+
+    fn engine() -> impl Strategy<Value = Engine> {
+        prop_oneof![
+            Just(Engine::Redshift),
+            Just(Engine::Docdb),
+            Just(Engine::Elasticache)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn the_check_is_aws_rule(
+            id in prop_oneof!["[A-Za-z0-9-]{0,70}", "[a-z](-?[a-z0-9]){0,70}-?", "\\PC{0,12}"],
+            max in 1usize..80,
+        ) {
+            prop_assert_eq!(is_valid_identifier(&id, max), aws_rule(&id, max), "{:?}", id);
+        }
+
+        #[test]
+        fn anything_sanitises_to_a_valid_identifier(text in any::<String>(), max in 1usize..300) {
+            let id = sanitize(&text, max);
+            prop_assert!(aws_rule(&id, max), "{:?} -> {:?}", text, id);
+        }
+
+        /// Kubernetes names and namespaces of any allowed length give valid defaults,
+        /// the same every time, and objects whose uids differ get different ones.
+        #[test]
+        fn defaults_are_valid_stable_and_differ_by_uid(
+            ns in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
+            name in "[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?",
+            uid_a in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            uid_b in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            engine in engine(),
+        ) {
+            let a = default_identifier(&ns, &name, &uid_a, engine);
+            prop_assert!(aws_rule(&a, engine.max_identifier_len()), "{:?}", a);
+            prop_assert_eq!(&a, &default_identifier(&ns, &name, &uid_a, engine));
+            prop_assert!(a.ends_with(&uid_a[..8]));
+            if uid_a[..8] != uid_b[..8] {
+                prop_assert_ne!(a, default_identifier(&ns, &name, &uid_b, engine));
+            }
+        }
+    }
 
     #[test]
     fn defaults_are_deterministic_valid_and_keep_the_uid() {

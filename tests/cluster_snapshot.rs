@@ -671,6 +671,16 @@ async fn invalid_specs_are_rejected_without_aws_calls() {
             "tags",
         ),
         (
+            "long-unicode-tag-value",
+            json!({"source": rs, "tags": {"k": "漢".repeat(257)}}),
+            "tags",
+        ),
+        (
+            "tags-50",
+            json!({"source": rs, "tags": (0..50).map(|i| (format!("k{i}"), "v".to_string())).collect::<std::collections::BTreeMap<_, _>>()}),
+            "tags",
+        ),
+        (
             "bad-policy",
             json!({"source": rs, "deletionPolicy": "Shred"}),
             "deletionPolicy",

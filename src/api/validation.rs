@@ -410,3 +410,148 @@ pub fn validate_snapshot_copy(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::IDENTIFIER_PATTERN;
+    use proptest::prelude::*;
+
+    fn spec(v: serde_json::Value) -> ClusterSnapshotSpec {
+        serde_json::from_value(v).expect("spec")
+    }
+
+    /// Strings AWS and users might send: mostly plausible, some anything at all.
+    fn text(max: usize) -> BoxedStrategy<String> {
+        let re = |p: String| proptest::string::string_regex(&p).unwrap().boxed();
+        prop_oneof![
+            re(format!("[a-zA-Z0-9-]{{0,{max}}}")),
+            re(format!("[a-z][a-z0-9]{{0,{max}}}")),
+            re(format!("\\PC{{0,{max}}}")),
+            any::<String>().boxed(),
+        ]
+        .boxed()
+    }
+
+    fn share() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{12}",
+            Just("amazon-redshift-support".to_string()),
+            "[0-9]{1,14}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Never a panic; an error always names a field under spec and says something.
+        #[test]
+        fn any_cluster_snapshot_spec_is_judged_without_panic(
+            engine in 0..4usize,
+            cluster in text(70),
+            snapshot_id in proptest::option::of(text(300)),
+            region in proptest::option::of(text(20)),
+            retention in proptest::option::of(any::<i32>()),
+            kms in proptest::option::of(text(30)),
+            tags in proptest::collection::btree_map(text(140), text(300), 0..60),
+            shares in proptest::collection::vec(share(), 0..25),
+        ) {
+            let source = match engine {
+                0 => serde_json::json!({"redshift": {"clusterIdentifier": cluster}}),
+                1 => serde_json::json!({"docdb": {"clusterIdentifier": cluster}}),
+                2 => serde_json::json!({"elasticache": {"replicationGroupId": cluster}}),
+                _ => serde_json::json!({"elasticache": {"cacheClusterId": cluster}}),
+            };
+            let s = spec(serde_json::json!({
+                "source": source, "snapshotIdentifier": snapshot_id, "region": region,
+                "retentionDays": retention, "kmsKeyId": kms, "tags": tags, "sharedWith": shares,
+            }));
+            match validate_cluster_snapshot(&s) {
+                Ok(_) => {
+                    // What passes is what AWS takes.
+                    let re = regex::Regex::new(IDENTIFIER_PATTERN).unwrap();
+                    prop_assert!(re.is_match(&cluster));
+                    if let Some(id) = &snapshot_id {
+                        prop_assert!(re.is_match(id) && id.len() <= 255);
+                    }
+                    prop_assert!(tags.len() <= 48);
+                    for (k, v) in &tags {
+                        prop_assert!((1..=128).contains(&k.chars().count()));
+                        prop_assert!(v.chars().count() <= 256);
+                    }
+                    prop_assert!(shares.len() <= 20);
+                }
+                Err(e) => {
+                    prop_assert!(e.field.starts_with("spec."), "{e}");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        /// Tags: accepted exactly when AWS's limits allow them (with room for the
+        /// operator's two), whatever the characters; a refusal names spec.tags.
+        #[test]
+        fn tags_are_accepted_exactly_within_aws_limits(
+            tags in proptest::collection::btree_map(text(140), text(300), 0..60),
+        ) {
+            let s = spec(serde_json::json!({
+                "source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": tags,
+            }));
+            let allowed = tags.len() <= 48
+                && tags.iter().all(|(k, v)| {
+                    (1..=128).contains(&k.chars().count())
+                        && v.chars().count() <= 256
+                        && !k.starts_with("aws:")
+                        && !k.starts_with("dbsnapshot.io/")
+                });
+            match validate_cluster_snapshot(&s) {
+                Ok(_) => prop_assert!(allowed),
+                Err(e) => {
+                    prop_assert!(!allowed, "refused: {e}");
+                    prop_assert!(e.field.starts_with("spec.tags"), "{e}");
+                }
+            }
+        }
+
+        /// Shares: at most 20 distinct 12-digit accounts (or Redshift's support
+        /// account); a refusal names spec.sharedWith.
+        #[test]
+        fn shares_are_accepted_exactly_within_aws_limits(
+            shares in proptest::collection::vec(share(), 0..25),
+        ) {
+            let s = spec(serde_json::json!({
+                "source": {"redshift": {"clusterIdentifier": "analytics"}}, "sharedWith": shares,
+            }));
+            let distinct: std::collections::BTreeSet<_> = shares.iter().collect();
+            let allowed = shares.len() <= 20
+                && distinct.len() == shares.len()
+                && shares.iter().all(|a| {
+                    (a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+                        || a == "amazon-redshift-support"
+                });
+            match validate_cluster_snapshot(&s) {
+                Ok(_) => prop_assert!(allowed),
+                Err(e) => {
+                    prop_assert!(!allowed, "refused: {e}");
+                    prop_assert!(e.field.starts_with("spec.sharedWith"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn twenty_one_redshift_shares_are_refused_naming_the_field() {
+        let shares: Vec<String> = (0..21).map(|i| format!("{:012}", 100 + i)).collect();
+        let s = spec(serde_json::json!({
+            "source": {"redshift": {"clusterIdentifier": "analytics"}}, "sharedWith": shares,
+        }));
+        let e = validate_cluster_snapshot(&s).unwrap_err();
+        assert_eq!(e.field, "spec.sharedWith");
+        assert!(e.message.contains("at most 20"), "{e}");
+        let s = spec(serde_json::json!({
+            "source": {"redshift": {"clusterIdentifier": "analytics"}}, "sharedWith": shares[..20],
+        }));
+        assert!(validate_cluster_snapshot(&s).is_ok());
+    }
+}

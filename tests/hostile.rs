@@ -1,0 +1,156 @@
+//! Hostile but valid input goes through unchanged; input that cannot work ends in a
+//! condition naming the field, with no AWS mutation. (Invalid specs, 21 Redshift shares
+//! and 50 tags among them, are in cluster_snapshot.rs's
+//! `invalid_specs_are_rejected_without_aws_calls`; a namespace claiming another's
+//! snapshot in `another_namespace_claiming_the_same_snapshot_is_not_owned`.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use kube::ResourceExt;
+use serde_json::json;
+
+/// `n` characters of unicode and XML's special characters, different for each `seed`.
+fn nasty(seed: usize, n: usize) -> String {
+    let pieces = [
+        "<tag a=\"1\">",
+        "&amp;",
+        "&",
+        "'q'",
+        " ü ",
+        "漢字",
+        "🙂",
+        "]]>",
+        "\\",
+        "%20",
+        "+=",
+        "é́",
+    ];
+    let mut s = format!("{seed}:");
+    let mut i = seed;
+    while s.chars().count() < n {
+        s.push_str(pieces[i % pieces.len()]);
+        i += 1;
+    }
+    s.chars().take(n).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_at_every_limit_with_unicode_and_xml_round_trip_unchanged() {
+    let h = Harness::new("hostile-tags", 0.5).await;
+    seed_clusters(&h.aws).await;
+    // 48 tags (AWS allows 50; the operator adds two), values of 256 characters, keys of
+    // 128, all full of multi-byte characters and XML's special ones.
+    let tags: BTreeMap<String, String> = (0..48)
+        .map(|i| {
+            (
+                nasty(i + 1000, if i == 0 { 128 } else { 20 }),
+                nasty(i, 256),
+            )
+        })
+        .collect();
+    assert_eq!(tags.len(), 48);
+    let engines = [
+        (
+            "rs",
+            json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        ),
+        ("dd", json!({"docdb": {"clusterIdentifier": "orders"}})),
+        (
+            "ec",
+            json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        ),
+    ];
+    for (name, source) in &engines {
+        h.create(json!({"metadata": {"name": name}, "spec": {"source": source, "tags": tags}}))
+            .await
+            .unwrap();
+    }
+    for (name, _) in &engines {
+        let s = h.wait_ready(name).await;
+        let uid = h.snapshots().get(name).await.unwrap().uid().unwrap();
+        let id = s.snapshot_identifier.unwrap();
+        let on_aws = h
+            .aws_snapshots()
+            .into_iter()
+            .find(|a| a.id == id)
+            .expect("snapshot on AWS");
+        let mut expected = tags.clone();
+        expected.insert("dbsnapshot.io/owner-uid".into(), uid);
+        expected.insert(
+            "dbsnapshot.io/resource".into(),
+            format!("{}/ClusterSnapshot/{name}", h.ns),
+        );
+        assert_eq!(on_aws.tags, expected, "{name}: tags changed on the way");
+    }
+    // Read back through the SDK too: the same.
+    let rs = h.status("rs").await.snapshot_identifier.unwrap();
+    let described = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .snapshot_identifier(&rs)
+        .send()
+        .await
+        .unwrap();
+    let read: BTreeMap<String, String> = described.snapshots()[0]
+        .tags()
+        .iter()
+        .filter(|t| !t.key().unwrap().starts_with("dbsnapshot.io/"))
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    assert_eq!(read, tags);
+    // Seen as in sync: resyncs (every 3 s here) make no tag calls.
+    let tagging = |h: &Harness| {
+        h.count("redshift", "CreateTags")
+            + h.count("redshift", "DeleteTags")
+            + h.count("docdb", "AddTagsToResource")
+            + h.count("docdb", "RemoveTagsFromResource")
+            + h.count("elasticache", "AddTagsToResource")
+            + h.count("elasticache", "RemoveTagsFromResource")
+    };
+    let before = tagging(&h);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(tagging(&h), before, "resyncs keep rewriting the tags");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_missing_cluster_snapshot_waits_naming_the_field() {
+    let h = Harness::new("hostile-ref", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let baseline = h.mutating_calls();
+    h.create_copy(json!({"metadata": {"name": "dr"}, "spec": {"source": {"clusterSnapshotRef": {"name": "not-yet"}}}}))
+        .await
+        .unwrap();
+    let s = h
+        .wait_copy("dr", Duration::from_secs(30), |s| {
+            condition(s, "Ready").is_some_and(|c| c.reason == "SourceNotReady")
+        })
+        .await;
+    let ready = condition(&s, "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready
+            .message
+            .contains("spec.source.clusterSnapshotRef.name")
+            && ready.message.contains("not-yet"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        stalled_reason(&s).is_none(),
+        "waiting is not stalled: {s:?}"
+    );
+    assert_eq!(
+        h.mutating_calls(),
+        baseline,
+        "AWS was called without a source"
+    );
+    // Once it exists (GitOps may apply them in any order), the copy goes ahead.
+    h.create(json!({"metadata": {"name": "not-yet"}, "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}}))
+        .await
+        .unwrap();
+    h.wait_copy("dr", Duration::from_secs(60), is_ready).await;
+}
