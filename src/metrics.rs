@@ -2,9 +2,9 @@
 //! `/readyz`. Does IO (serves HTTP).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -71,6 +71,88 @@ pub struct Metrics {
     objects: Family<ObjectLabels, Gauge>,
     aws_rate: Family<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>,
     polls: Family<ServiceRegion, Counter>,
+    /// Whether the API server and AWS answer, from the operator's own calls.
+    pub reach: Reach,
+}
+
+/// How long a call to AWS that got no answer keeps the operator not ready when nothing
+/// has been answered since (objects back off; with none in flight no call says AWS is
+/// back).
+pub const AWS_UNREACHED_FOR: Duration = Duration::from_secs(90);
+
+/// What the operator's own calls say about reaching the API server (its watches) and
+/// AWS (every SDK attempt), for `/readyz`.
+#[derive(Debug, Default)]
+pub struct Reach {
+    state: Mutex<ReachState>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ReachState {
+    kube_down: bool,
+    aws_unreached: Option<Instant>,
+    aws_reached: Option<Instant>,
+}
+
+impl Reach {
+    /// A watch of the API server got an answer (or failed).
+    pub fn kube(&self, reached: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.kube_down == reached {
+            if reached {
+                tracing::info!("the API server answers again");
+            } else {
+                tracing::warn!("the API server cannot be reached; not ready until it can");
+            }
+        }
+        st.kube_down = !reached;
+    }
+
+    /// An AWS call attempt got an answer (any answer, errors included) or none.
+    pub fn aws(&self, reached: bool) {
+        self.aws_at(reached, Instant::now());
+    }
+
+    fn aws_at(&self, reached: bool, now: Instant) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was_down = st.aws_down(now);
+        if reached {
+            st.aws_reached = Some(now);
+        } else {
+            st.aws_unreached = Some(now);
+        }
+        match (was_down, st.aws_down(now)) {
+            (false, true) => {
+                tracing::warn!("AWS does not answer; not ready until it does");
+            }
+            (true, false) => tracing::info!("AWS answers again"),
+            _ => {}
+        }
+    }
+
+    /// Why the operator cannot work now, if it cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        self.problem_at(Instant::now())
+    }
+
+    fn problem_at(&self, now: Instant) -> Option<&'static str> {
+        let st = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.kube_down {
+            Some("the API server cannot be reached")
+        } else if st.aws_down(now) {
+            Some("AWS does not answer")
+        } else {
+            None
+        }
+    }
+}
+
+impl ReachState {
+    fn aws_down(&self, now: Instant) -> bool {
+        self.aws_unreached.is_some_and(|u| {
+            self.aws_reached.is_none_or(|r| r < u) && now.duration_since(u) < AWS_UNREACHED_FOR
+        })
+    }
 }
 
 impl Default for Metrics {
@@ -131,6 +213,7 @@ impl Default for Metrics {
             registry,
             aws_rate,
             polls,
+            reach: Reach::default(),
             reconciles,
             errors,
             duration,
@@ -240,13 +323,18 @@ pub async fn serve(
         .route(
             "/readyz",
             get(|State(e): State<Endpoints>| async move {
-                if e.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok")
-                } else {
+                if !e.ready.load(Ordering::Relaxed) {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: waiting for the CRDs and caches",
+                        "not ready: waiting for the CRDs and caches".to_string(),
                     )
+                } else if let Some(problem) = e.metrics.reach.problem() {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {problem}"),
+                    )
+                } else {
+                    (StatusCode::OK, "ok".to_string())
                 }
             }),
         )
@@ -268,4 +356,37 @@ pub async fn serve(
         let _ = axum::serve(listener, app).await;
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_what_the_calls_reach() {
+        let r = Reach::default();
+        let t0 = Instant::now();
+        assert_eq!(r.problem_at(t0), None);
+        // The API server: down from a failed watch until one succeeds.
+        r.kube(false);
+        assert_eq!(r.problem_at(t0), Some("the API server cannot be reached"));
+        r.kube(true);
+        assert_eq!(r.problem_at(t0), None);
+        // AWS: down from an unanswered attempt until one is answered...
+        r.aws_at(false, t0);
+        assert_eq!(r.problem_at(t0), Some("AWS does not answer"));
+        let s = Duration::from_secs;
+        r.aws_at(true, t0 + s(5));
+        assert_eq!(r.problem_at(t0 + s(5)), None);
+        // ...or until nothing has said so for a while (no calls in flight).
+        r.aws_at(false, t0 + s(10));
+        assert_eq!(r.problem_at(t0 + s(11)), Some("AWS does not answer"));
+        assert_eq!(r.problem_at(t0 + s(10) + AWS_UNREACHED_FOR), None);
+        // Both: the API server is named first.
+        r.kube(false);
+        assert_eq!(
+            r.problem_at(t0 + s(11)),
+            Some("the API server cannot be reached")
+        );
+    }
 }

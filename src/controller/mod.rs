@@ -9,7 +9,7 @@ pub mod snapshot_copy;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -35,7 +35,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub timing: Timing,
     pub metrics: Arc<Metrics>,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Backoffs,
     /// Set once the CRDs are found and the caches are synced.
     pub ready: Arc<AtomicBool>,
     /// Batched polling (`None`: each object describes its own snapshot).
@@ -45,6 +45,48 @@ pub struct Context {
         Option<futures::channel::mpsc::UnboundedSender<ObjectRef<crate::api::ClusterSnapshot>>>,
     /// What this process knows of each object's snapshot, by object UID.
     looks: Mutex<HashMap<String, Look>>,
+}
+
+/// Failed attempts in a row per object, and when each object's backoff runs out.
+#[derive(Default)]
+struct Backoffs(Mutex<HashMap<String, Failures>>);
+
+struct Failures {
+    count: u32,
+    until: Instant,
+}
+
+impl Backoffs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    /// Counts a failed attempt and returns how many there were in a row and how long to
+    /// back off. An attempt made before the last backoff ran out (a wake-up from a
+    /// poller, a watch event) does not count again, so the backoff grows with the time
+    /// the failure lasts, not with how often something woke the object meanwhile.
+    fn failed(
+        &self,
+        key: &str,
+        now: Instant,
+        wait_for: impl Fn(u32) -> Duration,
+    ) -> (u32, Duration) {
+        let mut f = self.map();
+        let e = f.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            until: now,
+        });
+        if e.count == 0 || now >= e.until {
+            e.count = e.count.saturating_add(1);
+        }
+        let wait = wait_for(e.count);
+        e.until = now + wait;
+        (e.count, wait)
+    }
 }
 
 /// What this process last knew of an object's snapshot in full.
@@ -71,7 +113,7 @@ impl Context {
             engines,
             timing,
             metrics,
-            failures: Mutex::new(HashMap::new()),
+            failures: Backoffs::default(),
             ready: Arc::new(AtomicBool::new(false)),
             pollers: None,
             wake_snapshot: None,
@@ -86,8 +128,23 @@ impl Context {
     /// What is known of the object's snapshot: (tags and shares known for this
     /// generation, a mutation made since the last full look). A check older than six
     /// resyncs no longer counts, so drift is looked for at least that often.
-    pub fn look(&self, uid: &str, generation: Option<i64>) -> (bool, bool) {
-        match self.looks().get(uid) {
+    ///
+    /// A process that has not looked yet (after a restart) takes `in_sync` (the status
+    /// shows the object Ready at this generation, as the last process left it) as a
+    /// check made now: a restart then costs no detail calls for objects that were in
+    /// sync, and drift is still looked for within six resyncs.
+    pub fn look(&self, uid: &str, generation: Option<i64>, in_sync: bool) -> (bool, bool) {
+        let mut looks = self.looks();
+        if in_sync && !looks.contains_key(uid) {
+            looks.insert(
+                uid.to_string(),
+                Look::Checked {
+                    generation,
+                    at: std::time::Instant::now(),
+                },
+            );
+        }
+        match looks.get(uid) {
             Some(Look::Dirty) => (false, true),
             Some(Look::Checked { generation: g, at }) => (
                 *g == generation && at.elapsed() < self.timing.resync * 6,
@@ -115,21 +172,9 @@ impl Context {
         };
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Forgets an object's failed attempts after a successful reconcile.
     pub fn succeeded(&self, key: &str) {
-        self.failures().remove(key);
-    }
-
-    /// Counts a failed attempt and returns how many there were in a row.
-    fn failed(&self, key: &str) -> u32 {
-        let mut f = self.failures();
-        let n = f.entry(key.to_string()).or_default();
-        *n = n.saturating_add(1);
-        *n
+        self.failures.succeeded(key);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -177,11 +222,13 @@ where
     K: Resource<DynamicType = ()>,
 {
     let key = ObjectRef::from_obj(&*obj).to_string();
-    let attempt = ctx.failed(&key);
     let throttled = matches!(err, Error::Engine(e) if e.class == ErrorClass::Throttled);
+    let jitter = rand::rng().random_range(0.5..1.5);
+    let (attempt, wait) = ctx
+        .failures
+        .failed(&key, Instant::now(), |n| backoff(n, throttled, jitter));
     ctx.metrics
         .reconcile_error(K::kind(&()).as_ref(), err.label());
-    let wait = backoff(attempt, throttled, rand::rng().random_range(0.5..1.5));
     tracing::warn!(object = %key, attempt, error = %err, retry_in = ?wait, "reconcile failed; retrying");
     Action::requeue(wait)
 }
@@ -518,6 +565,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backoff_grows_with_time_failing_not_with_wake_ups() {
+        let b = Backoffs::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let wait = |n| backoff(n, false, 1.0);
+        assert_eq!(b.failed("a", t0, wait), (1, s(1)));
+        // Woken (and failing) ten times within that second: still the first failure.
+        for i in 0..10 {
+            assert_eq!(b.failed("a", t0 + Duration::from_millis(90 * i), wait).0, 1);
+        }
+        // Failing after each backoff ran out: it grows.
+        let t1 = t0 + s(2);
+        assert_eq!(b.failed("a", t1, wait), (2, s(2)));
+        assert_eq!(b.failed("a", t1 + s(2), wait), (3, s(4)));
+        // Other objects keep their own count; success forgets it.
+        assert_eq!(b.failed("b", t1, wait).0, 1);
+        b.succeeded("a");
+        assert_eq!(b.failed("a", t1 + s(3), wait).0, 1);
+    }
+
+    #[test]
     fn backoff_grows_caps_and_jitters() {
         assert_eq!(backoff(1, false, 1.0), Duration::from_secs(1));
         assert_eq!(backoff(3, false, 1.0), Duration::from_secs(4));
@@ -739,8 +807,10 @@ async fn run_controllers(
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
     let (snapshot_store, writer) = reflector::store();
+    let reach = ctx.metrics.clone();
     let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |r| reach.reach.kube(r.is_ok()))
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -750,8 +820,10 @@ async fn run_controllers(
         .shutdown_on_signal();
 
     let (copy_store, writer) = reflector::store();
+    let reach = ctx.metrics.clone();
     let trigger = watcher(copies, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |r| reach.reach.kube(r.is_ok()))
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

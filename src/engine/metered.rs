@@ -69,6 +69,7 @@ impl Intercept for Metered {
             response.and_then(|r| r.body().bytes()),
         );
         self.metrics.aws_call(self.service, &operation, result);
+        self.metrics.reach.aws(result != "no_response");
         if result == "throttled"
             && let Some(budget) = &self.budget
         {
