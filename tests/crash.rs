@@ -265,3 +265,36 @@ async fn killed_after_the_aws_delete_and_before_the_finalizer_is_removed() {
     }
     assert_eq!(left.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_costs_no_detail_calls_for_objects_in_sync() {
+    let mut h = Harness::new("crash-restart", 0.5).await;
+    seed_clusters(&h.aws).await;
+    for i in 0..4 {
+        h.create(json!({"metadata": {"name": format!("d{i}")}, "spec": {"source": source("docdb"), "sharedWith": ["111111111111"], "tags": {"i": i.to_string()}}}))
+            .await
+            .unwrap();
+    }
+    for i in 0..4 {
+        h.wait_ready(&format!("d{i}")).await;
+    }
+    crash(&mut h);
+    let detail = |h: &Harness| {
+        h.count("docdb", "ListTagsForResource")
+            + h.count("docdb", "DescribeDBClusterSnapshotAttributes")
+    };
+    let (detail_before, listings_before) =
+        (detail(&h), h.count("docdb", "DescribeDBClusterSnapshots"));
+    h.start_operator(&[]);
+    // A few resyncs (3 s here): the objects are looked at through the source's listing.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(h.count("docdb", "DescribeDBClusterSnapshots") > listings_before);
+    assert_eq!(
+        detail(&h),
+        detail_before,
+        "the restart fetched tags and shares again"
+    );
+    for i in 0..4 {
+        h.wait_ready(&format!("d{i}")).await;
+    }
+}

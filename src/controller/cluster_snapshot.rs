@@ -128,7 +128,15 @@ pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<A
 /// Batched polling for the object, when the operator polls that way.
 fn batch(ctx: &Context, obj: &ClusterSnapshot, plan: &Plan) -> Option<drive::Batch> {
     let pollers = ctx.pollers.clone()?;
-    let (detail_known, dirty) = ctx.look(&obj.uid().unwrap_or_default(), obj.metadata.generation);
+    let in_sync = obj.status.as_ref().is_some_and(|s| {
+        s.condition(crate::api::conditions::READY)
+            .is_some_and(|c| c.status == "True" && c.observed_generation == obj.metadata.generation)
+    });
+    let (detail_known, dirty) = ctx.look(
+        &obj.uid().unwrap_or_default(),
+        obj.metadata.generation,
+        in_sync,
+    );
     let wake = ctx.wake_snapshot.clone().map(|tx| {
         let target = ObjectRef::from_obj(obj);
         Arc::new(move || {
