@@ -124,7 +124,7 @@ start etcd "$TESTBED_STATE/logs/etcd.log" "$etcd_bin" \
 wait_until 60 "etcd health" "$started_pid" sh -c "curl -sf http://127.0.0.1:$etcd_port/health | grep -q true"
 
 step "start kube-apiserver on 127.0.0.1:$api_port" "$TESTBED_STATE/logs/kube-apiserver.log"
-start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "$apiserver" \
+apiserver_cmd=("$apiserver"
   --etcd-servers "http://127.0.0.1:$etcd_port" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
   --secure-port "$api_port" --insecure-port 0 \
@@ -135,7 +135,11 @@ start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "$apiserver" \
   --service-account-key-file "$run/sa.pub" \
   --service-account-signing-key-file "$run/sa.key" \
   --service-cluster-ip-range 10.96.0.0/24 \
-  --enable-priority-and-fairness=false
+  --enable-priority-and-fairness=false)
+start kube-apiserver "$TESTBED_STATE/logs/kube-apiserver.log" "${apiserver_cmd[@]}"
+# For tests/testbed/restart-apiserver.sh.
+printf '%q ' "${apiserver_cmd[@]}" >"$run/kube-apiserver.cmd"
+echo "$api_port" >"$run/api_port"
 wait_until 120 "kube-apiserver /readyz" "$started_pid" sh -c \
   "curl -sfk -H 'Authorization: Bearer $token' https://127.0.0.1:$api_port/readyz | grep -qx ok"
 
