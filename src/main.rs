@@ -46,6 +46,14 @@ enum PollingMode {
     PerObject,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum RetryMode {
+    /// Up to 3 attempts with exponential backoff, paced by the request budget.
+    Standard,
+    /// The same, plus the SDK's client-side limiter that slows down after throttling.
+    Adaptive,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// AWS region for objects that name none (default: the AWS config chain's).
@@ -83,6 +91,11 @@ struct RunArgs {
     /// AWS requests that may go at once after a quiet spell, per region and service.
     #[arg(long, default_value_t = 3, env = "DBSNAPSHOT_AWS_BURST")]
     aws_burst: u32,
+    /// Retry on top of the request budget: the SDK's standard retry, or its adaptive
+    /// retry (a client-side limiter that, after throttling at low call rates, allows
+    /// about one retry per 20 s).
+    #[arg(long, value_enum, default_value_t = RetryMode::Standard, env = "DBSNAPSHOT_AWS_RETRY_MODE")]
+    aws_retry_mode: RetryMode,
     /// Elect a leader through a Lease: only the replica holding it reconciles (for more
     /// than one replica).
     #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION")]
@@ -183,6 +196,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }),
             PollingMode::PerObject => Polling::PerObject,
         },
+        adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
     };
     controller::run(client, aws, settings).await?;
     Ok(())

@@ -727,12 +727,24 @@ async fn invalid_specs_are_rejected_without_aws_calls() {
     assert_eq!(h.mutating_calls(), baseline, "an invalid spec reached AWS");
 }
 
-/// With 30 % of calls throttled, every object still gets Ready and none is Stalled. The
-/// SDK's adaptive retry spaces retries after a throttle by the (low) rate it measured,
-/// about 20 s each here, so this takes about a minute; the deadline is for liveness.
+/// With 30 % of calls throttled, every object still gets Ready and none is Stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_never_stalls_and_everything_gets_ready() {
-    let h = Harness::new("throttle", 1.0).await;
+    throttled_lifecycles("throttle", &[]).await;
+}
+
+/// The same with the SDK's adaptive retry on top of the budget. It spaces retries after
+/// a throttle by the (low) rate it measured, about 20 s each here, so this takes about a
+/// minute; the deadline is for liveness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_never_stalls_with_adaptive_retry_either() {
+    throttled_lifecycles("throttle-adaptive", &["--aws-retry-mode", "adaptive"]).await;
+}
+
+async fn throttled_lifecycles(name: &str, extra: &[&str]) {
+    let mut h = Harness::new(name, 1.0).await;
+    h.operator = None;
+    h.start_operator(extra);
     seed_clusters(&h.aws).await;
     h.set_faults(json!({"throttleFraction": 0.3}));
     let engines = ["redshift", "docdb", "elasticache", "cache-cluster"];

@@ -620,13 +620,15 @@ pub struct Settings {
     pub metrics_addr: std::net::SocketAddr,
     pub timing: Timing,
     pub polling: Polling,
+    /// The SDK's adaptive retry on top of the request budget (batched polling).
+    pub adaptive_retry: bool,
 }
 
 /// How snapshots are watched on AWS.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Polling {
-    /// Shared pollers per source cluster, a request budget per region and service,
-    /// and the SDK's adaptive retry on top of it.
+    /// Shared pollers per source cluster and a request budget per region and service
+    /// (with the SDK's standard or adaptive retry on top).
     Batched(crate::engine::budget::Rate),
     /// Every object describes its own snapshot every 30 s while AWS works, with no
     /// client-side budget: how other controllers behave; kept as the benchmark's
@@ -783,7 +785,7 @@ async fn run_controllers(
     }
     let mut ctx = Context::new(
         client.clone(),
-        Engines::new(aws, metrics.clone(), rate),
+        Engines::new(aws, metrics.clone(), rate, settings.adaptive_retry),
         timing,
         metrics.clone(),
     );

@@ -177,15 +177,18 @@ pub trait SnapshotEngine: Send + Sync {
 
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
 /// With a rate, each has its own request budget (the operator runs with one account's
-/// credentials, so that is a budget per account, region and service), and the SDK's
-/// adaptive retry on top of it, in a retry partition of its own (the SDK's default
-/// partition is per service, so a throttled region would slow the others). The budget
-/// paces every attempt; the adaptive limiter only wakes after AWS throttles, and then
-/// delays attempts outside the attempt timeout (the operation timeout bounds it).
+/// credentials, so that is a budget per account, region and service) and a retry
+/// partition of its own (the SDK's default partition is per service, so a throttled
+/// region would slow the others). The budget paces every attempt. With `adaptive`, the
+/// SDK's adaptive retry runs on top: its limiter wakes after AWS throttles and then
+/// delays attempts outside the attempt timeout (the operation timeout bounds it); at
+/// low call rates it allows about one retry per 20 s, which is why it is not the
+/// default.
 pub struct Engines {
     base: SdkConfig,
     metrics: Arc<crate::metrics::Metrics>,
     rate: Option<budget::Rate>,
+    adaptive: bool,
     cache: Mutex<HashMap<(Engine, String), Arc<dyn SnapshotEngine>>>,
 }
 
@@ -194,11 +197,13 @@ impl Engines {
         base: SdkConfig,
         metrics: Arc<crate::metrics::Metrics>,
         rate: Option<budget::Rate>,
+        adaptive: bool,
     ) -> Self {
         Self {
             base,
             metrics,
             rate,
+            adaptive,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -230,7 +235,7 @@ impl Engines {
     }
 
     /// What one service's client in one region is made of: with a rate, a budgeted HTTP
-    /// client and adaptive retry in the (service, region) partition.
+    /// client and a (service, region) retry partition, adaptive if asked.
     fn client_parts(&self, engine: Engine, region: &str) -> ClientParts {
         let service = match engine {
             Engine::Redshift => "redshift",
@@ -248,9 +253,11 @@ impl Engines {
                 metrics.set_aws_rate(service, &r, now)
             }));
             config.set_http_client(Some(budget::budgeted_client(budget.clone())));
-            config.set_retry_config(Some(
-                aws_config::retry::RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS),
-            ));
+            if self.adaptive {
+                config.set_retry_config(Some(
+                    aws_config::retry::RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS),
+                ));
+            }
             budget
         });
         ClientParts {
@@ -336,7 +343,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn budgeted_clients_retry_adaptively_in_a_partition_per_service_and_region() {
+    async fn budgeted_clients_retry_in_a_partition_per_service_and_region() {
         use aws_config::retry::RetryMode;
         let base = SdkConfig::builder()
             .retry_config(aws_config::retry::RetryConfig::standard())
@@ -346,7 +353,7 @@ mod tests {
             per_second: 3.0,
             burst: 3.0,
         };
-        let budgeted = Engines::new(base.clone(), metrics.clone(), Some(rate));
+        let budgeted = Engines::new(base.clone(), metrics.clone(), Some(rate), true);
         let parts = |e: &Engines, engine, region| {
             let p = e.client_parts(engine, region);
             let mode = p.config.retry_config().map(|r| r.mode());
@@ -373,7 +380,17 @@ mod tests {
         );
         // Per-object polling (the baseline) keeps the base configuration: no budget, no
         // adaptive limiter.
-        let baseline = Engines::new(base, metrics, None);
+        // Standard retry (the default) keeps the base's mode, in its own partition.
+        let standard = Engines::new(base.clone(), metrics.clone(), Some(rate), false);
+        assert_eq!(
+            parts(&standard, Engine::Docdb, "us-east-1"),
+            (
+                Some(RetryMode::Standard),
+                Some(3),
+                Some("dbsnapshot-docdb-us-east-1".to_string())
+            )
+        );
+        let baseline = Engines::new(base, metrics, None, false);
         assert_eq!(
             parts(&baseline, Engine::Docdb, "us-east-1"),
             (Some(RetryMode::Standard), Some(3), None)
