@@ -69,7 +69,13 @@ impl Intercept for Metered {
             response.and_then(|r| r.body().bytes()),
         );
         self.metrics.aws_call(self.service, &operation, result);
-        self.metrics.reach.aws(result != "no_response");
+        // No answer because the connection failed says AWS is out of reach; an attempt
+        // that timed out may have spent its time queued in the request budget.
+        let unreached = result == "no_response"
+            && matches!(context.output_or_error(), Some(Err(e)) if e.is_connector_error());
+        if result != "no_response" || unreached {
+            self.metrics.reach.aws(!unreached);
+        }
         if result == "throttled"
             && let Some(budget) = &self.budget
         {
