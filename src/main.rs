@@ -149,8 +149,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .timeout_config(
             TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(60))
+                // An attempt includes its wait in the request budget (a queue of a few
+                // dozen calls when AWS throttles hard).
+                .operation_attempt_timeout(Duration::from_secs(45))
+                .operation_timeout(Duration::from_secs(120))
                 .build(),
         );
     if let Some(region) = &args.region {

@@ -219,3 +219,28 @@ async fn a_shared_snapshot_deleted_right_after_ready_is_revoked_first() {
         "{calls}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_in_the_budget_does_not_cancel_the_call() {
+    // One request every 10 s per service: the fourth create waits 30 s in the budget,
+    // within the 45 s attempt timeout (which counts the wait) and longer than the SDK's
+    // 20 s grace for a stalled upload (the request is held before its body is read).
+    let mut h = Harness::new("budget-wait", 1.0).await;
+    h.operator = None;
+    seed_clusters(&h.aws).await;
+    h.start_operator(&["--aws-rate", "0.1", "--aws-burst", "1"]);
+    let names = create_many(
+        &h,
+        4,
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        "rs",
+    )
+    .await;
+    wait_all_ready(&h, &names, Duration::from_secs(180)).await;
+    let log = std::fs::read_to_string(&h.operator.as_ref().unwrap().log).unwrap();
+    assert!(
+        !log.contains("reconcile failed"),
+        "a call waiting for the budget failed:\n{log}"
+    );
+    assert_eq!(count(&h.calls(), "redshift", "CreateClusterSnapshot"), 4);
+}

@@ -253,6 +253,15 @@ impl Engines {
                 metrics.set_aws_rate(service, &r, now)
             }));
             config.set_http_client(Some(budget::budgeted_client(budget.clone())));
+            // The request waits for the budget inside the HTTP client, before its body
+            // is read: the SDK's upload stall protection would take a wait of more than
+            // its 20 s grace for a stalled upload (of a few hundred bytes) and cancel the
+            // attempt. Downloads stay protected.
+            config.set_stalled_stream_protection(Some(
+                aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+                    .upload_enabled(false)
+                    .build(),
+            ));
             if self.adaptive {
                 config.set_retry_config(Some(
                     aws_config::retry::RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS),
