@@ -148,13 +148,6 @@ fn status_of(o: &Value) -> SnapshotStatus {
     serde_json::from_value(o["status"].clone()).unwrap_or_default()
 }
 
-fn condition<'a>(
-    s: &'a SnapshotStatus,
-    kind: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    s.condition(kind)
-}
-
 /// Every object of both kinds, as JSON, or None while the API server is away.
 async fn list_all(client: &Client, ns: &str) -> Option<Vec<(String, Value)>> {
     let snaps: Api<ClusterSnapshot> = Api::namespaced(client.clone(), ns);
@@ -173,7 +166,7 @@ async fn list_all(client: &Client, ns: &str) -> Option<Vec<(String, Value)>> {
 }
 
 fn is_ready(o: &Value) -> bool {
-    condition(&status_of(o), "Ready").is_some_and(|c| c.status == "True")
+    common::is_ready(&status_of(o))
 }
 
 /// The operator, killed and restarted by the chaos task.
@@ -262,39 +255,11 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     // Sources: clusters, a DocumentDB and an ElastiCache snapshot to copy, and the
     // automated Redshift snapshot the emulator makes for a new cluster.
     seed_clusters(&aws).await;
-    let docdb = aws_sdk_docdb::Client::new(&aws);
-    let src = docdb
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier("orders")
-        .db_cluster_snapshot_identifier("orders-src")
-        .send()
-        .await
-        .expect("docdb source");
-    let docdb_arn = src
-        .db_cluster_snapshot()
-        .and_then(|s| s.db_cluster_snapshot_arn())
-        .unwrap()
-        .to_string();
-    aws_sdk_elasticache::Client::new(&aws)
-        .create_snapshot()
-        .replication_group_id("sessions")
-        .snapshot_name("sessions-src")
-        .send()
-        .await
-        .expect("elasticache source");
-    let automated = aws_sdk_redshift::Client::new(&aws)
-        .describe_cluster_snapshots()
-        .cluster_identifier("analytics")
-        .snapshot_type("automated")
-        .send()
-        .await
-        .expect("automated snapshot")
-        .snapshots()[0]
-        .snapshot_identifier()
-        .unwrap()
-        .to_string();
+    let docdb_arn = common::docdb_source(&aws, "orders-src").await;
+    common::elasticache_source(&aws, "sessions-src").await;
+    let automated = common::redshift_automated(&aws).await;
     tokio::time::sleep(Duration::from_secs_f64(a.snapshot_seconds + 1.0)).await;
-    let sources: BTreeSet<String> = common_snapshots(&emulator)
+    let sources: BTreeSet<String> = common::aws_snapshots_of(&emulator)
         .into_iter()
         .map(|s| s.id)
         .collect();
@@ -374,7 +339,9 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
                 if let Some(all) = list_all(&client, &ns).await {
                     for (name, o) in all {
                         let s = status_of(&o);
-                        if let Some(c) = condition(&s, "Stalled").filter(|c| c.status == "True") {
+                        if let Some(c) =
+                            common::condition(&s, "Stalled").filter(|c| c.status == "True")
+                        {
                             stalled
                                 .lock()
                                 .unwrap()
@@ -459,7 +426,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         })
         .collect();
     let mut owned: BTreeMap<String, usize> = BTreeMap::new();
-    let on_aws = common_snapshots(&emulator);
+    let on_aws = common::aws_snapshots_of(&emulator);
     for s in on_aws.iter().filter(|s| !sources.contains(&s.id)) {
         match s.tags.get("dbsnapshot.io/owner-uid") {
             Some(uid) => match uid_of.get(uid) {
@@ -531,7 +498,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     observer.await.unwrap();
     target.kill();
 
-    let left = common_snapshots(&emulator);
+    let left = common::aws_snapshots_of(&emulator);
     for p in &planned {
         let id = &id_of[&p.name];
         let there = left.iter().find(|s| &s.id == id);
@@ -561,7 +528,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     let calls: u64 = counters.calls.values().flat_map(|m| m.values()).sum();
     let faults = counters.throttled + counters.internal_errors;
     let figures = json!({
-        "date": common_now(),
+        "date": common::now_utc(),
         "seed": a.seed,
         "objects": planned.len(),
         "cluster_snapshots": planned.iter().filter(|p| !p.copy).count(),
@@ -583,18 +550,6 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         .env("TESTBED_STATE", &state_dir)
         .output();
     (figures, violations)
-}
-
-fn common_snapshots(emulator: &aws_emulator::server::Shared) -> Vec<common::AwsSnapshot> {
-    common::aws_snapshots_of(emulator)
-}
-
-fn common_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -370,7 +370,7 @@ async fn run(mode: &str, n: usize, a: &Args) -> Value {
         "stalled_examples": stalled.into_iter().take(5).collect::<Vec<_>>(),
         "snapshots_left_on_aws": left_on_aws,
         "calls_by_action": by_action,
-        "date": now_utc(),
+        "date": common::now_utc(),
     })
 }
 
@@ -393,14 +393,6 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs, {mem_gib:.0} GiB RAM")
 }
 
-fn now_utc() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn table(runs: &mut [Value], a: &Args) -> String {
     runs.sort_by_key(|r| {
         (
@@ -408,7 +400,7 @@ fn table(runs: &mut [Value], a: &Args) -> String {
             r["mode"].as_str().unwrap_or_default().to_string(),
         )
     });
-    let date = now_utc();
+    let date = common::now_utc();
     let mut md = format!(
         "Machine: {}. Date: {date}. Snapshot time {}s, account budget {} requests/s.\n\n\
          | mode | snapshots | AWS calls | calls/snapshot | throttled | Ready lag p50 (s) | Ready lag p99 (s) | all Ready (s) | peak RSS (MiB) | CPU (s) | Stalled | run |\n\

@@ -38,33 +38,10 @@ fn source(engine: &str) -> serde_json::Value {
 async fn killed_after_the_copy_call_and_before_the_status_write() {
     let mut h = Harness::new("crash-copy", 0.5).await;
     seed_clusters(&h.aws).await;
-    h.elasticache()
-        .create_snapshot()
-        .replication_group_id("sessions")
-        .snapshot_name("sessions-src")
-        .send()
-        .await
-        .unwrap();
-    h.docdb()
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier("orders")
-        .db_cluster_snapshot_identifier("orders-src")
-        .send()
-        .await
-        .unwrap();
+    elasticache_source(&h.aws, "sessions-src").await;
+    docdb_source(&h.aws, "orders-src").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let automated = h
-        .redshift()
-        .describe_cluster_snapshots()
-        .cluster_identifier("analytics")
-        .snapshot_type("automated")
-        .send()
-        .await
-        .unwrap()
-        .snapshots()[0]
-        .snapshot_identifier()
-        .unwrap()
-        .to_string();
+    let automated = redshift_automated(&h.aws).await;
     let before = h.aws_snapshots();
 
     // Default target identifiers; Redshift's copy call takes no tags (they follow it).

@@ -27,25 +27,8 @@ async fn credentials_appear_in_no_log_event_status_or_metric() {
         &h.ns,
         &[("AWS_SESSION_TOKEN", SESSION_TOKEN), ("RUST_LOG", "debug")],
     ));
-    h.docdb()
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier("orders")
-        .db_cluster_snapshot_identifier("orders-src")
-        .send()
-        .await
-        .unwrap();
+    let source_arn = docdb_source(&h.aws, "orders-src").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let source_arn = h
-        .docdb()
-        .describe_db_cluster_snapshots()
-        .db_cluster_snapshot_identifier("orders-src")
-        .send()
-        .await
-        .unwrap()
-        .db_cluster_snapshots()[0]
-        .db_cluster_snapshot_arn()
-        .unwrap()
-        .to_string();
     for (name, source) in [
         (
             "rs",

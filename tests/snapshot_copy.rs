@@ -15,21 +15,6 @@ fn count(h: &Harness, service: &str, action: &str) -> u64 {
     h.calls()["calls"][service][action].as_u64().unwrap_or(0)
 }
 
-async fn redshift_automated(h: &Harness) -> String {
-    let out = h
-        .redshift()
-        .describe_cluster_snapshots()
-        .cluster_identifier("analytics")
-        .snapshot_type("automated")
-        .send()
-        .await
-        .unwrap();
-    out.snapshots()[0]
-        .snapshot_identifier()
-        .unwrap()
-        .to_string()
-}
-
 async fn docdb_snapshot(h: &Harness, region: &str, id: &str, tags: &[(&str, &str)]) -> String {
     let cfg = h
         .aws
@@ -76,7 +61,7 @@ async fn redshift_copies_automated_snapshots_only() {
     let h = Harness::new("copy-rs", 0.5).await;
     seed_clusters(&h.aws).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let auto = redshift_automated(&h).await;
+    let auto = redshift_automated(&h.aws).await;
     h.create_copy(json!({
         "metadata": {"name": "keep"},
         "spec": {"source": {"redshift": {"snapshotIdentifier": auto, "clusterIdentifier": "analytics"}},
@@ -320,13 +305,7 @@ async fn deleting_a_docdb_copy_while_it_copies_cancels_it() {
 async fn elasticache_copy_and_export_to_s3() {
     let h = Harness::new("copy-ec", 0.5).await;
     seed_clusters(&h.aws).await;
-    h.elasticache()
-        .create_snapshot()
-        .replication_group_id("sessions")
-        .snapshot_name("sessions-src")
-        .send()
-        .await
-        .unwrap();
+    elasticache_source(&h.aws, "sessions-src").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     h.create_copy(json!({"metadata": {"name": "copy"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetSnapshotIdentifier": "sessions-copy", "kmsKeyId": "alias/cache"}}))
         .await

@@ -647,6 +647,56 @@ pub async fn create_source(aws: &SdkConfig, source: &serde_json::Value) {
     }
 }
 
+/// The automated snapshot the emulator made for the Redshift cluster `analytics`.
+pub async fn redshift_automated(aws: &SdkConfig) -> String {
+    aws_sdk_redshift::Client::new(aws)
+        .describe_cluster_snapshots()
+        .cluster_identifier("analytics")
+        .snapshot_type("automated")
+        .send()
+        .await
+        .expect("automated snapshot")
+        .snapshots()[0]
+        .snapshot_identifier()
+        .unwrap()
+        .to_string()
+}
+
+/// A manual snapshot `id` of the DocumentDB cluster `orders`, to copy; its ARN.
+pub async fn docdb_source(aws: &SdkConfig, id: &str) -> String {
+    aws_sdk_docdb::Client::new(aws)
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("orders")
+        .db_cluster_snapshot_identifier(id)
+        .send()
+        .await
+        .expect("docdb source snapshot")
+        .db_cluster_snapshot()
+        .and_then(|s| s.db_cluster_snapshot_arn())
+        .unwrap()
+        .to_string()
+}
+
+/// A snapshot `name` of the ElastiCache replication group `sessions`, to copy.
+pub async fn elasticache_source(aws: &SdkConfig, name: &str) {
+    aws_sdk_elasticache::Client::new(aws)
+        .create_snapshot()
+        .replication_group_id("sessions")
+        .snapshot_name(name)
+        .send()
+        .await
+        .expect("elasticache source snapshot");
+}
+
+/// Now, as `2026-11-22 08:14 UTC`.
+pub fn now_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The venv with boto3 and moto (tests/testbed/python-venv.sh makes it).
 pub fn venv() -> PathBuf {
     let cache = std::env::var_os("DBSNAPSHOT_CACHE")
