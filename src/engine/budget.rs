@@ -33,13 +33,16 @@ impl Default for Rate {
     }
 }
 
-/// After AWS throttles, the rate halves (down to an eighth of the configured one) and
+/// After AWS throttles, the rate is cut (down to an eighth of the configured one) and
 /// climbs back linearly, by the configured rate every this long.
 pub const RECOVERY: Duration = Duration::from_secs(30);
 
 /// Throttled answers this close together are one signal (calls in flight together are
-/// throttled together): the rate halves once for them.
-pub const CUT_DEBOUNCE: Duration = Duration::from_secs(1);
+/// throttled together): the rate is cut once for them.
+pub const CUT_DEBOUNCE: Duration = Duration::from_secs(3);
+
+/// The answers a cut weighs: those since the last cut, but none older than this.
+pub const SHARE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Token bucket arithmetic. Pure: time comes in as an argument.
 #[derive(Debug, Clone)]
@@ -50,6 +53,10 @@ pub struct Bucket {
     tokens: f64,
     last: Instant,
     last_cut: Option<Instant>,
+    /// Answers (and how many of them throttled) since `window_start`.
+    answers: u32,
+    throttles: u32,
+    window_start: Instant,
 }
 
 impl Bucket {
@@ -64,6 +71,9 @@ impl Bucket {
             tokens: rate.burst,
             last: now,
             last_cut: None,
+            answers: 0,
+            throttles: 0,
+            window_start: now,
         }
     }
 
@@ -94,10 +104,32 @@ impl Bucket {
         }
     }
 
-    /// AWS throttled a call: halve the rate (once for answers close together) and
-    /// spend what is saved up.
+    /// Counts an answer toward the share of throttled answers, opening a new window
+    /// when the current one is older than [`SHARE_WINDOW`].
+    fn count(&mut self, now: Instant, throttled: bool) {
+        if now.saturating_duration_since(self.window_start) > SHARE_WINDOW {
+            self.window_start = now;
+            self.answers = 0;
+            self.throttles = 0;
+        }
+        self.answers += 1;
+        self.throttles += u32::from(throttled);
+    }
+
+    /// AWS answered a call without throttling it.
+    pub fn answered(&mut self, now: Instant) {
+        self.count(now, false);
+    }
+
+    /// AWS throttled a call: spend what is saved up and cut the rate (once for answers
+    /// within CUT_DEBOUNCE) by the share of recent answers that were throttled, by half at
+    /// most. Over a real limit the share is the excess (twice the limit: half are
+    /// throttled, and the rate halves); throttling that does not depend on the rate
+    /// (a share of calls, whatever the rate) cuts a little and the rate settles where
+    /// the recovery makes up for it, rather than at the floor.
     pub fn throttled(&mut self, now: Instant) {
         self.advance(now);
+        self.count(now, true);
         self.tokens = self.tokens.min(0.0);
         if self
             .last_cut
@@ -105,8 +137,12 @@ impl Bucket {
         {
             return;
         }
+        let share = f64::from(self.throttles) / f64::from(self.answers);
         self.last_cut = Some(now);
-        self.current = (self.current / 2.0).max(self.rate.per_second / 8.0);
+        self.window_start = now;
+        self.answers = 0;
+        self.throttles = 0;
+        self.current = (self.current * (1.0 - share).max(0.5)).max(self.rate.per_second / 8.0);
     }
 }
 
@@ -151,6 +187,11 @@ impl Budget {
                 Err(wait) => tokio::time::sleep(wait).await,
             }
         }
+    }
+
+    /// AWS answered without throttling.
+    pub fn answered(&self) {
+        self.bucket().answered(now());
     }
 
     pub fn throttled(&self) {
@@ -286,11 +327,11 @@ mod tests {
         b.throttled(at(t0, 500));
         // Not halved again (just climbing back a little): one signal.
         assert!(b.current_rate() > 4.0, "answers close together count once");
-        // Four more signals, a second or more apart: down to the floor and no lower.
+        // Four more signals, a debounce or more apart: down to the floor and no lower.
         for s in 1..=4 {
-            b.throttled(at(t0, s * 1000));
+            b.throttled(at(t0, s * 3000));
         }
-        let t1 = at(t0, 4000);
+        let t1 = at(t0, 12_000);
         let floor = b.current_rate();
         assert!(
             (1.0..1.2).contains(&floor),
@@ -305,6 +346,94 @@ mod tests {
         assert!((4.9..5.2).contains(&mid), "{mid}");
         b.take(at(t1, 31_000)).unwrap();
         assert_eq!(b.current_rate(), 8.0);
+    }
+
+    #[test]
+    fn the_cut_is_the_throttled_share_of_recent_answers() {
+        let t0 = Instant::now();
+        let rate = Rate {
+            per_second: 4.0,
+            burst: 1.0,
+        };
+        let mut b = Bucket::new(rate, t0);
+        // One throttle among five answers: a fifth off.
+        for ms in 0..4 {
+            b.answered(at(t0, ms));
+        }
+        b.throttled(at(t0, 4));
+        assert!(
+            (b.current_rate() - 3.2).abs() < 0.01,
+            "{}",
+            b.current_rate()
+        );
+        // One of two throttled: half off. Throttles within CUT_DEBOUNCE of a cut are the
+        // same signal; the next one weighs the answers since the cut (all throttled)
+        // and takes half off, the most one signal takes.
+        let t1 = at(t0, 4000);
+        b.answered(t1);
+        let before = {
+            b.advance(at(t1, 1));
+            b.current_rate()
+        };
+        b.throttled(at(t1, 1));
+        assert!((b.current_rate() - before * 0.5).abs() < 0.01);
+        let cut = b.current_rate();
+        b.throttled(at(t1, 2));
+        b.throttled(at(t1, 3));
+        assert!(b.current_rate() >= cut, "debounced: no second cut yet");
+        let before = {
+            b.advance(at(t1, 3100));
+            b.current_rate()
+        };
+        b.throttled(at(t1, 3100));
+        let after = b.current_rate();
+        assert!((after - before * 0.5).abs() < 0.01, "{before} -> {after}");
+        // Answers older than the window do not dilute a new throttle: alone in a fresh
+        // window, it counts whole.
+        let t2 = at(t1, 5000);
+        for ms in 0..100 {
+            b.answered(at(t2, ms));
+        }
+        let t3 = at(t2, 11_000);
+        let before = {
+            b.advance(t3);
+            b.current_rate()
+        };
+        b.throttled(t3);
+        assert!((b.current_rate() - before * 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_share_of_calls_throttled_whatever_the_rate_settles_well_above_the_floor() {
+        // Every fifth answer throttled, calls as fast as the budget allows: the rate
+        // must settle where the recovery makes up for the cuts, not at the floor.
+        let t0 = Instant::now();
+        let rate = Rate {
+            per_second: 3.0,
+            burst: 3.0,
+        };
+        let mut b = Bucket::new(rate, t0);
+        let mut now = t0;
+        let mut n = 0u64;
+        let mut late = Vec::new();
+        while now < at(t0, 600_000) {
+            match b.take(now) {
+                Ok(()) => {
+                    n += 1;
+                    if n.is_multiple_of(5) {
+                        b.throttled(now)
+                    } else {
+                        b.answered(now)
+                    }
+                }
+                Err(wait) => now += wait.max(Duration::from_millis(1)),
+            }
+            if now > at(t0, 300_000) {
+                late.push(b.current_rate());
+            }
+        }
+        let mean = late.iter().sum::<f64>() / late.len() as f64;
+        assert!(mean > 1.8, "settled at {mean} requests/s, floor 0.375");
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,10 +76,12 @@ impl Intercept for Metered {
         if result != "no_response" || unreached {
             self.metrics.reach.aws(!unreached);
         }
-        if result == "throttled"
-            && let Some(budget) = &self.budget
-        {
-            budget.throttled();
+        if let Some(budget) = &self.budget {
+            match result {
+                "throttled" => budget.throttled(),
+                "no_response" => {}
+                _ => budget.answered(),
+            }
         }
         Ok(())
     }
