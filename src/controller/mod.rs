@@ -560,9 +560,146 @@ pub fn action(requeue: Option<Duration>) -> Action {
     }
 }
 
+/// The controllers' runtime settings: kube-runtime's own concurrency limit is off, and
+/// [`Turns`] limits how many objects are reconciled at once instead.
+pub fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+}
+
+/// How many objects of one kind are reconciled at once, handed out first come, first
+/// served. kube-runtime's own limit is not fair: an object woken again while it runs
+/// goes ahead of everything queued, and requests already due are handed out last in,
+/// first out. With every slot busy (reconciles waiting on the AWS request budget) and
+/// pollers waking objects all the time, a few objects kept the slots and others queued
+/// at start-up were not reconciled for minutes. Here every reconcile starts at once and
+/// waits its turn on a FIFO semaphore, then works on the object as it is in the cache by
+/// then, not as it was when it was queued.
+#[derive(Debug, Clone)]
+pub struct Turns(Arc<tokio::sync::Semaphore>);
+
+impl Turns {
+    pub fn new(concurrency: u16) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(
+            usize::from(concurrency).max(1),
+        )))
+    }
+
+    /// Waits for a turn; then the object as the cache has it now, or `None` if it is
+    /// gone (deleted meanwhile: nothing left to do).
+    pub async fn take<K>(
+        &self,
+        store: &kube::runtime::reflector::Store<K>,
+        obj: &K,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, Arc<K>)>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let permit = self.0.clone().acquire_owned().await.ok()?;
+        let fresh = store.get(&ObjectRef::from_obj(obj))?;
+        Some((permit, fresh))
+    }
+}
+
+/// `reconcile`, run in turn (see [`Turns`]).
+fn in_turn<K, F, Fut>(
+    turns: Turns,
+    store: kube::runtime::reflector::Store<K>,
+    reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> futures::future::BoxFuture<'static, Result<Action, Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let (turns, store, reconcile) = (turns.clone(), store.clone(), reconcile.clone());
+        Box::pin(async move {
+            let Some((_turn, obj)) = turns.take(&store, &obj).await else {
+                return Ok(Action::await_change());
+            };
+            reconcile(obj, ctx).await
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With the one turn busy and one object woken again and again, another object
+    /// queued once is still reconciled (with kube-runtime's own limit of one, it waited
+    /// behind the wake-ups for as long as they came).
+    #[tokio::test]
+    async fn a_storm_of_wake_ups_does_not_starve_an_object() {
+        use futures::StreamExt;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::runtime::{Controller, controller::Action, reflector, watcher};
+        use std::sync::Mutex;
+
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for name in ["busy", "quiet"] {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some(name.to_string());
+            cm.metadata.namespace = Some("ns".to_string());
+            writer.apply_watcher_event(&watcher::Event::InitApply(cm));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let busy = ObjectRef::<ConfigMap>::new("busy").within("ns");
+        let quiet = ObjectRef::<ConfigMap>::new("quiet").within("ns");
+        // The object stream names `busy` at once and `quiet` 100 ms later, while the
+        // wake-ups name `busy` every millisecond.
+        let cm = |r: &ObjectRef<ConfigMap>| (*store.get(r).unwrap()).clone();
+        let objects = futures::stream::iter([Ok::<_, watcher::Error>(cm(&busy))])
+            .chain(futures::stream::once({
+                let quiet = cm(&quiet);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(quiet)
+                }
+            }))
+            .chain(futures::stream::pending());
+        let wakes = futures::stream::unfold(busy, |b| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Some((b.clone(), b))
+        });
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let reconcile = |o: Arc<ConfigMap>, seen: Arc<Mutex<Vec<String>>>| async move {
+            seen.lock().unwrap().push(o.name_any());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok::<_, kube::Error>(Action::await_change())
+        };
+        let turns = Turns::new(1);
+        let cache = store.clone();
+        let run = Controller::for_stream(objects, store)
+            .with_config(controller_config())
+            .reconcile_on(wakes)
+            .run(
+                move |o: Arc<ConfigMap>, seen| {
+                    let (turns, cache) = (turns.clone(), cache.clone());
+                    async move {
+                        let Some((_turn, o)) = turns.take(&cache, &o).await else {
+                            return Ok(Action::await_change());
+                        };
+                        reconcile(o, seen).await
+                    }
+                },
+                |_, _, _| Action::await_change(),
+                seen.clone(),
+            )
+            .for_each(|_| async {});
+        let _ = tokio::time::timeout(Duration::from_secs(3), run).await;
+        let seen = seen.lock().unwrap();
+        let busy_runs = seen.iter().filter(|n| *n == "busy").count();
+        assert!(
+            busy_runs > 20,
+            "the storm ran: {busy_runs} reconciles of busy"
+        );
+        assert!(
+            seen.contains(&quiet.name),
+            "quiet never reconciled in 3 s, busy {busy_runs} times"
+        );
+    }
 
     #[test]
     fn backoff_grows_with_time_failing_not_with_wake_ups() {
@@ -768,9 +905,7 @@ async fn run_controllers(
     ready: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     use futures::StreamExt;
-    use kube::runtime::{
-        Controller, WatchStreamExt, controller::Config, predicates, reflector, watcher,
-    };
+    use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 
     use crate::api::{ClusterSnapshot, SnapshotCopy};
 
@@ -817,7 +952,7 @@ async fn run_controllers(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
-        .with_config(Config::default().concurrency(settings.concurrency))
+        .with_config(controller_config())
         .reconcile_on(snapshot_wakes)
         .shutdown_on_signal();
 
@@ -832,7 +967,7 @@ async fn run_controllers(
     // A ClusterSnapshot that changes (becomes Ready, say) wakes the copies naming it.
     let copies_of = copy_store.clone();
     let copy_controller = Controller::for_stream(trigger, copy_store.clone())
-        .with_config(Config::default().concurrency(settings.concurrency))
+        .with_config(controller_config())
         .watches(
             snapshots,
             watcher::Config::default().any_semantic(),
@@ -895,6 +1030,16 @@ async fn run_controllers(
             }
         });
     }
+    let run_snapshots = in_turn(
+        Turns::new(settings.concurrency),
+        snapshot_store.clone(),
+        cluster_snapshot::reconcile,
+    );
+    let run_copies = in_turn(
+        Turns::new(settings.concurrency),
+        copy_store.clone(),
+        snapshot_copy::reconcile,
+    );
     let ready = ctx.ready.clone();
     tokio::spawn(async move {
         // The controllers wait on the same stores; a waiter can miss the wake-up, so
@@ -919,10 +1064,10 @@ async fn run_controllers(
     };
     futures::join!(
         snapshot_controller
-            .run(cluster_snapshot::reconcile, error_policy, ctx.clone())
+            .run(run_snapshots, error_policy, ctx.clone())
             .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
         copy_controller
-            .run(snapshot_copy::reconcile, error_policy, ctx)
+            .run(run_copies, error_policy, ctx)
             .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
     );
     tracing::info!("stopped");
