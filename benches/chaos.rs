@@ -394,16 +394,36 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     println!("created {} objects", planned.len());
 
     let mut violations = Vec::new();
+    // When half and nine in ten of the objects were Ready, to tell a long tail
+    // from a slow run.
+    let (mut half_ready_s, mut most_ready_s) = (None, None);
+    let mut next_report = 60;
     wait_until("all Ready", Duration::from_secs(1200), async || {
         let Some(all) = list_all(&client, &ns).await else {
             return false;
         };
         let ready = all.iter().filter(|(_, o)| is_ready(o)).count();
+        let now = started.elapsed().as_secs_f64();
+        if half_ready_s.is_none() && ready * 2 >= planned.len() {
+            half_ready_s = Some(now);
+        }
+        if most_ready_s.is_none() && ready * 10 >= planned.len() * 9 {
+            most_ready_s = Some(now);
+        }
+        if now >= f64::from(next_report) && ready < planned.len() {
+            println!("  {ready} of {} Ready after {now:.0} s", planned.len());
+            next_report += 60;
+        }
         ready == planned.len()
     })
     .await;
     let all_ready_s = started.elapsed().as_secs_f64();
-    println!("all {} Ready after {all_ready_s:.0} s", planned.len());
+    let half_ready_s = half_ready_s.unwrap_or(all_ready_s);
+    let most_ready_s = most_ready_s.unwrap_or(all_ready_s);
+    println!(
+        "all {} Ready after {all_ready_s:.0} s (half after {half_ready_s:.0} s, 90 % after {most_ready_s:.0} s)",
+        planned.len()
+    );
 
     // Ownership: one snapshot per object, each owned snapshot by a live object.
     let all = list_all(&client, &ns).await.expect("list");
@@ -541,6 +561,8 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         "throttled_injected": counters.throttled,
         "http_500_injected": counters.internal_errors,
         "faulted_calls_retried": faults,
+        "half_ready_s": (half_ready_s * 10.0).round() / 10.0,
+        "ninety_percent_ready_s": (most_ready_s * 10.0).round() / 10.0,
         "all_ready_s": (all_ready_s * 10.0).round() / 10.0,
         "all_deleted_s": (all_deleted_s * 10.0).round() / 10.0,
         "violations": violations.len(),
