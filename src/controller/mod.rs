@@ -617,7 +617,9 @@ where
             let Some((_turn, obj)) = turns.take(&store, &obj).await else {
                 return Ok(Action::await_change());
             };
-            reconcile(obj, ctx).await
+            // Boxed so that the many reconciles waiting for a turn hold a small future,
+            // not the whole reconcile's state.
+            Box::pin(reconcile(obj, ctx)).await
         })
     }
 }
