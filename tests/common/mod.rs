@@ -117,6 +117,52 @@ pub async fn aws_config(url: &str, retry: RetryConfig) -> SdkConfig {
         .await
 }
 
+/// Children started here (operators, moto), by PID. Dropping one kills it; if this
+/// process is stopped by SIGINT or SIGTERM instead (Ctrl-C, a timeout), `Drop` does not
+/// run, so a watcher thread kills the registered children first and then exits.
+static CHILDREN: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn register_child(pid: u32) {
+    static WATCHER: std::sync::Once = std::sync::Once::new();
+    WATCHER.call_once(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("signal watcher runtime");
+            let code = rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                }
+            });
+            let pids: Vec<u32> = CHILDREN.lock().unwrap().iter().copied().collect();
+            for pid in &pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            eprintln!(
+                "stopped by a signal; killed {} child process(es)",
+                pids.len()
+            );
+            std::process::exit(code);
+        });
+    });
+    CHILDREN.lock().unwrap().insert(pid);
+}
+
+fn kill_child(child: &mut Child) {
+    let _ = child.kill();
+    // Until it is waited for, its PID cannot be reused, so a late signal kills nothing else.
+    CHILDREN.lock().unwrap().remove(&child.id());
+    let _ = child.wait();
+}
+
 /// The operator binary, watching one namespace; killed (by PID) when dropped.
 pub struct Operator {
     child: Child,
@@ -197,13 +243,13 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("start the operator");
+        register_child(child.id());
         Operator { child, log }
     }
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_child(&mut self.child);
     }
 
     pub fn pid(&self) -> u32 {
@@ -721,8 +767,7 @@ pub struct Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_child(&mut self.child);
     }
 }
 
@@ -741,6 +786,7 @@ pub fn moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto_server");
+    register_child(child.id());
     let m = Moto {
         child,
         url: format!("http://127.0.0.1:{port}"),
