@@ -3,13 +3,14 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_emulator::children::Child;
 use aws_emulator::server::{Options, Shared};
 use dbsnapshot_operator::api::{ClusterSnapshot, SnapshotCopy, SnapshotStatus};
 use k8s_openapi::api::core::v1::Namespace;
@@ -117,52 +118,6 @@ pub async fn aws_config(url: &str, retry: RetryConfig) -> SdkConfig {
         .await
 }
 
-/// Children started here (operators, moto), by PID. Dropping one kills it; if this
-/// process is stopped by SIGINT or SIGTERM instead (Ctrl-C, a timeout), `Drop` does not
-/// run, so a watcher thread kills the registered children first and then exits.
-static CHILDREN: std::sync::Mutex<std::collections::BTreeSet<u32>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-fn register_child(pid: u32) {
-    static WATCHER: std::sync::Once = std::sync::Once::new();
-    WATCHER.call_once(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("signal watcher runtime");
-            let code = rt.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-                tokio::select! {
-                    _ = int.recv() => 130,
-                    _ = term.recv() => 143,
-                }
-            });
-            let pids: Vec<u32> = CHILDREN.lock().unwrap().iter().copied().collect();
-            for pid in &pids {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-            eprintln!(
-                "stopped by a signal; killed {} child process(es)",
-                pids.len()
-            );
-            std::process::exit(code);
-        });
-    });
-    CHILDREN.lock().unwrap().insert(pid);
-}
-
-fn kill_child(child: &mut Child) {
-    let _ = child.kill();
-    // Until it is waited for, its PID cannot be reused, so a late signal kills nothing else.
-    CHILDREN.lock().unwrap().remove(&child.id());
-    let _ = child.wait();
-}
-
 /// The operator binary, watching one namespace; killed (by PID) when dropped.
 pub struct Operator {
     child: Child,
@@ -243,13 +198,15 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("start the operator");
-        register_child(child.id());
-        Operator { child, log }
+        Operator {
+            child: Child::new(child),
+            log,
+        }
     }
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
-        kill_child(&mut self.child);
+        self.child.kill();
     }
 
     pub fn pid(&self) -> u32 {
@@ -257,13 +214,7 @@ impl Operator {
     }
 
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.try_wait()
     }
 }
 
@@ -761,14 +712,8 @@ pub fn venv() -> PathBuf {
 
 /// moto's server on a free loopback port; killed (by PID) when dropped.
 pub struct Moto {
-    child: Child,
+    _child: Child,
     pub url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        kill_child(&mut self.child);
-    }
 }
 
 pub fn free_port() -> u16 {
@@ -786,9 +731,8 @@ pub fn moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto_server");
-    register_child(child.id());
     let m = Moto {
-        child,
+        _child: Child::new(child),
         url: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(60);

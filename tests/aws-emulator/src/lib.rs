@@ -2,6 +2,7 @@
 //! the AWS Query protocol, close enough to AWS that the official SDKs cannot tell,
 //! with fault injection and an admin API. Everything is kept in memory.
 
+pub mod children;
 pub mod docdb;
 pub mod elasticache;
 pub mod presign;

@@ -1,21 +1,16 @@
 //! Child processes for tests (the emulator binary, moto's server), stopped by PID when
-//! dropped, and the Python virtualenv the test bed installs.
+//! dropped or when the test process is stopped by a signal (`aws_emulator::children`), and the Python virtualenv the test bed installs.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use aws_emulator::children::Child;
 use std::time::{Duration, Instant};
 
 pub struct Proc {
     pub child: Child,
     pub url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The virtualenv with boto3 and moto (tests/testbed/python-venv.sh makes it).
@@ -55,7 +50,10 @@ pub fn emulator_binary(args: &[&str]) -> Proc {
         .expect("listening address")
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    Proc { child, url }
+    Proc {
+        child: Child::new(child),
+        url,
+    }
 }
 
 fn free_port() -> u16 {
@@ -75,7 +73,7 @@ pub fn moto_server() -> Proc {
         .spawn()
         .expect("start moto_server");
     let proc = Proc {
-        child,
+        child: Child::new(child),
         url: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
