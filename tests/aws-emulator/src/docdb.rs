@@ -8,13 +8,33 @@ use chrono::{DateTime, Utc};
 
 use crate::presign;
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, Xml, check_identifier, is_account_id, page, upsert_tag,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, page,
+    upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
 
 pub const XMLNS: &str = "http://rds.amazonaws.com/doc/2014-10-31/";
 const MAX_SHARES: usize = 20;
 const MAX_TAGS: usize = 50;
+/// DocumentDB's Tag: keys of 1 to 128 and values of up to 256 Unicode characters that
+/// "can't be prefixed with "aws:" or "rds:"" and contain "only the set of Unicode
+/// letters, digits, white space, '_', '.', '/', '=', '+', '-' (Java regex:
+/// "^([\p{L}\p{Z}\p{N}_.:/=+\-]*)$")" -- no `@`, unlike other services. The model
+/// names no tag fault for the tagging actions, so an invalid tag gets the common
+/// InvalidParameterValue.
+const TAGS: TagRules = TagRules {
+    code: "InvalidParameterValue",
+    punctuation: "_.:/=+-",
+    reserved: &["aws:", "rds:"],
+    reserved_in_values: true,
+};
+
+/// DocumentDB stores cluster and cluster snapshot identifiers as lowercase strings
+/// ("This parameter is stored as a lowercase string") and looks them up without regard
+/// to case ("This parameter is not case sensitive").
+fn ident(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -144,13 +164,14 @@ pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiRes
 fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let id = p.req("DBClusterIdentifier")?;
     check_identifier("DBClusterIdentifier", id, 63)?;
+    let id = &ident(id);
     let engine = p.req("Engine")?;
     if engine != "docdb" {
         return Err(ApiError::invalid_value(format!(
             "Invalid DB engine: {engine}. Amazon DocumentDB supports the engine docdb."
         )));
     }
-    let tags = p.tags("Tags")?;
+    let tags = p.tags("Tags", &TAGS)?;
     let progress = state.progress(c);
     let world = &mut state.region(&c.region).docdb;
     if world.clusters.contains_key(&key(&c.account, id)) {
@@ -199,10 +220,11 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
 fn describe_clusters(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let world = &state.region(&c.region).docdb;
     let id = p.get("DBClusterIdentifier");
+    let wanted = id.map(ident);
     let items: Vec<&Cluster> = world
         .clusters
         .values()
-        .filter(|cl| cl.account == c.account && id.is_none_or(|id| cl.id == id))
+        .filter(|cl| cl.account == c.account && wanted.as_ref().is_none_or(|id| cl.id == *id))
         .collect();
     if let Some(id) = id
         && items.is_empty()
@@ -224,7 +246,8 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
     let id = p.req("DBClusterSnapshotIdentifier")?;
     let cluster_id = p.req("DBClusterIdentifier")?;
     check_identifier("DBClusterSnapshotIdentifier", id, 63)?;
-    let tags = p.tags("Tags")?;
+    let id = &ident(id);
+    let tags = p.tags("Tags", &TAGS)?;
     if tags.len() > MAX_TAGS {
         return Err(tag_limit());
     }
@@ -232,7 +255,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
     let world = &mut state.region(&c.region).docdb;
     let cluster = world
         .clusters
-        .get(&key(&c.account, cluster_id))
+        .get(&key(&c.account, &ident(cluster_id)))
         .cloned()
         .ok_or_else(|| cluster_not_found(cluster_id))?;
     if world.snapshots.contains_key(&key(&c.account, id)) {
@@ -265,8 +288,11 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
 
 fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let include_shared = p.bool("IncludeShared")?.unwrap_or(false);
-    let mut cluster = p.get("DBClusterIdentifier").map(str::to_string);
-    let mut id = p.get("DBClusterSnapshotIdentifier").map(str::to_string);
+    let include_public = p.bool("IncludePublic")?.unwrap_or(false);
+    // The parameters are case insensitive; filter values are case sensitive ("Filter
+    // values are case sensitive").
+    let mut cluster = p.get("DBClusterIdentifier").map(ident);
+    let mut id = p.get("DBClusterSnapshotIdentifier").map(ident);
     let mut kind = p.get("SnapshotType").map(str::to_string);
     let mut engine = None;
     for f in p.members("Filters") {
@@ -298,18 +324,31 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
             return Err(snapshot_not_found(id.as_deref().unwrap_or_default()));
         }
         owner = arn.account.to_string();
-        id = Some(arn.id.to_string());
+        id = Some(ident(arn.id));
     }
     let world = &state.region(&c.region).docdb;
-    let want_shared = include_shared || kind.as_deref() == Some("shared") || owner != c.account;
+    // Other accounts' snapshots: those shared with the caller for SnapshotType shared,
+    // or with no SnapshotType and IncludeShared; public ones for SnapshotType public,
+    // or with no SnapshotType and IncludePublic ("The IncludeShared and IncludePublic
+    // parameters don't apply for SnapshotType values of manual or automated"). An ARN
+    // naming another account's snapshot finds it when it is shared with the caller.
+    let by_arn = owner != c.account;
     let items: Vec<&Snapshot> = world
         .snapshots
         .values()
         .filter(|s| {
             if s.account == c.account {
-                kind.as_deref() != Some("shared")
-            } else {
-                want_shared && s.shared_with(&c.account)
+                return kind.as_deref() != Some("shared");
+            }
+            let shared = s.restore.contains(&c.account);
+            let public = s.restore.iter().any(|a| a == "all");
+            match kind.as_deref() {
+                Some("shared") => shared,
+                Some("public") => public,
+                Some(_) => false,
+                None => {
+                    (shared && (include_shared || by_arn)) || (public && (include_public || by_arn))
+                }
             }
         })
         .filter(|s| owner == c.account || s.account == owner)
@@ -348,7 +387,7 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
     let source_ref = p.req("SourceDBClusterSnapshotIdentifier")?;
     let target_id = p.req("TargetDBClusterSnapshotIdentifier")?;
     check_identifier("TargetDBClusterSnapshotIdentifier", target_id, 63)?;
-    let extra_tags = p.tags("Tags")?;
+    let extra_tags = p.tags("Tags", &TAGS)?;
     let copy_tags = p.bool("CopyTags")?.unwrap_or(false);
     let kms_key_id = p.get("KmsKeyId").map(str::to_string);
     let (source_region, source_account, source_id) = match parse_arn(source_ref) {
@@ -369,6 +408,8 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         }
         None => (c.region.clone(), c.account.clone(), source_ref.to_string()),
     };
+    let source_id = ident(&source_id);
+    let stored_target = ident(target_id);
     let cross_region = source_region != c.region;
     if cross_region {
         let url = p.get("PreSignedUrl").ok_or_else(|| {
@@ -412,7 +453,10 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         ));
     }
     let world = &mut state.region(&c.region).docdb;
-    if world.snapshots.contains_key(&key(&c.account, target_id)) {
+    if world
+        .snapshots
+        .contains_key(&key(&c.account, &stored_target))
+    {
         return Err(ApiError::bad(
             "DBClusterSnapshotAlreadyExistsFault",
             format!(
@@ -429,7 +473,7 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         upsert_tag(&mut tags, k, v);
     }
     let snap = Snapshot {
-        id: target_id.to_string(),
+        id: stored_target.clone(),
         account: c.account.clone(),
         automated: false,
         created: c.now,
@@ -444,7 +488,9 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
     };
     let mut x = Xml::default();
     write_snapshot(&mut x, &snap, c);
-    world.snapshots.insert(key(&c.account, target_id), snap);
+    world
+        .snapshots
+        .insert(key(&c.account, &stored_target), snap);
     Ok(Some(x))
 }
 
@@ -452,7 +498,7 @@ fn own_snapshot<'w>(world: &'w mut World, c: &Caller, p: &Params) -> ApiResult<&
     let id = p.req("DBClusterSnapshotIdentifier")?;
     world
         .snapshots
-        .get_mut(&key(&c.account, id))
+        .get_mut(&key(&c.account, &ident(id)))
         .ok_or_else(|| snapshot_not_found(id))
 }
 
@@ -560,7 +606,7 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResu
         ApiError::invalid_value(format!("ResourceName {name} is not a valid DocumentDB ARN"))
     })?;
     let new_tags = if add == Some(true) {
-        p.tags("Tags")?
+        p.tags("Tags", &TAGS)?
     } else {
         Vec::new()
     };
@@ -571,7 +617,7 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResu
         "cluster-snapshot" => {
             &mut world
                 .snapshots
-                .get_mut(&key(&c.account, arn.id))
+                .get_mut(&key(&c.account, &ident(arn.id)))
                 .filter(|_| mine)
                 .ok_or_else(|| snapshot_not_found(arn.id))?
                 .tags
@@ -579,7 +625,7 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResu
         "cluster" => {
             &mut world
                 .clusters
-                .get_mut(&key(&c.account, arn.id))
+                .get_mut(&key(&c.account, &ident(arn.id)))
                 .filter(|_| mine)
                 .ok_or_else(|| cluster_not_found(arn.id))?
                 .tags

@@ -5,11 +5,23 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::query::{ApiError, ApiResult, Params, Reply, Xml, check_identifier, page, upsert_tag};
+use crate::query::{
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, page, upsert_tag,
+};
 use crate::state::{Caller, Export, Progress, State};
 
 pub const XMLNS: &str = "http://elasticache.amazonaws.com/doc/2015-02-02/";
 const MAX_TAGS: usize = 50;
+/// ElastiCache's model names no tag fault: the actions that take Tags list
+/// InvalidParameterValue ("The value for a parameter is invalid.").
+const TAGS: TagRules = TagRules::common("InvalidParameterValue");
+
+/// ElastiCache stores replication group ids, cache cluster ids and snapshot names as
+/// lowercase strings ("This value is stored as a lowercase string"; "This parameter is
+/// not case sensitive" where they are looked up), so every reference is lowercased.
+fn ident(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
 
 #[derive(Debug, Clone)]
 pub struct ReplicationGroup {
@@ -141,6 +153,7 @@ pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiRes
 fn create_group(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let id = p.req("ReplicationGroupId")?;
     check_identifier("ReplicationGroupId", id, 40)?;
+    let id = &ident(id);
     let description = p.req("ReplicationGroupDescription")?.to_string();
     let engine = p.get("Engine").unwrap_or("redis").to_string();
     check_engine(&engine)?;
@@ -149,7 +162,7 @@ fn create_group(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
             "Replication groups support the redis and valkey engines only",
         ));
     }
-    let tags = p.tags("Tags")?;
+    let tags = p.tags("Tags", &TAGS)?;
     let count = p.int("NumCacheClusters")?.unwrap_or(1).clamp(1, 6);
     let world = &mut state.region(&c.region).elasticache;
     if world.replication_groups.contains_key(&key(&c.account, id)) {
@@ -197,6 +210,7 @@ fn create_group(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
 fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let id = p.req("CacheClusterId")?;
     check_identifier("CacheClusterId", id, 50)?;
+    let id = &ident(id);
     let world = &mut state.region(&c.region).elasticache;
     if world.cache_clusters.contains_key(&key(&c.account, id)) {
         return Err(ApiError::bad(
@@ -208,7 +222,7 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         Some(g) => Some(
             world
                 .replication_groups
-                .get(&key(&c.account, g))
+                .get(&key(&c.account, &ident(g)))
                 .cloned()
                 .ok_or_else(|| group_not_found(g))?,
         ),
@@ -232,7 +246,7 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
         num_nodes: p.int("NumCacheNodes")?.unwrap_or(1),
         replication_group: group.as_ref().map(|g| g.id.clone()),
         created: c.now,
-        tags: p.tags("Tags")?,
+        tags: p.tags("Tags", &TAGS)?,
     };
     if let Some(g) = &group
         && let Some(g) = world.replication_groups.get_mut(&key(&c.account, &g.id))
@@ -255,7 +269,8 @@ fn tag_limit() -> ApiError {
 fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let name = p.req("SnapshotName")?;
     check_identifier("SnapshotName", name, 255)?;
-    let tags = p.tags("Tags")?;
+    let name = &ident(name);
+    let tags = p.tags("Tags", &TAGS)?;
     if tags.len() > MAX_TAGS {
         return Err(tag_limit());
     }
@@ -275,7 +290,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         (Some(g), None) => {
             let g = world
                 .replication_groups
-                .get(&key(&c.account, g))
+                .get(&key(&c.account, &ident(g)))
                 .ok_or_else(|| group_not_found(g))?;
             (
                 Some((g.id.clone(), g.description.clone())),
@@ -290,7 +305,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         (None, Some(cc)) => {
             let cl = world
                 .cache_clusters
-                .get(&key(&c.account, cc))
+                .get(&key(&c.account, &ident(cc)))
                 .ok_or_else(|| cluster_not_found(cc))?;
             if cl.engine == "memcached" {
                 return Err(ApiError::bad(
@@ -320,7 +335,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         name: name.to_string(),
         account: c.account.clone(),
         replication_group: group,
-        cache_cluster: p.get("CacheClusterId").map(str::to_string),
+        cache_cluster: p.get("CacheClusterId").map(ident),
         automated: false,
         engine,
         engine_version,
@@ -341,9 +356,9 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
 
 fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let world = &state.region(&c.region).elasticache;
-    let name = p.get("SnapshotName");
-    let group = p.get("ReplicationGroupId");
-    let cluster = p.get("CacheClusterId");
+    let name = p.get("SnapshotName").map(ident);
+    let group = p.get("ReplicationGroupId").map(ident);
+    let cluster = p.get("CacheClusterId").map(ident);
     let source = match p.get("SnapshotSource") {
         None => None,
         Some("system") => Some(true),
@@ -354,25 +369,33 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
             )));
         }
     };
-    if let Some(cc) = cluster
+    if let Some(cc) = cluster.as_deref()
         && !world.cache_clusters.contains_key(&key(&c.account, cc))
         && !world
             .snapshots
             .values()
             .any(|s| s.account == c.account && s.cache_cluster.as_deref() == Some(cc))
     {
-        return Err(cluster_not_found(cc));
+        return Err(cluster_not_found(p.get("CacheClusterId").unwrap_or(cc)));
     }
     let items: Vec<&Snapshot> = world
         .snapshots
         .values()
         .filter(|s| s.account == c.account)
-        .filter(|s| name.is_none_or(|n| s.name == n))
-        .filter(|s| group.is_none_or(|g| s.replication_group.as_ref().is_some_and(|r| r.0 == g)))
-        .filter(|s| cluster.is_none_or(|cc| s.cache_cluster.as_deref() == Some(cc)))
+        .filter(|s| name.as_ref().is_none_or(|n| s.name == *n))
+        .filter(|s| {
+            group
+                .as_ref()
+                .is_none_or(|g| s.replication_group.as_ref().is_some_and(|r| r.0 == *g))
+        })
+        .filter(|s| {
+            cluster
+                .as_deref()
+                .is_none_or(|cc| s.cache_cluster.as_deref() == Some(cc))
+        })
         .filter(|s| source.is_none_or(|auto| s.automated == auto))
         .collect();
-    if let Some(n) = name
+    if let Some(n) = p.get("SnapshotName")
         && items.is_empty()
     {
         return Err(snapshot_not_found(n));
@@ -405,22 +428,31 @@ fn check_bucket(bucket: &str) -> ApiResult<()> {
 }
 
 fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
-    let source_name = p.req("SourceSnapshotName")?;
-    let target = p.req("TargetSnapshotName")?;
+    let given_source = p.req("SourceSnapshotName")?;
+    let source_name = &ident(given_source);
+    let given_target = p.req("TargetSnapshotName")?;
+    let target = &ident(given_target);
     let bucket = p.get("TargetBucket");
-    let tags = p.tags("Tags")?;
+    let tags = p.tags("Tags", &TAGS)?;
     let progress = state.progress(c);
     let denied = bucket.is_some_and(|b| state.faults.denied_buckets.iter().any(|d| d == b));
+    let export_fails = bucket.is_some_and(|b| {
+        state
+            .faults
+            .fail_exports
+            .iter()
+            .any(|f| f == b || ident(f) == *source_name)
+    });
     let world = &mut state.region(&c.region).elasticache;
     let source = world
         .snapshots
         .get(&key(&c.account, source_name))
         .cloned()
-        .ok_or_else(|| snapshot_not_found(source_name))?;
+        .ok_or_else(|| snapshot_not_found(given_source))?;
     if source.status(c) != "available" {
         return Err(ApiError::bad(
             "InvalidSnapshotState",
-            format!("Snapshot {source_name} is not in the available state."),
+            format!("Snapshot {given_source} is not in the available state."),
         ));
     }
     if let Some(bucket) = bucket {
@@ -438,6 +470,12 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         snap.export = Some(progress);
         let mut x = Xml::default();
         write_snapshot(&mut x, snap, c, None);
+        // An export that fails after it was accepted: the snapshot is `exporting` for
+        // the usual time and then `available` again, and no object is written. The API
+        // has no field for an export's outcome (AWS reports it only as an event).
+        let failure = export_fails.then(|| {
+            format!("ElastiCache has not been granted WRITE permissions {bucket} on the S3 Bucket.")
+        });
         state.exports.push(Export {
             region: c.region.clone(),
             account: c.account.clone(),
@@ -445,14 +483,16 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
             bucket: bucket.to_string(),
             key: format!("{target}-0001.rdb"),
             requested_at: c.now,
+            progress,
+            failure,
         });
         return Ok(Some(x));
     }
-    check_identifier("TargetSnapshotName", target, 255)?;
+    check_identifier("TargetSnapshotName", given_target, 255)?;
     if world.snapshots.contains_key(&key(&c.account, target)) {
         return Err(ApiError::bad(
             "SnapshotAlreadyExistsFault",
-            format!("Snapshot {target} already exists."),
+            format!("Snapshot {given_target} already exists."),
         ));
     }
     let snap = Snapshot {
@@ -477,12 +517,13 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
 }
 
 fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
-    let name = p.req("SnapshotName")?;
+    let given = p.req("SnapshotName")?;
+    let name = &ident(given);
     let world = &mut state.region(&c.region).elasticache;
     let snap = world
         .snapshots
         .get(&key(&c.account, name))
-        .ok_or_else(|| snapshot_not_found(name))?;
+        .ok_or_else(|| snapshot_not_found(given))?;
     let status = snap.status(c);
     if status == "creating" || status == "exporting" {
         return Err(ApiError::bad(
@@ -508,13 +549,13 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResu
     };
     let mine = region == c.region && account == c.account;
     let new_tags = if add == Some(true) {
-        p.tags("Tags")?
+        p.tags("Tags", &TAGS)?
     } else {
         Vec::new()
     };
     let keys = p.strings("TagKeys");
     let world = &mut state.region(&c.region).elasticache;
-    let k = key(&c.account, id);
+    let k = key(&c.account, &ident(id));
     let tags = match kind {
         "snapshot" => {
             &mut world

@@ -63,9 +63,7 @@ async fn main() -> anyhow::Result<()> {
             error_fraction: args.error_fraction,
             latency_ms: args.latency_ms,
             account_rps: args.account_rps,
-            denied_buckets: Vec::new(),
-            delay_actions: Vec::new(),
-            delay_response_ms: 0,
+            ..Faults::default()
         },
         credentials,
         seed: args.seed,

@@ -162,39 +162,93 @@ impl Params {
             .collect()
     }
 
-    /// A `Tags` list of `{Key, Value}`.
-    pub fn tags(&self, key: &str) -> ApiResult<Vec<(String, String)>> {
+    /// A `Tags` list of `{Key, Value}`, each checked against the service's `rules`.
+    pub fn tags(&self, key: &str, rules: &TagRules) -> ApiResult<Vec<(String, String)>> {
         let mut out: Vec<(String, String)> = Vec::new();
         for m in self.members(key) {
             let k = m.req("Key")?.to_string();
             let v = m.0.get("Value").cloned().unwrap_or_default();
-            validate_tag(&k, &v)?;
+            rules.check(&k, &v)?;
             upsert_tag(&mut out, k, v);
         }
         Ok(out)
     }
 }
 
-pub fn validate_tag(key: &str, value: &str) -> ApiResult<()> {
-    if key.is_empty() || key.chars().count() > 128 {
-        return Err(ApiError::bad(
-            "InvalidTagFault",
-            format!("Tag key must be 1 to 128 characters long: '{key}'"),
-        ));
+/// What a service accepts as a tag, and the fault it answers anything else with.
+#[derive(Debug, Clone, Copy)]
+pub struct TagRules {
+    /// The error code of an invalid tag, from the service's model.
+    pub code: &'static str,
+    /// The punctuation allowed besides Unicode letters, digits and white space.
+    pub punctuation: &'static str,
+    /// Reserved prefixes (matched in any letter case) that a key may not start with.
+    pub reserved: &'static [&'static str],
+    /// Whether values may not start with a reserved prefix either.
+    pub reserved_in_values: bool,
+}
+
+impl TagRules {
+    /// AWS's common tag rules: keys of 1 to 128 and values of up to 256 Unicode
+    /// characters, made of letters, digits, white space and `_ . : / = + - @` (Java
+    /// regex `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`); keys may not start with `aws:`.
+    pub const fn common(code: &'static str) -> Self {
+        Self {
+            code,
+            punctuation: "_.:/=+-@",
+            reserved: &["aws:"],
+            reserved_in_values: false,
+        }
     }
-    if key.starts_with("aws:") {
-        return Err(ApiError::bad(
-            "InvalidTagFault",
-            "Tag keys may not start with 'aws:'",
-        ));
+
+    pub fn check(&self, key: &str, value: &str) -> ApiResult<()> {
+        let bad = |message: String| Err(ApiError::bad(self.code, message));
+        if key.is_empty() || key.chars().count() > 128 {
+            return bad(format!("Tag key must be 1 to 128 characters long: '{key}'"));
+        }
+        if value.chars().count() > 256 {
+            return bad(format!(
+                "Tag value for '{key}' is longer than 256 characters"
+            ));
+        }
+        let reserved = |s: &str| {
+            self.reserved.iter().copied().find(|p| {
+                s.get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+            })
+        };
+        if let Some(p) = reserved(key) {
+            return bad(format!("Tag keys may not start with '{p}': '{key}'"));
+        }
+        if self.reserved_in_values
+            && let Some(p) = reserved(value)
+        {
+            return bad(format!("Tag values may not start with '{p}': '{value}'"));
+        }
+        for (what, s) in [("key", key), ("value", value)] {
+            if let Some(c) = s.chars().find(|&c| !self.allows(c)) {
+                let allowed: Vec<String> = self.punctuation.chars().map(String::from).collect();
+                return bad(format!(
+                    "Tag {what} '{s}' contains '{c}' (U+{:04X}): tags may contain only \
+                     Unicode letters, digits, white space and {}",
+                    c as u32,
+                    allowed.join(" ")
+                ));
+            }
+        }
+        Ok(())
     }
-    if value.chars().count() > 256 {
-        return Err(ApiError::bad(
-            "InvalidTagFault",
-            format!("Tag value for '{key}' is longer than 256 characters"),
-        ));
+
+    /// `\p{L}`, `\p{N}`, `\p{Z}` or the allowed punctuation. `\p{Z}` is white space
+    /// without the control characters (tab, line feed and the like are not in it).
+    /// Letters are approximated by Unicode's Alphabetic property, which also holds a
+    /// few combining vowel signs that `\p{L}` does not.
+    fn allows(&self, c: char) -> bool {
+        c.is_alphabetic()
+            || c.is_numeric()
+            || (c.is_whitespace() && !c.is_control())
+            || self.punctuation.contains(c)
     }
-    Ok(())
 }
 
 pub fn upsert_tag(tags: &mut Vec<(String, String)>, key: String, value: String) {
@@ -351,7 +405,8 @@ mod tests {
             ("Flat.1", "f"),
         ]);
         assert_eq!(
-            p.tags("Tags").unwrap(),
+            p.tags("Tags", &TagRules::common("InvalidTagFault"))
+                .unwrap(),
             vec![("a".into(), "1".into()), ("b".into(), "".into())]
         );
         assert_eq!(p.strings("TagKeys"), vec!["x", "y"]);
@@ -359,6 +414,43 @@ mod tests {
         let f = p.members("Filters");
         assert_eq!(f[0].get("Name"), Some("db-cluster-id"));
         assert_eq!(f[0].strings("Values"), vec!["c1"]);
+    }
+
+    #[test]
+    fn tags_follow_the_services_character_sets() {
+        let common = TagRules::common("InvalidTagFault");
+        for (k, v) in [
+            ("team", ""),
+            ("ünï 漢字 ٣", "a_b.c:d/e=f+g-h@i"),
+            ("no\u{a0}break", "em\u{2003}space"),
+            ("x:aws:y", "aws:value"),
+        ] {
+            assert!(common.check(k, v).is_ok(), "{k}={v}");
+        }
+        for (k, v) in [
+            ("", "v"),
+            ("aws:k", "v"),
+            ("AWS:k", "v"),
+            ("k<", "v"),
+            ("k", "&"),
+            ("k", "🙂"),
+            ("k", "tab\t"),
+            ("k", "e\u{301}"),
+            ("k", "%20"),
+        ] {
+            let e = common.check(k, v).unwrap_err();
+            assert_eq!(e.code, "InvalidTagFault", "{k}={v}");
+        }
+        let docdb = TagRules {
+            code: "InvalidParameterValue",
+            punctuation: "_.:/=+-",
+            reserved: &["aws:", "rds:"],
+            reserved_in_values: true,
+        };
+        assert!(docdb.check("k", "a_b.c:d/e=f+g-h").is_ok());
+        for (k, v) in [("k", "a@b"), ("rds:k", "v"), ("k", "rds:v"), ("k", "Aws:v")] {
+            assert_eq!(docdb.check(k, v).unwrap_err().code, "InvalidParameterValue");
+        }
     }
 
     #[test]

@@ -6,13 +6,20 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, Xml, check_identifier, is_account_id, page, upsert_tag,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, page,
+    upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
 
 pub const XMLNS: &str = "http://redshift.amazonaws.com/doc/2012-12-01/";
 const MAX_SHARES: usize = 20;
 const MAX_TAGS: usize = 50;
+/// Redshift's model answers an invalid tag with InvalidTagFault ("The tag is invalid.")
+/// on CreateTags, CreateCluster and CreateClusterSnapshot.
+const TAGS: TagRules = TagRules::common("InvalidTagFault");
+/// The account alias of AWS Support: "For Amazon Web Services Support, the identifier
+/// is amazon-redshift-support" (AccountWithRestoreAccess.AccountAlias).
+pub const SUPPORT_ALIAS: &str = "amazon-redshift-support";
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -131,10 +138,14 @@ pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiRes
 fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let id = p.req("ClusterIdentifier")?;
     check_identifier("ClusterIdentifier", id, 63)?;
+    // "Alphabetic characters must be lowercase": Redshift keeps the identifier
+    // lowercased (a mixed-case one comes back lowercased); later look-ups by
+    // ClusterIdentifier are case sensitive ("This parameter is case sensitive").
+    let id = &id.to_ascii_lowercase();
     let node_type = p.req("NodeType")?.to_string();
     let master_username = p.req("MasterUsername")?.to_string();
     check_retention(p, "ManualSnapshotRetentionPeriod")?;
-    let tags = p.tags("Tags")?;
+    let tags = p.tags("Tags", &TAGS)?;
     let progress = state.progress(c);
     let world = &mut state.region(&c.region).redshift;
     if world.clusters.contains_key(&key(&c.account, id)) {
@@ -304,7 +315,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
     let cluster_id = p.req("ClusterIdentifier")?;
     check_identifier("SnapshotIdentifier", id, 255)?;
     let retention = check_retention(p, "ManualSnapshotRetentionPeriod")?;
-    let tags = p.tags("Tags")?;
+    let tags = p.tags("Tags", &TAGS)?;
     if tags.len() > MAX_TAGS {
         return Err(tag_limit());
     }
@@ -368,6 +379,9 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
         .snapshots
         .values()
         .filter(|s| s.account == c.account || s.shared.contains(&c.account))
+        // "Only snapshots that you own are returned in the response; shared snapshots
+        // are not returned with the tag key and tag value request parameters."
+        .filter(|s| s.account == c.account || (keys.is_empty() && values.is_empty()))
         .filter(|s| id.is_none_or(|id| s.id == id))
         .filter(|s| arn.is_none_or(|a| s.arn(&c.region) == a))
         .filter(|s| cluster.is_none_or(|cl| s.cluster.id == cl))
@@ -516,7 +530,7 @@ fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
 
 fn share(state: &mut State, c: &Caller, p: &Params, grant: bool) -> ApiResult<Reply> {
     let account = p.req("AccountWithRestoreAccess")?.to_string();
-    if !is_account_id(&account) && account != "amazon-redshift-support" {
+    if !is_account_id(&account) && account != SUPPORT_ALIAS {
         return Err(ApiError::invalid_value(format!(
             "AccountWithRestoreAccess {account} is not valid: use a 12-digit AWS account id \
              or amazon-redshift-support"
@@ -613,7 +627,11 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: bool) -> ApiResult<Reply
     if service != "redshift" || region != c.region || account != c.account {
         return Err(not_found());
     }
-    let new_tags = if add { p.tags("Tags")? } else { Vec::new() };
+    let new_tags = if add {
+        p.tags("Tags", &TAGS)?
+    } else {
+        Vec::new()
+    };
     let keys = p.strings("TagKeys");
     let world = &mut state.region(&c.region).redshift;
     let tags = match resource.split_once(':') {
@@ -711,11 +729,17 @@ fn write_snapshot_with_status(x: &mut Xml, s: &Snapshot, c: &Caller, status: &st
     x.leaf("Encrypted", s.cluster.encrypted);
     x.opt("KmsKeyId", s.cluster.kms_key_id.as_ref());
     x.leaf("EncryptedWithHSM", false);
-    if !s.shared.is_empty() {
+    // "Returns null if no accounts are authorized. Visible only to the snapshot owner."
+    // AWS Support is listed by its AccountAlias, every other account by its AccountId.
+    if !s.shared.is_empty() && s.account == c.account {
         x.open("AccountsWithRestoreAccess");
         for a in &s.shared {
             x.open("AccountWithRestoreAccess");
-            x.leaf("AccountId", a);
+            if a == SUPPORT_ALIAS {
+                x.leaf("AccountAlias", a);
+            } else {
+                x.leaf("AccountId", a);
+            }
             x.close("AccountWithRestoreAccess");
         }
         x.close("AccountsWithRestoreAccess");

@@ -182,6 +182,7 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         let mut st = lock(&state);
         let result = st
             .admit(service, &action, &caller)
+            .and_then(|()| deny(&st.faults, service, &action, &caller))
             .and_then(|()| match service {
                 "redshift" => redshift::handle(&mut st, &caller, &action, &params),
                 "docdb" => docdb::handle(&mut st, &caller, &action, &params),
@@ -201,6 +202,28 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         Ok(reply) => xml(200, &rid, response(&action, xmlns, &rid, reply)),
         Err(e) => xml(e.status, &rid, e.to_xml(xmlns, &rid)),
     }
+}
+
+/// The `failActions` fault: AWS's answer to a call that IAM denies (code AccessDenied,
+/// HTTP 403), before the action takes effect.
+fn deny(faults: &Faults, service: &str, action: &str, caller: &Caller) -> Result<(), ApiError> {
+    if !faults.denies(service, action) {
+        return Ok(());
+    }
+    // The IAM prefix of each service's actions (DocumentDB's are rds:).
+    let prefix = match service {
+        "docdb" => "rds",
+        other => other,
+    };
+    Err(ApiError::new(
+        403,
+        "AccessDenied",
+        format!(
+            "User: arn:aws:iam::{}:user/caller is not authorized to perform: {prefix}:{action} \
+             because no identity-based policy allows the {prefix}:{action} action",
+            caller.account
+        ),
+    ))
 }
 
 async fn calls(Extract(state): Extract<Shared>) -> Json<Value> {
@@ -260,8 +283,12 @@ async fn set_settings(
     get_settings(Extract(state)).await
 }
 
+/// Every export requested, each with its `status`: exporting, completed or failed.
 async fn exports(Extract(state): Extract<Shared>) -> Json<Value> {
-    Json(json!(lock(&state).exports))
+    let now = Instant::now();
+    Json(Value::Array(
+        lock(&state).exports.iter().map(|e| e.view(now)).collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -336,6 +363,8 @@ async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnap
     let mut st = lock(&state);
     let region = st.region(&req.region);
     let key = (req.account.clone(), req.identifier.clone());
+    // DocumentDB and ElastiCache keep their identifiers lowercased.
+    let lowered = (req.account.clone(), req.identifier.to_ascii_lowercase());
     let failed = match req.service.as_str() {
         "redshift" => region
             .redshift
@@ -345,12 +374,12 @@ async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnap
         "docdb" => region
             .docdb
             .snapshots
-            .get_mut(&key)
+            .get_mut(&lowered)
             .map(|s| s.failed = true),
         "elasticache" => region
             .elasticache
             .snapshots
-            .get_mut(&key)
+            .get_mut(&lowered)
             .map(|s| s.failed = true),
         other => return bad_request(format!("unknown service {other}")),
     };

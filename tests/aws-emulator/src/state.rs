@@ -96,6 +96,24 @@ pub struct Faults {
     pub delay_actions: Vec<String>,
     /// How long those responses are held back, in milliseconds.
     pub delay_response_ms: u64,
+    /// ElastiCache exports (CopySnapshot with TargetBucket) that fail after the call
+    /// was accepted, named by source snapshot (any case) or bucket: the snapshot is
+    /// `exporting`, then `available` again, and the export is recorded as failed.
+    pub fail_exports: Vec<String>,
+    /// Actions answered `AccessDenied` (HTTP 403, as AWS answers a call that IAM
+    /// denies) without taking effect: `Action` for every service or `service:Action`
+    /// (service `redshift`, `docdb` or `elasticache`) for one.
+    pub fail_actions: Vec<String>,
+}
+
+impl Faults {
+    /// Whether `failActions` names this call.
+    pub fn denies(&self, service: &str, action: &str) -> bool {
+        self.fail_actions.iter().any(|a| match a.split_once(':') {
+            Some((s, act)) => s == service && act == action,
+            None => a == action,
+        })
+    }
 }
 
 /// A token bucket refilled at `rate` per second, holding at most one second's worth.
@@ -136,6 +154,36 @@ pub struct Export {
     pub bucket: String,
     pub key: String,
     pub requested_at: DateTime<Utc>,
+    /// The export runs while its snapshot is `exporting`.
+    #[serde(skip)]
+    pub progress: Progress,
+    /// Why it fails when it ends (the `failExports` fault), or None if it succeeds.
+    #[serde(skip)]
+    pub failure: Option<String>,
+}
+
+impl Export {
+    /// `exporting` while running, then `completed` (the object is in the bucket) or
+    /// `failed` (no object written).
+    pub fn status(&self, now: Instant) -> &'static str {
+        if !self.progress.done(now) {
+            "exporting"
+        } else if self.failure.is_some() {
+            "failed"
+        } else {
+            "completed"
+        }
+    }
+
+    /// The admin API's view: the fields, the status and, once failed, the reason.
+    pub fn view(&self, now: Instant) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("exports serialise");
+        v["status"] = self.status(now).into();
+        if self.status(now) == "failed" {
+            v["failureMessage"] = self.failure.clone().into();
+        }
+        v
+    }
 }
 
 #[derive(Debug, Default)]

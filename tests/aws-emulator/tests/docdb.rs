@@ -652,7 +652,7 @@ async fn filters_paging_and_tags() {
     db.add_tags_to_resource()
         .resource_name(arn)
         .tags(tag("a", "1"))
-        .tags(tag("xml", "<x>&amp;</x>"))
+        .tags(tag("xml", "ünï 漢字 _.:/=+-"))
         .send()
         .await
         .unwrap();
@@ -669,7 +669,7 @@ async fn filters_paging_and_tags() {
         .await
         .unwrap();
     assert_eq!(listed.tag_list().len(), 1);
-    assert_eq!(listed.tag_list()[0].value(), Some("<x>&amp;</x>"));
+    assert_eq!(listed.tag_list()[0].value(), Some("ünï 漢字 _.:/=+-"));
     db.add_tags_to_resource()
         .resource_name("arn:aws:rds:us-east-1:123456789012:cluster:a")
         .tags(tag("c", "1"))
@@ -709,4 +709,396 @@ async fn filters_paging_and_tags() {
         many = many.tags(tag(&format!("k{i}"), "v"));
     }
     assert_eq!(code(many.send().await), "TagQuotaPerResourceExceeded");
+}
+
+/// DocumentDB stores cluster and snapshot identifiers as lowercase strings ("This
+/// parameter is stored as a lowercase string") and finds them in any case ("This
+/// parameter is not case sensitive"); responses carry the stored form.
+#[tokio::test]
+async fn identifiers_are_stored_lowercased_and_found_in_any_case() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    let c = db
+        .create_db_cluster()
+        .db_cluster_identifier("Orders")
+        .engine("docdb")
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.db_cluster().unwrap().db_cluster_identifier(),
+        Some("orders")
+    );
+    assert_eq!(
+        code(
+            db.create_db_cluster()
+                .db_cluster_identifier("ORDERS")
+                .engine("docdb")
+                .send()
+                .await
+        ),
+        "DBClusterAlreadyExistsFault"
+    );
+    let found = db
+        .describe_db_clusters()
+        .db_cluster_identifier("oRdErS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        found.db_clusters()[0].db_cluster_identifier(),
+        Some("orders")
+    );
+
+    let s = db
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("ORDERS")
+        .db_cluster_snapshot_identifier("Nightly-Snap")
+        .send()
+        .await
+        .unwrap();
+    let s = s.db_cluster_snapshot().unwrap();
+    assert_eq!(s.db_cluster_snapshot_identifier(), Some("nightly-snap"));
+    assert_eq!(s.db_cluster_identifier(), Some("orders"));
+    assert_eq!(
+        s.db_cluster_snapshot_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:nightly-snap")
+    );
+    assert_eq!(
+        code(
+            db.create_db_cluster_snapshot()
+                .db_cluster_identifier("orders")
+                .db_cluster_snapshot_identifier("NIGHTLY-SNAP")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotAlreadyExistsFault"
+    );
+    let d = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("NIGHTLY-snap")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.db_cluster_snapshots()[0].db_cluster_snapshot_identifier(),
+        Some("nightly-snap")
+    );
+    let by_cluster = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier("Orders")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cluster.db_cluster_snapshots().len(), 1);
+    // Filter values are case sensitive: the stored form matches, another does not.
+    let filtered = |v: &str| {
+        db.describe_db_cluster_snapshots()
+            .filters(Filter::builder().name("db-cluster-id").values(v).build())
+            .snapshot_type("manual")
+            .send()
+    };
+    assert_eq!(
+        filtered("orders")
+            .await
+            .unwrap()
+            .db_cluster_snapshots()
+            .len(),
+        1
+    );
+    assert!(
+        filtered("Orders")
+            .await
+            .unwrap()
+            .db_cluster_snapshots()
+            .is_empty()
+    );
+
+    let copy = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier("Nightly-SNAP")
+        .target_db_cluster_snapshot_identifier("Kept-Copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.db_cluster_snapshot()
+            .unwrap()
+            .db_cluster_snapshot_identifier(),
+        Some("kept-copy")
+    );
+    db.modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("KEPT-COPY")
+        .attribute_name("restore")
+        .values_to_add(OTHER_ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    let attrs = db
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier("Kept-Copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_identifier(),
+        Some("kept-copy")
+    );
+    db.add_tags_to_resource()
+        .resource_name("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:Kept-Copy")
+        .tags(tag("a", "1"))
+        .send()
+        .await
+        .unwrap();
+    let deleted = db
+        .delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier("Kept-Copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted
+            .db_cluster_snapshot()
+            .unwrap()
+            .db_cluster_snapshot_identifier(),
+        Some("kept-copy")
+    );
+}
+
+/// DocumentDB's Tag: Unicode letters, digits, white space and `_ . : / = + -` (no
+/// `@`), neither key nor value starting with `aws:` or `rds:`; refused with
+/// InvalidParameterValue on every action that takes tags, without effect.
+#[tokio::test]
+async fn tags_outside_documentdbs_character_set_are_refused() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "orders").await;
+    snapshot(&db, "orders", "s").await;
+    let arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:s";
+    for (k, v) in [
+        ("k", "<x>"),
+        ("k", "a&b"),
+        ("k", "🙂"),
+        ("k", "user@example"),
+        ("k", "line\nbreak"),
+        ("aws:k", "v"),
+        ("rds:k", "v"),
+        ("RDS:k", "v"),
+        ("k", "rds:v"),
+        ("k", "aws:v"),
+    ] {
+        assert_eq!(
+            code(
+                db.add_tags_to_resource()
+                    .resource_name(arn)
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                db.create_db_cluster_snapshot()
+                    .db_cluster_identifier("orders")
+                    .db_cluster_snapshot_identifier("t")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                db.copy_db_cluster_snapshot()
+                    .source_db_cluster_snapshot_identifier("s")
+                    .target_db_cluster_snapshot_identifier("t")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+    }
+    let listed = db
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.tag_list().is_empty());
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("t")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    assert_eq!(
+        code(
+            db.add_tags_to_resource()
+                .resource_name(arn)
+                .tags(tag("long", &"v".repeat(257)))
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+}
+
+/// A snapshot shared from another account: listed with SnapshotType shared, or with
+/// no SnapshotType and IncludeShared ("The IncludeShared and IncludePublic parameters
+/// don't apply for SnapshotType values of manual or automated"), with its owner's
+/// ARN; the account it is shared with cannot delete, share or tag it.
+#[tokio::test]
+async fn snapshots_shared_from_another_account() {
+    let emu = emulator(0.0).await;
+    let owner = aws_sdk_docdb::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
+    let me = emu.docdb("us-east-1").await;
+    cluster(&owner, "theirs").await;
+    snapshot(&owner, "theirs", "their-snap").await;
+    owner
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("their-snap")
+        .attribute_name("restore")
+        .values_to_add("123456789012")
+        .send()
+        .await
+        .unwrap();
+    cluster(&me, "mine").await;
+    snapshot(&me, "mine", "my-snap").await;
+    let arn = "arn:aws:rds:us-east-1:210987654321:cluster-snapshot:their-snap";
+
+    let ids = |out: aws_sdk_docdb::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput| {
+        let mut v: Vec<(String, String)> = out
+            .db_cluster_snapshots()
+            .iter()
+            .map(|s| {
+                (
+                    s.db_cluster_snapshot_identifier().unwrap().to_string(),
+                    s.db_cluster_snapshot_arn().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let shared = ids(me
+        .describe_db_cluster_snapshots()
+        .snapshot_type("shared")
+        .send()
+        .await
+        .unwrap());
+    assert_eq!(shared, [("their-snap".to_string(), arn.to_string())]);
+    let with_shared = ids(me
+        .describe_db_cluster_snapshots()
+        .include_shared(true)
+        .send()
+        .await
+        .unwrap());
+    assert_eq!(with_shared.len(), 3, "{with_shared:?}");
+    assert!(with_shared.iter().any(|(_, a)| a == arn));
+    for out in [
+        me.describe_db_cluster_snapshots().send().await.unwrap(),
+        me.describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .include_shared(true)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert!(ids(out).iter().all(|(_, a)| a != arn));
+    }
+    // Named by its ARN, it is found; by its bare identifier, it is not the caller's.
+    assert_eq!(
+        ids(me
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(arn)
+            .send()
+            .await
+            .unwrap())
+        .len(),
+        1
+    );
+    assert_eq!(
+        code(
+            me.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("their-snap")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+
+    for id in ["their-snap", arn] {
+        assert_eq!(
+            code(
+                me.delete_db_cluster_snapshot()
+                    .db_cluster_snapshot_identifier(id)
+                    .send()
+                    .await
+            ),
+            "DBClusterSnapshotNotFoundFault"
+        );
+        assert_eq!(
+            code(
+                me.modify_db_cluster_snapshot_attribute()
+                    .db_cluster_snapshot_identifier(id)
+                    .attribute_name("restore")
+                    .values_to_add("111111111111")
+                    .send()
+                    .await
+            ),
+            "DBClusterSnapshotNotFoundFault"
+        );
+    }
+    assert_eq!(
+        code(
+            me.add_tags_to_resource()
+                .resource_name(arn)
+                .tags(tag("mine", "yes"))
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    // It can be copied into the caller's account.
+    let copy = me
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier(arn)
+        .target_db_cluster_snapshot_identifier("my-copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.db_cluster_snapshot()
+            .unwrap()
+            .db_cluster_snapshot_arn(),
+        Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:my-copy")
+    );
+    let theirs = owner
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier("their-snap")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs
+            .db_cluster_snapshot_attributes_result()
+            .unwrap()
+            .db_cluster_snapshot_attributes()[0]
+            .attribute_values(),
+        ["123456789012"]
+    );
 }

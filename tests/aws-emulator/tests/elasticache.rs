@@ -286,6 +286,7 @@ async fn copies_and_exports_to_s3() {
     assert_eq!(exports[0]["bucket"], "my-exports");
     assert_eq!(exports[0]["key"], "src-export-0001.rdb");
     assert_eq!(exports[0]["sourceSnapshot"], "src");
+    assert_eq!(exports[0]["status"], "exporting");
     // No snapshot is made in ElastiCache by an export.
     assert_eq!(
         code(
@@ -440,7 +441,7 @@ async fn tags_on_snapshots_groups_and_clusters() {
     let added = ec
         .add_tags_to_resource()
         .resource_name(arn)
-        .tags(tag("b", "ünï <&>"))
+        .tags(tag("b", "ünï 漢字 _.:/=+-@"))
         .send()
         .await
         .unwrap();
@@ -459,7 +460,7 @@ async fn tags_on_snapshots_groups_and_clusters() {
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.tag_list()[0].value(), Some("ünï <&>"));
+    assert_eq!(listed.tag_list()[0].value(), Some("ünï 漢字 _.:/=+-@"));
     assert_eq!(
         code(
             ec.remove_tags_from_resource()
@@ -525,4 +526,298 @@ async fn tags_on_snapshots_groups_and_clusters() {
         many = many.tags(tag(&format!("k{i}"), "v"));
     }
     assert_eq!(code(many.send().await), "TagQuotaPerResourceExceeded");
+}
+
+/// ElastiCache stores replication group ids, cache cluster ids and snapshot names as
+/// lowercase strings ("This value is stored as a lowercase string"), looks groups and
+/// clusters up without regard to case ("This parameter is not case sensitive"), and
+/// answers with the stored form.
+#[tokio::test]
+async fn identifiers_are_stored_lowercased_and_found_in_any_case() {
+    let emu = emulator(0.0).await;
+    let ec = emu.elasticache().await;
+    let g = ec
+        .create_replication_group()
+        .replication_group_id("Sessions")
+        .replication_group_description("d")
+        .send()
+        .await
+        .unwrap();
+    let g = g.replication_group().unwrap();
+    assert_eq!(g.replication_group_id(), Some("sessions"));
+    assert_eq!(g.member_clusters(), ["sessions-001"]);
+    assert_eq!(
+        code(
+            ec.create_replication_group()
+                .replication_group_id("SESSIONS")
+                .replication_group_description("d")
+                .send()
+                .await
+        ),
+        "ReplicationGroupAlreadyExists"
+    );
+    let cc = ec
+        .create_cache_cluster()
+        .cache_cluster_id("Solo")
+        .engine("redis")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cc.cache_cluster().unwrap().cache_cluster_id(), Some("solo"));
+
+    let s = ec
+        .create_snapshot()
+        .replication_group_id("SESSIONS")
+        .snapshot_name("Nightly")
+        .send()
+        .await
+        .unwrap();
+    let s = s.snapshot().unwrap();
+    assert_eq!(s.snapshot_name(), Some("nightly"));
+    assert_eq!(s.replication_group_id(), Some("sessions"));
+    assert_eq!(
+        s.arn(),
+        Some("arn:aws:elasticache:us-east-1:123456789012:snapshot:nightly")
+    );
+    let solo = ec
+        .create_snapshot()
+        .cache_cluster_id("SOLO")
+        .snapshot_name("Solo-Snap")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(solo.snapshot().unwrap().cache_cluster_id(), Some("solo"));
+    assert_eq!(
+        code(
+            ec.create_snapshot()
+                .replication_group_id("sessions")
+                .snapshot_name("NIGHTLY")
+                .send()
+                .await
+        ),
+        "SnapshotAlreadyExistsFault"
+    );
+    for out in [
+        ec.describe_snapshots()
+            .snapshot_name("NightLY")
+            .send()
+            .await,
+        ec.describe_snapshots()
+            .replication_group_id("Sessions")
+            .send()
+            .await,
+    ] {
+        let out = out.unwrap();
+        assert_eq!(out.snapshots().len(), 1);
+        assert_eq!(out.snapshots()[0].snapshot_name(), Some("nightly"));
+    }
+    let by_cluster = ec
+        .describe_snapshots()
+        .cache_cluster_id("Solo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cluster.snapshots()[0].snapshot_name(), Some("solo-snap"));
+    let copy = ec
+        .copy_snapshot()
+        .source_snapshot_name("NIGHTLY")
+        .target_snapshot_name("Kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.snapshot().unwrap().snapshot_name(), Some("kept"));
+    let tagged = ec
+        .add_tags_to_resource()
+        .resource_name("arn:aws:elasticache:us-east-1:123456789012:snapshot:Kept")
+        .tags(tag("a", "1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.tag_list().len(), 1);
+    let deleted = ec
+        .delete_snapshot()
+        .snapshot_name("KEPT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.snapshot().unwrap().snapshot_name(), Some("kept"));
+}
+
+/// AWS's common tag set and the reserved `aws:` prefix; ElastiCache's model answers
+/// an invalid tag with InvalidParameterValue on every action that takes tags, and
+/// nothing is created or tagged.
+#[tokio::test]
+async fn tags_outside_the_common_character_set_are_refused() {
+    let emu = emulator(0.0).await;
+    let ec = emu.elasticache().await;
+    group(&ec, "sessions").await;
+    ec.create_snapshot()
+        .replication_group_id("sessions")
+        .snapshot_name("s")
+        .send()
+        .await
+        .unwrap();
+    let arn = "arn:aws:elasticache:us-east-1:123456789012:snapshot:s";
+    for (k, v) in [
+        ("k", "<x>"),
+        ("k", "a&b"),
+        ("k", "🙂"),
+        ("k", "tab\t"),
+        ("k", "50%"),
+        ("aws:k", "v"),
+        ("Aws:k", "v"),
+    ] {
+        assert_eq!(
+            code(
+                ec.add_tags_to_resource()
+                    .resource_name(arn)
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                ec.create_snapshot()
+                    .replication_group_id("sessions")
+                    .snapshot_name("t")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                ec.copy_snapshot()
+                    .source_snapshot_name("s")
+                    .target_snapshot_name("t")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                ec.create_replication_group()
+                    .replication_group_id("other")
+                    .replication_group_description("d")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidParameterValue",
+            "{k}={v}"
+        );
+    }
+    let listed = ec
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.tag_list().is_empty());
+    assert_eq!(
+        code(ec.describe_snapshots().snapshot_name("t").send().await),
+        "SnapshotNotFoundFault"
+    );
+    // `@` and `:` are in the common set; a value may start with `aws:`.
+    ec.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(tag("owner@team:x", "aws:ok"))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The `failExports` fault: CopySnapshot with TargetBucket is accepted and the source
+/// is `exporting`; then it is `available` again and the export is recorded `failed`
+/// with AWS's text for a bucket ElastiCache may not write to. Named by source
+/// snapshot (any case) or by bucket; other exports complete.
+#[tokio::test]
+async fn exports_that_fail_after_they_were_accepted() {
+    let emu = emulator(0.0).await;
+    let ec = emu.elasticache().await;
+    group(&ec, "sessions").await;
+    for name in ["doomed", "fine"] {
+        ec.create_snapshot()
+            .replication_group_id("sessions")
+            .snapshot_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = emu
+        .admin_post(
+            "faults",
+            serde_json::json!({"failExports": ["DOOMED", "shaky-bucket"]}),
+        )
+        .await;
+    assert!(r.status().is_success());
+    assert_eq!(
+        emu.admin_get("faults").await["failExports"],
+        serde_json::json!(["DOOMED", "shaky-bucket"])
+    );
+    emu.set_snapshot_seconds(1.0).await;
+    let export = |source: &'static str, bucket: &'static str| {
+        ec.copy_snapshot()
+            .source_snapshot_name(source)
+            .target_snapshot_name(format!("{source}-to-{bucket}"))
+            .target_bucket(bucket)
+            .send()
+    };
+    for (source, bucket) in [("doomed", "my-exports"), ("fine", "shaky-bucket")] {
+        let out = export(source, bucket).await.unwrap();
+        assert_eq!(out.snapshot().unwrap().snapshot_status(), Some("exporting"));
+    }
+    let exports = emu.admin_get("exports").await;
+    assert_eq!(exports[0]["status"], "exporting");
+    assert_eq!(exports[1]["status"], "exporting");
+    assert!(exports[0].get("failureMessage").is_none());
+    sleep_secs(1.2).await;
+    for name in ["doomed", "fine"] {
+        let d = ec
+            .describe_snapshots()
+            .snapshot_name(name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            d.snapshots()[0].snapshot_status(),
+            Some("available"),
+            "{name}"
+        );
+    }
+    let exports = emu.admin_get("exports").await;
+    assert_eq!(exports[0]["status"], "failed");
+    assert_eq!(exports[0]["sourceSnapshot"], "doomed");
+    let msg = exports[0]["failureMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("has not been granted WRITE permissions my-exports"),
+        "{msg}"
+    );
+    assert_eq!(exports[1]["status"], "failed");
+    assert_eq!(exports[1]["bucket"], "shaky-bucket");
+    export("fine", "my-exports").await.unwrap();
+    sleep_secs(1.2).await;
+    let exports = emu.admin_get("exports").await;
+    assert_eq!(exports[2]["status"], "completed");
+    assert!(exports[2].get("failureMessage").is_none());
+    // A failed export can be tried again once the fault is gone.
+    emu.admin_post("faults", serde_json::json!({"failExports": []}))
+        .await;
+    ec.copy_snapshot()
+        .source_snapshot_name("doomed")
+        .target_snapshot_name("doomed-again")
+        .target_bucket("my-exports")
+        .send()
+        .await
+        .unwrap();
+    sleep_secs(1.2).await;
+    assert_eq!(emu.admin_get("exports").await[3]["status"], "completed");
 }

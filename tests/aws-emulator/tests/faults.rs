@@ -297,3 +297,155 @@ async fn seeding_creates_clusters_once() {
     let bad = emu.admin_post("seed", json!({"redshift": ["9bad"]})).await;
     assert_eq!(bad.status(), 400);
 }
+
+/// The `failActions` fault: the named actions are answered AccessDenied (HTTP 403, as
+/// AWS answers a call that IAM denies) and take no effect; a bare action name applies
+/// to every service, `service:Action` to one. Other actions go through.
+#[tokio::test]
+async fn fail_actions_are_denied_without_effect() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    let db = emu.docdb("us-east-1").await;
+    let ec = emu.elasticache().await;
+    rs.create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("s")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    db.create_db_cluster()
+        .db_cluster_identifier("orders")
+        .engine("docdb")
+        .send()
+        .await
+        .unwrap();
+    ec.create_replication_group()
+        .replication_group_id("sessions")
+        .replication_group_description("d")
+        .send()
+        .await
+        .unwrap();
+    ec.create_snapshot()
+        .replication_group_id("sessions")
+        .snapshot_name("e")
+        .send()
+        .await
+        .unwrap();
+
+    let r = emu
+        .admin_post(
+            "faults",
+            json!({"failActions": ["CreateTags", "AddTagsToResource", "docdb:CreateDBClusterSnapshot"]}),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let rs_tag = aws_sdk_redshift::types::Tag::builder()
+        .key("k")
+        .value("v")
+        .build();
+    let err = rs
+        .create_tags()
+        .resource_name("arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/s")
+        .tags(rs_tag)
+        .send()
+        .await
+        .unwrap_err();
+    match &err {
+        SdkError::ServiceError(e) => assert_eq!(e.raw().status().as_u16(), 403),
+        other => panic!("expected a service error, got {other:?}"),
+    }
+    let (c, msg) = error::<(), _>(Err(err));
+    assert_eq!(c, "AccessDenied");
+    assert!(
+        msg.contains("is not authorized to perform: redshift:CreateTags"),
+        "{msg}"
+    );
+    let (c, msg) = error(
+        ec.add_tags_to_resource()
+            .resource_name("arn:aws:elasticache:us-east-1:123456789012:snapshot:e")
+            .tags(
+                aws_sdk_elasticache::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    assert_eq!(c, "AccessDenied");
+    assert!(msg.contains("elasticache:AddTagsToResource"), "{msg}");
+    let (c, msg) = error(
+        db.add_tags_to_resource()
+            .resource_name("arn:aws:rds:us-east-1:123456789012:cluster:orders")
+            .tags(
+                aws_sdk_docdb::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    assert_eq!(c, "AccessDenied");
+    assert!(msg.contains("rds:AddTagsToResource"), "{msg}");
+    assert_eq!(
+        code(
+            db.create_db_cluster_snapshot()
+                .db_cluster_identifier("orders")
+                .db_cluster_snapshot_identifier("d")
+                .send()
+                .await
+        ),
+        "AccessDenied"
+    );
+    // Only DocumentDB's CreateDBClusterSnapshot was named; Redshift's own create works.
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("t")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+
+    // None of the denied calls took effect.
+    emu.admin_post("faults", json!({"failActions": []})).await;
+    let d = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("s")
+        .send()
+        .await
+        .unwrap();
+    assert!(d.snapshots()[0].tags().is_empty());
+    let listed = ec
+        .list_tags_for_resource()
+        .resource_name("arn:aws:elasticache:us-east-1:123456789012:snapshot:e")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.tag_list().is_empty());
+    let listed = db
+        .list_tags_for_resource()
+        .resource_name("arn:aws:rds:us-east-1:123456789012:cluster:orders")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.tag_list().is_empty());
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("d")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["calls"]["redshift"]["CreateTags"], 1);
+}

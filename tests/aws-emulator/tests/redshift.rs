@@ -385,12 +385,14 @@ async fn snapshot_lifecycle_with_progress_sharing_and_retention() {
         .send()
         .await
         .unwrap();
+    // AWS Support's share is listed by its alias, the others by account id.
     let all: Vec<String> = d.snapshots()[0]
         .accounts_with_restore_access()
         .iter()
-        .filter_map(|a| a.account_id().map(str::to_string))
+        .filter_map(|a| a.account_id().or(a.account_alias()).map(str::to_string))
         .collect();
     assert_eq!(all.len(), 20);
+    assert!(all.iter().any(|a| a == "amazon-redshift-support"));
     for a in &all {
         rs.revoke_snapshot_access()
             .snapshot_identifier("nightly")
@@ -722,7 +724,9 @@ async fn tags_round_trip_and_regions_are_separate() {
         .await
         .unwrap();
     let arn = "arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/tagged";
-    let odd = "<&>\"' ünïcødé ✓";
+    // Every kind of character AWS's tag set allows: letters of any script, digits,
+    // white space and _ . : / = + - @.
+    let odd = "ünïcødé 漢字 ٣ _.:/=+-@";
     rs.create_tags()
         .resource_name(arn)
         .tags(tag("odd", odd))
@@ -825,5 +829,332 @@ async fn tags_round_trip_and_regions_are_separate() {
                 .await
         ),
         "ClusterNotFound"
+    );
+}
+
+/// Redshift keeps cluster identifiers lowercased ("Alphabetic characters must be
+/// lowercase"; a mixed-case one comes back lowercased) and looks them up as given
+/// ("This parameter is case sensitive"). The model says nothing of case for snapshot
+/// identifiers, so they are kept and looked up exactly.
+#[tokio::test]
+async fn cluster_identifiers_are_lowercased_and_snapshot_identifiers_kept() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    let created = rs
+        .create_cluster()
+        .cluster_identifier("Analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.cluster().unwrap().cluster_identifier(),
+        Some("analytics")
+    );
+    let found = rs
+        .describe_clusters()
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.clusters().len(), 1);
+    assert_eq!(
+        code(
+            rs.describe_clusters()
+                .cluster_identifier("Analytics")
+                .send()
+                .await
+        ),
+        "ClusterNotFound"
+    );
+    let s = rs
+        .create_cluster_snapshot()
+        .snapshot_identifier("Nightly")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.snapshot().unwrap().snapshot_identifier(), Some("Nightly"));
+    assert_eq!(
+        code(
+            rs.describe_cluster_snapshots()
+                .snapshot_identifier("nightly")
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+}
+
+/// AWS's common tag set (letters, digits, white space and `_ . : / = + - @`) and the
+/// reserved `aws:` prefix, on every action that takes tags: InvalidTagFault, and
+/// nothing is created or tagged.
+#[tokio::test]
+async fn tags_outside_the_common_character_set_are_refused() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    cluster(&rs, "analytics").await;
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("tagged")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    let arn = "arn:aws:redshift:us-east-1:123456789012:snapshot:analytics/tagged";
+    let bad = [
+        ("k", "a<b"),
+        ("k", "&"),
+        ("k", "smile 🙂"),
+        ("k", "tab\there"),
+        ("k", "quote\"d"),
+        ("a<", "v"),
+        ("aws:owner", "v"),
+        ("AWS:owner", "v"),
+    ];
+    for (k, v) in bad {
+        let (c, message) = error(
+            rs.create_tags()
+                .resource_name(arn)
+                .tags(tag(k, v))
+                .send()
+                .await,
+        );
+        assert_eq!(c, "InvalidTagFault", "{k}={v}: {message}");
+        assert_eq!(
+            code(
+                rs.create_cluster_snapshot()
+                    .snapshot_identifier("other")
+                    .cluster_identifier("analytics")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidTagFault",
+            "{k}={v}"
+        );
+        assert_eq!(
+            code(
+                rs.create_cluster()
+                    .cluster_identifier("second")
+                    .node_type("ra3.xlplus")
+                    .master_username("admin")
+                    .master_user_password("Secret123")
+                    .tags(tag(k, v))
+                    .send()
+                    .await
+            ),
+            "InvalidTagFault",
+            "{k}={v}"
+        );
+    }
+    let d = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("tagged")
+        .send()
+        .await
+        .unwrap();
+    assert!(d.snapshots()[0].tags().is_empty());
+    assert_eq!(
+        code(
+            rs.describe_cluster_snapshots()
+                .snapshot_identifier("other")
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+    // A key may hold `aws:` later on, and values may start with it.
+    rs.create_tags()
+        .resource_name(arn)
+        .tags(tag("team:aws:x", "aws:y"))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// AWS Support's share is listed under AccountAlias, other accounts under AccountId;
+/// it is granted and revoked by the alias as any account is.
+#[tokio::test]
+async fn the_support_share_is_listed_as_an_account_alias() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    cluster(&rs, "analytics").await;
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("s")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    for account in ["amazon-redshift-support", OTHER_ACCOUNT] {
+        rs.authorize_snapshot_access()
+            .snapshot_identifier("s")
+            .account_with_restore_access(account)
+            .send()
+            .await
+            .unwrap();
+    }
+    let d = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("s")
+        .send()
+        .await
+        .unwrap();
+    let shares = d.snapshots()[0].accounts_with_restore_access();
+    assert_eq!(shares.len(), 2);
+    assert_eq!(shares[0].account_alias(), Some("amazon-redshift-support"));
+    assert_eq!(shares[0].account_id(), None);
+    assert_eq!(shares[1].account_id(), Some(OTHER_ACCOUNT));
+    assert_eq!(shares[1].account_alias(), None);
+    let revoked = rs
+        .revoke_snapshot_access()
+        .snapshot_identifier("s")
+        .account_with_restore_access("amazon-redshift-support")
+        .send()
+        .await
+        .unwrap();
+    let left = revoked.snapshot().unwrap().accounts_with_restore_access();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].account_id(), Some(OTHER_ACCOUNT));
+}
+
+/// Account B shares its snapshot with account A: A sees it with OwnerAccount B and
+/// without B's list of accounts ("Visible only to the snapshot owner"), not through
+/// tag filters ("shared snapshots are not returned with the tag key and tag value
+/// request parameters"), and cannot delete, modify, share or tag it.
+#[tokio::test]
+async fn snapshots_shared_from_another_account() {
+    let emu = emulator(0.0).await;
+    let a = emu.redshift().await;
+    let b = aws_sdk_redshift::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
+    cluster(&b, "warehouse").await;
+    b.create_cluster_snapshot()
+        .snapshot_identifier("b-snap")
+        .cluster_identifier("warehouse")
+        .tags(tag("team", "b"))
+        .send()
+        .await
+        .unwrap();
+    b.authorize_snapshot_access()
+        .snapshot_identifier("b-snap")
+        .account_with_restore_access("123456789012")
+        .send()
+        .await
+        .unwrap();
+
+    for seen in [
+        a.describe_cluster_snapshots().send().await.unwrap(),
+        a.describe_cluster_snapshots()
+            .owner_account(OTHER_ACCOUNT)
+            .send()
+            .await
+            .unwrap(),
+        a.describe_cluster_snapshots()
+            .snapshot_arn("arn:aws:redshift:us-east-1:210987654321:snapshot:warehouse/b-snap")
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        let s: Vec<_> = seen
+            .snapshots()
+            .iter()
+            .filter(|s| s.snapshot_type() == Some("manual"))
+            .collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].snapshot_identifier(), Some("b-snap"));
+        assert_eq!(s[0].owner_account(), Some(OTHER_ACCOUNT));
+        assert!(s[0].accounts_with_restore_access().is_empty());
+        assert_eq!(
+            s[0].snapshot_arn(),
+            Some("arn:aws:redshift:us-east-1:210987654321:snapshot:warehouse/b-snap")
+        );
+    }
+    assert!(
+        a.describe_cluster_snapshots()
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .is_empty()
+    );
+    // Every snapshot carries its owner, A's own too.
+    cluster(&a, "analytics").await;
+    let own = a
+        .describe_cluster_snapshots()
+        .owner_account("123456789012")
+        .send()
+        .await
+        .unwrap();
+    assert!(!own.snapshots().is_empty());
+    assert!(
+        own.snapshots()
+            .iter()
+            .all(|s| s.owner_account() == Some("123456789012"))
+    );
+
+    assert_eq!(
+        code(
+            a.delete_cluster_snapshot()
+                .snapshot_identifier("b-snap")
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+    assert_eq!(
+        code(
+            a.delete_cluster_snapshot()
+                .snapshot_identifier("b-snap")
+                .snapshot_cluster_identifier("warehouse")
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+    assert_eq!(
+        code(
+            a.modify_cluster_snapshot()
+                .snapshot_identifier("b-snap")
+                .manual_snapshot_retention_period(1)
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+    assert_eq!(
+        code(
+            a.authorize_snapshot_access()
+                .snapshot_arn("arn:aws:redshift:us-east-1:210987654321:snapshot:warehouse/b-snap")
+                .account_with_restore_access("111111111111")
+                .send()
+                .await
+        ),
+        "ClusterSnapshotNotFound"
+    );
+    assert_eq!(
+        code(
+            a.create_tags()
+                .resource_name("arn:aws:redshift:us-east-1:210987654321:snapshot:warehouse/b-snap")
+                .tags(tag("mine", "yes"))
+                .send()
+                .await
+        ),
+        "ResourceNotFoundFault"
+    );
+    // B's snapshot is as it was, with its share listed to B.
+    let theirs = b
+        .describe_cluster_snapshots()
+        .snapshot_identifier("b-snap")
+        .send()
+        .await
+        .unwrap();
+    let s = &theirs.snapshots()[0];
+    assert_eq!(s.manual_snapshot_retention_period(), Some(-1));
+    assert_eq!(s.tags().len(), 1);
+    assert_eq!(
+        s.accounts_with_restore_access()[0].account_id(),
+        Some("123456789012")
     );
 }
