@@ -81,7 +81,7 @@ def redshift_flow():
 
     s = rs.create_cluster_snapshot(SnapshotIdentifier="nightly", ClusterIdentifier="analytics",
                                    ManualSnapshotRetentionPeriod=7,
-                                   Tags=[{"Key": "team", "Value": "data <&>"}])["Snapshot"]
+                                   Tags=[{"Key": "team", "Value": "data ünï @ +=:/"}])["Snapshot"]
     assert s["Status"] == "creating", s
     assert s["TotalBackupSizeInMegaBytes"] > 0 and "EstimatedSecondsToCompletion" in s
     assert s["SnapshotCreateTime"].tzinfo is not None
@@ -98,7 +98,7 @@ def redshift_flow():
                 ["Snapshots"][0]["Status"], "available")
     snap = rs.describe_cluster_snapshots(SnapshotIdentifier="nightly")["Snapshots"][0]
     assert snap["BackupProgressInMegaBytes"] == snap["TotalBackupSizeInMegaBytes"]
-    assert snap["Tags"] == [{"Key": "team", "Value": "data <&>"}]
+    assert snap["Tags"] == [{"Key": "team", "Value": "data ünï @ +=:/"}]
 
     m = rs.modify_cluster_snapshot(SnapshotIdentifier="nightly", ManualSnapshotRetentionPeriod=35)
     assert m["Snapshot"]["ManualSnapshotRetentionPeriod"] == 35
@@ -236,9 +236,9 @@ def docdb_flow():
     arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:nightly"
     assert len(other.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=arn)["DBClusterSnapshots"]) == 1
 
-    db.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "<v>"}])
+    db.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "ünï 漢字"}])
     db.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
-    assert db.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "k", "Value": "<v>"}]
+    assert db.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "k", "Value": "ünï 漢字"}]
     fails("TagQuotaPerResourceExceeded", db.add_tags_to_resource, ResourceName=arn,
           Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
     fails("DBClusterSnapshotNotFoundFault", db.list_tags_for_resource,
@@ -419,8 +419,194 @@ def faults():
     admin("faults", {"latencyMs": 0})
 
 
+def identifier_case():
+    """DocumentDB and ElastiCache store identifiers lowercased and find them in any
+    case; Redshift lowercases cluster identifiers and keeps snapshot identifiers."""
+    admin("settings", {"snapshotSeconds": 0})
+    db = client("docdb")
+    c = db.create_db_cluster(DBClusterIdentifier="Orders", Engine="docdb", MasterUsername="u",
+                             MasterUserPassword="Secret123")["DBCluster"]
+    assert c["DBClusterIdentifier"] == "orders", c
+    s = db.create_db_cluster_snapshot(DBClusterIdentifier="ORDERS",
+                                      DBClusterSnapshotIdentifier="My-Snap")["DBClusterSnapshot"]
+    assert s["DBClusterSnapshotIdentifier"] == "my-snap", s
+    assert s["DBClusterSnapshotArn"].endswith(":cluster-snapshot:my-snap"), s
+    fails("DBClusterSnapshotAlreadyExistsFault", db.create_db_cluster_snapshot,
+          DBClusterIdentifier="orders", DBClusterSnapshotIdentifier="MY-SNAP")
+    d = db.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="mY-sNaP")["DBClusterSnapshots"]
+    assert [x["DBClusterSnapshotIdentifier"] for x in d] == ["my-snap"], d
+    assert db.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="My-Snap")[
+        "DBClusterSnapshot"]["DBClusterSnapshotIdentifier"] == "my-snap"
+
+    ec = client("elasticache")
+    g = ec.create_replication_group(ReplicationGroupId="Sessions",
+                                    ReplicationGroupDescription="d")["ReplicationGroup"]
+    assert g["ReplicationGroupId"] == "sessions", g
+    e = ec.create_snapshot(ReplicationGroupId="SESSIONS", SnapshotName="Nightly")["Snapshot"]
+    assert e["SnapshotName"] == "nightly" and e["ReplicationGroupId"] == "sessions", e
+    fails("SnapshotAlreadyExistsFault", ec.create_snapshot, ReplicationGroupId="sessions",
+          SnapshotName="NIGHTLY")
+    assert ec.describe_snapshots(SnapshotName="NightLY")["Snapshots"][0]["SnapshotName"] == "nightly"
+    assert ec.copy_snapshot(SourceSnapshotName="NIGHTLY", TargetSnapshotName="Kept")[
+        "Snapshot"]["SnapshotName"] == "kept"
+    assert ec.delete_snapshot(SnapshotName="KEPT")["Snapshot"]["SnapshotName"] == "kept"
+
+    rs = client("redshift")
+    r = rs.create_cluster(ClusterIdentifier="Analytics", NodeType="ra3.xlplus",
+                          MasterUsername="admin", MasterUserPassword="Secret123")["Cluster"]
+    assert r["ClusterIdentifier"] == "analytics", r
+    fails("ClusterNotFound", rs.describe_clusters, ClusterIdentifier="Analytics")
+    n = rs.create_cluster_snapshot(SnapshotIdentifier="Nightly", ClusterIdentifier="analytics")
+    assert n["Snapshot"]["SnapshotIdentifier"] == "Nightly"
+    fails("ClusterSnapshotNotFound", rs.describe_cluster_snapshots, SnapshotIdentifier="nightly")
+
+
+def tag_character_sets():
+    """Each service refuses tags outside its set with its model's code, on every action
+    that takes tags, and nothing changes."""
+    admin("settings", {"snapshotSeconds": 0})
+    rs, db, ec = client("redshift"), client("docdb"), client("elasticache")
+    rs.create_cluster(ClusterIdentifier="c", NodeType="ra3.xlplus", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    rs.create_cluster_snapshot(SnapshotIdentifier="s", ClusterIdentifier="c")
+    rs_arn = "arn:aws:redshift:us-east-1:123456789012:snapshot:c/s"
+    db.create_db_cluster(DBClusterIdentifier="d", Engine="docdb", MasterUsername="u",
+                         MasterUserPassword="Secret123")
+    db.create_db_cluster_snapshot(DBClusterIdentifier="d", DBClusterSnapshotIdentifier="s")
+    db_arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:s"
+    ec.create_replication_group(ReplicationGroupId="g", ReplicationGroupDescription="d")
+    ec.create_snapshot(ReplicationGroupId="g", SnapshotName="s")
+    ec_arn = "arn:aws:elasticache:us-east-1:123456789012:snapshot:s"
+    common_bad = [("k", "<x>"), ("k", "a&b"), ("k", "\U0001F642"), ("k", "tab\t"), ("aws:k", "v"),
+                  ("AWS:k", "v")]
+    for k, v in common_bad:
+        tags = [{"Key": k, "Value": v}]
+        fails("InvalidTagFault", rs.create_tags, ResourceName=rs_arn, Tags=tags)
+        fails("InvalidTagFault", rs.create_cluster_snapshot, SnapshotIdentifier="t",
+              ClusterIdentifier="c", Tags=tags)
+        fails("InvalidParameterValue", ec.add_tags_to_resource, ResourceName=ec_arn, Tags=tags)
+        fails("InvalidParameterValue", ec.create_snapshot, ReplicationGroupId="g",
+              SnapshotName="t", Tags=tags)
+        fails("InvalidParameterValue", ec.copy_snapshot, SourceSnapshotName="s",
+              TargetSnapshotName="t", Tags=tags)
+    for k, v in common_bad + [("k", "a@b"), ("rds:k", "v"), ("k", "rds:v"), ("k", "aws:v")]:
+        tags = [{"Key": k, "Value": v}]
+        fails("InvalidParameterValue", db.add_tags_to_resource, ResourceName=db_arn, Tags=tags)
+        fails("InvalidParameterValue", db.create_db_cluster_snapshot, DBClusterIdentifier="d",
+              DBClusterSnapshotIdentifier="t", Tags=tags)
+        fails("InvalidParameterValue", db.copy_db_cluster_snapshot,
+              SourceDBClusterSnapshotIdentifier="s", TargetDBClusterSnapshotIdentifier="t",
+              Tags=tags)
+    assert rs.describe_cluster_snapshots(SnapshotIdentifier="s")["Snapshots"][0]["Tags"] == []
+    assert db.list_tags_for_resource(ResourceName=db_arn)["TagList"] == []
+    assert ec.list_tags_for_resource(ResourceName=ec_arn)["TagList"] == []
+    fails("ClusterSnapshotNotFound", rs.describe_cluster_snapshots, SnapshotIdentifier="t")
+    fails("DBClusterSnapshotNotFoundFault", db.describe_db_cluster_snapshots,
+          DBClusterSnapshotIdentifier="t")
+    fails("SnapshotNotFoundFault", ec.describe_snapshots, SnapshotName="t")
+    # What the sets allow goes through.
+    ok = "ünï 漢字 ٣ _.:/=+-"
+    rs.create_tags(ResourceName=rs_arn, Tags=[{"Key": "k@x", "Value": ok + "@"}])
+    ec.add_tags_to_resource(ResourceName=ec_arn, Tags=[{"Key": "k@x", "Value": ok + "@"}])
+    db.add_tags_to_resource(ResourceName=db_arn, Tags=[{"Key": "k:x", "Value": ok}])
+    assert db.list_tags_for_resource(ResourceName=db_arn)["TagList"] == [{"Key": "k:x", "Value": ok}]
+
+
+def cross_account_shares():
+    """Account B shares with A: Redshift shows A the snapshot with OwnerAccount B and
+    without B's account list; DocumentDB lists it for SnapshotType shared or
+    IncludeShared; A can change neither. AWS Support is listed by AccountAlias."""
+    admin("settings", {"snapshotSeconds": 0})
+    a, b = client("redshift"), client("redshift", key=OTHER_KEY)
+    b.create_cluster(ClusterIdentifier="w", NodeType="ra3.xlplus", MasterUsername="u",
+                     MasterUserPassword="Secret123")
+    b.create_cluster_snapshot(SnapshotIdentifier="b-snap", ClusterIdentifier="w")
+    b.authorize_snapshot_access(SnapshotIdentifier="b-snap", AccountWithRestoreAccess="123456789012")
+    b.authorize_snapshot_access(SnapshotIdentifier="b-snap",
+                                AccountWithRestoreAccess="amazon-redshift-support")
+    mine = b.describe_cluster_snapshots(SnapshotIdentifier="b-snap")["Snapshots"][0]
+    assert mine["AccountsWithRestoreAccess"] == [{"AccountId": "123456789012"},
+                                                 {"AccountAlias": "amazon-redshift-support"}], mine
+    seen = [x for x in a.describe_cluster_snapshots()["Snapshots"] if x["SnapshotType"] == "manual"]
+    assert len(seen) == 1 and seen[0]["OwnerAccount"] == OTHER_ACCOUNT, seen
+    assert "AccountsWithRestoreAccess" not in seen[0], seen
+    assert seen[0]["SnapshotArn"] == "arn:aws:redshift:us-east-1:210987654321:snapshot:w/b-snap"
+    fails("ClusterSnapshotNotFound", a.delete_cluster_snapshot, SnapshotIdentifier="b-snap")
+    fails("ClusterSnapshotNotFound", a.modify_cluster_snapshot, SnapshotIdentifier="b-snap",
+          ManualSnapshotRetentionPeriod=1)
+    fails("ResourceNotFoundFault", a.create_tags, ResourceName=seen[0]["SnapshotArn"],
+          Tags=[{"Key": "k", "Value": "v"}])
+    b.revoke_snapshot_access(SnapshotIdentifier="b-snap",
+                             AccountWithRestoreAccess="amazon-redshift-support")
+
+    da, dbb = client("docdb"), client("docdb", key=OTHER_KEY)
+    dbb.create_db_cluster(DBClusterIdentifier="w", Engine="docdb", MasterUsername="u",
+                          MasterUserPassword="Secret123")
+    dbb.create_db_cluster_snapshot(DBClusterIdentifier="w", DBClusterSnapshotIdentifier="b-snap")
+    dbb.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="b-snap",
+                                             AttributeName="restore", ValuesToAdd=["123456789012"])
+    arn = "arn:aws:rds:us-east-1:210987654321:cluster-snapshot:b-snap"
+    shared = da.describe_db_cluster_snapshots(SnapshotType="shared")["DBClusterSnapshots"]
+    assert [x["DBClusterSnapshotArn"] for x in shared] == [arn], shared
+    included = da.describe_db_cluster_snapshots(IncludeShared=True)["DBClusterSnapshots"]
+    assert [x["DBClusterSnapshotArn"] for x in included] == [arn], included
+    assert da.describe_db_cluster_snapshots()["DBClusterSnapshots"] == []
+    assert da.describe_db_cluster_snapshots(SnapshotType="manual",
+                                            IncludeShared=True)["DBClusterSnapshots"] == []
+    fails("DBClusterSnapshotNotFoundFault", da.delete_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier=arn)
+    fails("DBClusterSnapshotNotFoundFault", da.modify_db_cluster_snapshot_attribute,
+          DBClusterSnapshotIdentifier=arn, AttributeName="restore", ValuesToAdd=["111111111111"])
+    c = da.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn,
+                                    TargetDBClusterSnapshotIdentifier="mine")["DBClusterSnapshot"]
+    assert c["DBClusterSnapshotArn"] == "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:mine"
+
+
+def export_and_action_faults():
+    """failExports: the export is accepted, then fails; failActions: AccessDenied (403)
+    without effect."""
+    ec, rs = client("elasticache"), client("redshift")
+    admin("settings", {"snapshotSeconds": 0})
+    ec.create_replication_group(ReplicationGroupId="g", ReplicationGroupDescription="d")
+    ec.create_snapshot(ReplicationGroupId="g", SnapshotName="doomed")
+    admin("faults", {"failExports": ["doomed"]})
+    admin("settings", {"snapshotSeconds": 1})
+    e = ec.copy_snapshot(SourceSnapshotName="doomed", TargetSnapshotName="out",
+                         TargetBucket="my-exports")["Snapshot"]
+    assert e["SnapshotStatus"] == "exporting", e
+    assert admin("exports")[0]["status"] == "exporting"
+    wait_status(lambda: ec.describe_snapshots(SnapshotName="doomed")["Snapshots"][0]["SnapshotStatus"],
+                "available")
+    x = admin("exports")[0]
+    assert x["status"] == "failed" and "WRITE permissions my-exports" in x["failureMessage"], x
+    admin("faults", {"failExports": []})
+    ec.copy_snapshot(SourceSnapshotName="doomed", TargetSnapshotName="out",
+                     TargetBucket="my-exports")
+    wait_status(lambda: admin("exports")[1]["status"], "completed")
+
+    admin("settings", {"snapshotSeconds": 0})
+    rs.create_cluster(ClusterIdentifier="c", NodeType="ra3.xlplus", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    rs.create_cluster_snapshot(SnapshotIdentifier="s", ClusterIdentifier="c")
+    admin("faults", {"failActions": ["CreateTags", "elasticache:AddTagsToResource"]})
+    err = fails("AccessDenied", rs.create_tags,
+                ResourceName="arn:aws:redshift:us-east-1:123456789012:snapshot:c/s",
+                Tags=[{"Key": "k", "Value": "v"}])
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "redshift:CreateTags" in err.response["Error"]["Message"]
+    fails("AccessDenied", ec.add_tags_to_resource,
+          ResourceName="arn:aws:elasticache:us-east-1:123456789012:snapshot:doomed",
+          Tags=[{"Key": "k", "Value": "v"}])
+    rs.create_cluster_snapshot(SnapshotIdentifier="t", ClusterIdentifier="c")
+    admin("faults", {"failActions": []})
+    assert rs.describe_cluster_snapshots(SnapshotIdentifier="s")["Snapshots"][0]["Tags"] == []
+    assert ec.list_tags_for_resource(
+        ResourceName="arn:aws:elasticache:us-east-1:123456789012:snapshot:doomed")["TagList"] == []
+
+
 CHECKS = [redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
-          elasticache_paging, faults]
+          elasticache_paging, faults, identifier_case, tag_character_sets, cross_account_shares,
+          export_and_action_faults]
 
 
 def main():
@@ -428,7 +614,8 @@ def main():
     for check in CHECKS:
         admin("reset", {})
         admin("faults", {"throttleFraction": 0, "errorFraction": 0, "latencyMs": 0,
-                         "accountRps": 0, "deniedBuckets": []})
+                         "accountRps": 0, "deniedBuckets": [], "failExports": [],
+                         "failActions": []})
         try:
             check()
             passed += 1

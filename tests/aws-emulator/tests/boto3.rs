@@ -22,7 +22,7 @@ fn boto3_accepts_every_emulated_action() {
         out.status.success(),
         "boto3 checks failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
 }
 
 /// Faults set by flag at start-up are in force and read back through the admin API.

@@ -327,6 +327,183 @@ async fn elasticache_flow(url: &str) -> Vec<String> {
     out
 }
 
+/// DocumentDB's identifiers in mixed case: both store them lowercased and find them in
+/// any case. (moto's ElastiCache and Redshift keep identifiers as given, where AWS's
+/// models say ElastiCache stores them lowercased and Redshift lowercases cluster
+/// identifiers, so those are not compared; neither does moto check tag characters,
+/// which AWS's models restrict, nor does it have Redshift's AuthorizeSnapshotAccess,
+/// so the AccountAlias listing of AWS Support is the emulator's alone.)
+async fn docdb_case_flow(url: &str, engine: &str) -> Vec<String> {
+    let db = aws_sdk_docdb::Client::new(
+        &config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await,
+    );
+    let mut out = Vec::new();
+    let r = db
+        .create_db_cluster()
+        .db_cluster_identifier("Mixed-Case")
+        .engine(engine)
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .send()
+        .await;
+    out.push(outcome("CreateDBCluster Mixed-Case", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster().and_then(|c| c.db_cluster_identifier())
+        )
+    }));
+    let r = db
+        .describe_db_clusters()
+        .db_cluster_identifier("MIXED-case")
+        .send()
+        .await;
+    out.push(outcome("DescribeDBClusters MIXED-case", r, |o| {
+        format!("{:?}", o.db_clusters()[0].db_cluster_identifier())
+    }));
+    let r = db
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("MIXED-CASE")
+        .db_cluster_snapshot_identifier("My-Snap")
+        .send()
+        .await;
+    out.push(outcome("CreateDBClusterSnapshot My-Snap", r, |o| {
+        let s = o.db_cluster_snapshot().unwrap();
+        format!(
+            "{:?} {:?}",
+            s.db_cluster_snapshot_identifier(),
+            s.db_cluster_identifier()
+        )
+    }));
+    let r = db
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("mixed-case")
+        .db_cluster_snapshot_identifier("MY-SNAP")
+        .send()
+        .await;
+    out.push(outcome("CreateDBClusterSnapshot MY-SNAP", r, |_| {
+        String::new()
+    }));
+    let r = db
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("my-SNAP")
+        .send()
+        .await;
+    out.push(outcome("DescribeDBClusterSnapshots my-SNAP", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshots()
+                .iter()
+                .map(|s| s.db_cluster_snapshot_identifier())
+                .collect::<Vec<_>>()
+        )
+    }));
+    let r = db
+        .delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier("My-Snap")
+        .send()
+        .await;
+    out.push(outcome("DeleteDBClusterSnapshot My-Snap", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshot()
+                .and_then(|s| s.db_cluster_snapshot_identifier())
+        )
+    }));
+    out
+}
+
+/// A DocumentDB snapshot shared by account B with account A (KEY's): A lists it with
+/// SnapshotType shared, with B's ARN, and cannot delete it. The emulator takes the
+/// account from the access key; moto from its `x-moto-account-id` header, which the
+/// emulator ignores, so B's calls carry both. (moto ignores IncludeShared without
+/// SnapshotType, where the emulator follows AWS's docs and adds shared snapshots to
+/// the listing, so that form is not compared.)
+async fn docdb_shared_flow(url: &str, engine: &str) -> Vec<String> {
+    let a = aws_sdk_docdb::Client::new(
+        &config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await,
+    );
+    let b = aws_sdk_docdb::Client::new(
+        &config_for(url, "us-east-1", OTHER_KEY, RetryConfig::disabled()).await,
+    );
+    let as_b = |r: &mut aws_sdk_docdb::config::http::HttpRequest| {
+        r.headers_mut().insert("x-moto-account-id", OTHER_ACCOUNT);
+    };
+    let mut out = Vec::new();
+    let r = b
+        .create_db_cluster()
+        .db_cluster_identifier("theirs")
+        .engine(engine)
+        .master_username("docdbadmin")
+        .master_user_password("Secret123")
+        .customize()
+        .mutate_request(as_b)
+        .send()
+        .await;
+    out.push(outcome("B CreateDBCluster", r, |_| String::new()));
+    let r = b
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("theirs")
+        .db_cluster_snapshot_identifier("their-snap")
+        .customize()
+        .mutate_request(as_b)
+        .send()
+        .await;
+    out.push(outcome("B CreateDBClusterSnapshot", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshot()
+                .and_then(|s| s.db_cluster_snapshot_arn())
+        )
+    }));
+    let r = b
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("their-snap")
+        .attribute_name("restore")
+        .values_to_add("123456789012")
+        .customize()
+        .mutate_request(as_b)
+        .send()
+        .await;
+    out.push(outcome("B ModifyDBClusterSnapshotAttribute", r, |_| {
+        String::new()
+    }));
+    let r = a
+        .describe_db_cluster_snapshots()
+        .snapshot_type("shared")
+        .send()
+        .await;
+    out.push(outcome("A DescribeDBClusterSnapshots shared", r, |o| {
+        format!(
+            "{:?}",
+            o.db_cluster_snapshots()
+                .iter()
+                .map(|s| s.db_cluster_snapshot_arn())
+                .collect::<Vec<_>>()
+        )
+    }));
+    let r = a.describe_db_cluster_snapshots().send().await;
+    out.push(outcome("A DescribeDBClusterSnapshots", r, |o| {
+        let shared_in = o
+            .db_cluster_snapshots()
+            .iter()
+            .filter(|s| {
+                s.db_cluster_snapshot_arn()
+                    .is_some_and(|a| a.contains(OTHER_ACCOUNT))
+            })
+            .count();
+        format!("shared snapshots listed: {shared_in}")
+    }));
+    let r = a
+        .delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier("their-snap")
+        .send()
+        .await;
+    out.push(outcome("A DeleteDBClusterSnapshot their-snap", r, |_| {
+        String::new()
+    }));
+    out
+}
+
 fn compare(service: &str, emulator: &[String], moto: &[String]) {
     let diffs: Vec<String> = emulator
         .iter()
@@ -363,6 +540,16 @@ async fn emulator_and_moto_agree_on_the_flows_moto_supports() {
         "docdb",
         &docdb_flow(&emu.url, "docdb").await,
         &docdb_flow(&moto.url, "aurora-postgresql").await,
+    );
+    compare(
+        "docdb identifiers in mixed case",
+        &docdb_case_flow(&emu.url, "docdb").await,
+        &docdb_case_flow(&moto.url, "aurora-postgresql").await,
+    );
+    compare(
+        "docdb shared from another account",
+        &docdb_shared_flow(&emu.url, "docdb").await,
+        &docdb_shared_flow(&moto.url, "aurora-postgresql").await,
     );
     compare(
         "elasticache",
