@@ -53,6 +53,18 @@ impl Desired {
     }
 }
 
+/// Whether a look without tags (a listing, or a describe without detail) cannot stand
+/// for the snapshot the status recorded: its ARN or creation time differs from the
+/// record. Someone may have deleted the snapshot and made another under the same name
+/// (which has the same ARN but not the same creation time), so only its tags can tell
+/// whose it is. Nothing recorded yet: nothing to compare.
+pub fn needs_tags_to_prove(status: &SnapshotStatus, s: &Snapshot) -> bool {
+    let Some(arn) = &status.arn else {
+        return false;
+    };
+    s.tags.is_none() && (s.arn.as_ref() != Some(arn) || s.created != status.creation_time)
+}
+
 /// A snapshot as the object's status recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
@@ -291,6 +303,25 @@ pub fn apply(
     if d.owns(s) == Some(false) {
         return not_owned(d, s);
     }
+    if s.tags.is_none() && d.recorded.is_some() && !d.recorded_matches(s) {
+        // Not the snapshot recorded, and no tags to say whose it is: nothing is decided
+        // (or mirrored) until a full look.
+        return Decision {
+            step: Step::Nothing,
+            phase: Phase::Creating,
+            health: Health::progressing(
+                reasons::CREATING,
+                format!(
+                    "snapshot {} is not the one recorded (ARN or creation time differs); \
+                     checking its owner",
+                    d.identifier
+                ),
+            ),
+            requeue: Some(AFTER_MUTATION),
+            finished: false,
+            owned: false,
+        };
+    }
     let progressing = |phase: Phase, reason: &str, message: String, requeue: Duration| Decision {
         step: Step::Nothing,
         phase,
@@ -488,12 +519,19 @@ pub fn cleanup(
     }
 }
 
-/// Copies what AWS reports about an owned snapshot into the status.
+/// Copies what AWS reports about an owned snapshot into the status. The recorded ARN
+/// and creation time (what later proves ownership without tags) are set once, and
+/// rewritten only from a look whose tags proved the snapshot this object's.
 pub fn mirror(status: &mut SnapshotStatus, s: &Snapshot) {
-    status.arn = s.arn.clone().or(status.arn.take());
+    let proven = s.tags.is_some();
+    if proven || status.arn.is_none() {
+        status.arn = s.arn.clone().or(status.arn.take());
+    }
+    if proven || status.creation_time.is_none() {
+        status.creation_time = s.created.clone().or(status.creation_time.take());
+    }
     status.aws_status = Some(s.aws_status.clone());
     status.snapshot_type = s.snapshot_type.clone();
-    status.creation_time = s.created.clone().or(status.creation_time.take());
     let p = &s.progress;
     let any_progress = p.percent.is_some()
         || p.backup_progress_mb.is_some()
@@ -511,6 +549,17 @@ pub fn mirror(status: &mut SnapshotStatus, s: &Snapshot) {
         status.source_arn = s.source_arn.clone();
     }
     status.ready_to_use = Some(s.state() == SnapshotState::Available);
+}
+
+/// Clears what AWS last reported of the snapshot (state, progress, sizes, shares), for
+/// an object whose snapshot is gone or turned out not to be its own.
+pub fn forget_observed(status: &mut SnapshotStatus) {
+    status.aws_status = None;
+    status.progress = None;
+    status.total_size_mb = None;
+    status.remaining_days = None;
+    status.shared_with = None;
+    status.ready_to_use = Some(false);
 }
 
 #[cfg(test)]
@@ -670,6 +719,23 @@ mod tests {
                 },
                 Phase::Available,
                 reasons::SYNCING,
+            ),
+            (
+                // ElastiCache: a cluster is being restored from the snapshot.
+                "restoring",
+                true,
+                Found(Box::new(snap("restoring"))),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
+            ),
+            (
+                "exporting",
+                true,
+                Found(Box::new(snap("exporting"))),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
             ),
             (
                 "shares",
@@ -1022,6 +1088,74 @@ mod tests {
         assert_eq!(progress_message(&s), "copy 7%");
         s.progress = Progress::default();
         assert_eq!(progress_message(&s), "AWS status: copying");
+    }
+
+    #[test]
+    fn a_look_without_tags_stands_for_the_recorded_snapshot_only_when_it_matches() {
+        let status = SnapshotStatus {
+            arn: Some("arn:snap".into()),
+            creation_time: Some("2026-11-22T03:00:00.000Z".into()),
+            ..SnapshotStatus::default()
+        };
+        let mut listed = snap("available");
+        listed.tags = None;
+        listed.created = status.creation_time.clone();
+        assert!(!needs_tags_to_prove(&status, &listed));
+        // Made again under the same name: same ARN, another creation time.
+        let mut again = listed.clone();
+        again.created = Some("2026-11-22T04:00:00.000Z".into());
+        assert!(needs_tags_to_prove(&status, &again));
+        let mut other_arn = listed.clone();
+        other_arn.arn = Some("arn:other".into());
+        assert!(needs_tags_to_prove(&status, &other_arn));
+        // The record has no creation time (ElastiCache while creating): one appears.
+        let no_time = SnapshotStatus {
+            creation_time: None,
+            ..status.clone()
+        };
+        assert!(needs_tags_to_prove(&no_time, &listed));
+        // Tags in the look decide by themselves; nothing recorded, nothing to compare.
+        let mut tagged = again.clone();
+        tagged.tags = Some(Tags::new());
+        assert!(!needs_tags_to_prove(&status, &tagged));
+        assert!(!needs_tags_to_prove(&SnapshotStatus::default(), &again));
+
+        // The core decides nothing about an unproven snapshot and mirrors nothing.
+        let mut d = desired();
+        d.recorded = Recorded::from_status(&status);
+        let t = timing();
+        let got = apply(&d, true, &Observation::Found(Box::new(again)), None, &t);
+        assert_eq!(got.step, Step::Nothing);
+        assert!(!got.owned);
+        assert_eq!(got.requeue, Some(AFTER_MUTATION));
+        let got = apply(&d, true, &Observation::Found(Box::new(listed)), None, &t);
+        assert!(got.owned);
+        assert_eq!(got.phase, Phase::Available);
+    }
+
+    #[test]
+    fn mirror_keeps_the_record_unless_tags_prove_ownership() {
+        let mut st = SnapshotStatus {
+            arn: Some("arn:snap".into()),
+            creation_time: Some("2026-11-22T03:00:00.000Z".into()),
+            ..SnapshotStatus::default()
+        };
+        let mut s = snap("available");
+        s.tags = None;
+        s.arn = Some("arn:other".into());
+        s.created = Some("2026-11-22T04:00:00.000Z".into());
+        mirror(&mut st, &s);
+        assert_eq!(st.arn.as_deref(), Some("arn:snap"));
+        assert_eq!(st.creation_time.as_deref(), Some("2026-11-22T03:00:00.000Z"));
+        // Nothing recorded yet: the first look records.
+        let mut fresh = SnapshotStatus::default();
+        mirror(&mut fresh, &s);
+        assert_eq!(fresh.arn.as_deref(), Some("arn:other"));
+        // Tags proved it ours: the record follows AWS.
+        s.tags = Some(desired().tags);
+        mirror(&mut st, &s);
+        assert_eq!(st.arn.as_deref(), Some("arn:other"));
+        assert_eq!(st.creation_time.as_deref(), Some("2026-11-22T04:00:00.000Z"));
     }
 
     #[test]

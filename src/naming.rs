@@ -3,30 +3,38 @@
 
 use crate::api::Engine;
 
-/// Whether `id` follows AWS's identifier rule: 1..=max characters, ASCII letters,
-/// digits and hyphens, a letter first, no trailing hyphen and no two hyphens in a row.
+/// Whether `id` follows AWS's identifier rule, lowercased: 1..=max characters,
+/// lowercase ASCII letters, digits and hyphens, a letter first, no trailing hyphen and
+/// no two hyphens in a row. (AWS takes upper case too, but stores DocumentDB and
+/// ElastiCache identifiers lowercased and looks Redshift's up regardless of case.)
 pub fn is_valid_identifier(id: &str, max: usize) -> bool {
     !id.is_empty()
         && id.len() <= max
-        && id.starts_with(|c: char| c.is_ascii_alphabetic())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.ends_with('-')
         && !id.contains("--")
 }
 
-/// Turns any text into a valid identifier of at most `max` characters: other
-/// characters become hyphens, runs of hyphens collapse, a non-letter start gets an `s`
+/// Turns any text into a valid identifier of at most `max` characters: letters are
+/// lowercased, other characters become hyphens, runs of hyphens collapse, a non-letter start gets an `s`
 /// in front, and trailing hyphens go.
 pub fn sanitize(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 1);
     for c in text.chars() {
-        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
         if c == '-' && (out.is_empty() || out.ends_with('-')) {
             continue;
         }
         out.push(c);
     }
-    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
         out.insert(0, 's');
     }
     out.truncate(max);
@@ -150,7 +158,7 @@ mod tests {
 
     #[test]
     fn sanitize_follows_the_rule() {
-        assert_eq!(sanitize("Hello World!", 255), "Hello-World");
+        assert_eq!(sanitize("Hello World!", 255), "hello-world");
         assert_eq!(sanitize("--a--b--", 255), "a-b");
         assert_eq!(sanitize("1-a", 255), "s1-a");
         assert_eq!(sanitize("", 10), "s");
@@ -162,7 +170,17 @@ mod tests {
     fn identifier_rule() {
         assert!(is_valid_identifier("a", 1));
         assert!(is_valid_identifier("a-1-b", 255));
-        for bad in ["", "1a", "a-", "a--b", "a_b", "a.b", "é"] {
+        for bad in [
+            "",
+            "1a",
+            "a-",
+            "a--b",
+            "a_b",
+            "a.b",
+            "é",
+            "A",
+            "orders-Weekly",
+        ] {
             assert!(!is_valid_identifier(bad, 255), "{bad}");
         }
         assert!(!is_valid_identifier("ab", 1));

@@ -685,6 +685,31 @@ async fn invalid_specs_are_rejected_without_aws_calls() {
             json!({"source": rs, "deletionPolicy": "Shred"}),
             "deletionPolicy",
         ),
+        (
+            "upper-case-id",
+            json!({"source": dd, "snapshotIdentifier": "Orders-Weekly"}),
+            "snapshotIdentifier",
+        ),
+        (
+            "upper-case-cluster",
+            json!({"source": {"redshift": {"clusterIdentifier": "Analytics"}}}),
+            "clusterIdentifier",
+        ),
+        (
+            "tag-value-angle",
+            json!({"source": rs, "tags": {"k": "<b>"}}),
+            "tags",
+        ),
+        (
+            "tag-key-ampersand",
+            json!({"source": rs, "tags": {"fish&chips": "x"}}),
+            "tags",
+        ),
+        (
+            "tag-emoji",
+            json!({"source": rs, "tags": {"k": "🚀"}}),
+            "tags",
+        ),
     ];
     assert!(cases.len() >= 15);
     let mut by_server = 0;
@@ -774,4 +799,199 @@ async fn throttled_lifecycles(name: &str, extra: &[&str]) {
     }
     assert!(stalled.is_empty(), "stalled under throttling: {stalled:?}");
     assert!(h.calls()["throttled"].as_u64().unwrap() > 0);
+}
+
+/// The object's snapshot is deleted outside Kubernetes and another made under its name
+/// (tagged by someone else, or untagged) while the operator, just restarted, trusts
+/// listings without tags: the object is Stalled NotOwned and keeps its record, and
+/// deleting it leaves the other snapshot, its tags and its shares alone.
+async fn a_replaced_snapshot_is_never_taken_for_ours(engine: &str) {
+    let mut h = Harness::new(&format!("replaced-{engine}"), 0.5).await;
+    seed_clusters(&h.aws).await;
+    let id = format!("replaced-{engine}");
+    let mut spec = json!({"source": source(engine), "snapshotIdentifier": id});
+    if engine == "docdb" {
+        spec["sharedWith"] = json!(["111111111111"]);
+    }
+    h.create(json!({"metadata": {"name": "mine"}, "spec": spec}))
+        .await
+        .unwrap();
+    let ours = h.wait_ready("mine").await;
+    assert!(ours.creation_time.is_some(), "{ours:?}");
+
+    // A restart: the object counts as checked for six resyncs.
+    h.operator.as_mut().unwrap().kill();
+    h.start_operator(&[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Replaced outside Kubernetes.
+    let theirs: BTreeMap<&str, &str> = [("team", "someone-else")].into();
+    match engine {
+        "docdb" => {
+            let c = h.docdb();
+            c.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(&id)
+                .attribute_name("restore")
+                .values_to_remove("111111111111")
+                .send()
+                .await
+                .unwrap();
+            c.delete_db_cluster_snapshot()
+                .db_cluster_snapshot_identifier(&id)
+                .send()
+                .await
+                .unwrap();
+            while aws_exists(&h, engine, &id).await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut create = c
+                .create_db_cluster_snapshot()
+                .db_cluster_identifier("orders")
+                .db_cluster_snapshot_identifier(&id);
+            for (k, v) in &theirs {
+                create = create.tags(
+                    aws_sdk_docdb::types::Tag::builder()
+                        .key(*k)
+                        .value(*v)
+                        .build(),
+                );
+            }
+            create.send().await.unwrap();
+            while c
+                .describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier(&id)
+                .send()
+                .await
+                .unwrap()
+                .db_cluster_snapshots()[0]
+                .status()
+                != Some("available")
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            c.modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(&id)
+                .attribute_name("restore")
+                .values_to_add("222222222222")
+                .send()
+                .await
+                .unwrap();
+        }
+        _ => {
+            let c = h.elasticache();
+            c.delete_snapshot().snapshot_name(&id).send().await.unwrap();
+            while aws_exists(&h, engine, &id).await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            c.create_snapshot()
+                .replication_group_id("sessions")
+                .snapshot_name(&id)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let deletes = h.mutating_calls();
+
+    let s = h
+        .wait_for(
+            "mine",
+            Duration::from_secs(30),
+            |_| {},
+            |s| stalled_reason(s).is_some(),
+        )
+        .await;
+    assert_eq!(stalled_reason(&s).as_deref(), Some("NotOwned"), "{s:?}");
+    assert_eq!(s.arn, ours.arn);
+    assert_eq!(
+        s.creation_time, ours.creation_time,
+        "the record was rewritten from a listing"
+    );
+    assert_eq!(s.aws_status, None, "{s:?}");
+    assert_eq!(s.ready_to_use, Some(false));
+
+    h.snapshots()
+        .delete("mine", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("mine").await;
+    assert!(
+        aws_exists(&h, engine, &id).await,
+        "their snapshot was deleted"
+    );
+    if engine == "docdb" {
+        assert_eq!(docdb_shares(&h, &id).await, ["222222222222"]);
+    }
+    assert_eq!(
+        h.mutating_calls(),
+        deletes,
+        "the operator acted on a snapshot that is not its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_docdb_snapshot_is_never_taken_for_ours() {
+    a_replaced_snapshot_is_never_taken_for_ours("docdb").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_elasticache_snapshot_is_never_taken_for_ours() {
+    a_replaced_snapshot_is_never_taken_for_ours("elasticache").await;
+}
+
+/// A copy of a DocumentDB snapshot goes Stalled (a spec change it refuses) while AWS is
+/// still copying: deleting the source waits for AWS to finish the copy, not for the
+/// copy's object (which will not be reconciled again), then deletes the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_copy_holds_its_source_only_while_aws_copies() {
+    let h = Harness::new("stalled-copy", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({"metadata": {"name": "nightly"}, "spec": {"source": source("docdb"), "snapshotIdentifier": "stalled-source"}}))
+        .await
+        .unwrap();
+    h.wait_ready("nightly").await;
+    h.set_snapshot_seconds(12.0);
+    h.create_copy(json!({"metadata": {"name": "dr"}, "spec": {"source": {"clusterSnapshotRef": {"name": "nightly"}}, "targetSnapshotIdentifier": "stalled-copy"}}))
+        .await
+        .unwrap();
+    h.wait_copy("dr", Duration::from_secs(30), |s| {
+        s.aws_status.as_deref() == Some("copying")
+    })
+    .await;
+    // retentionDays is Redshift's: the copy is Stalled InvalidSpec, and stays so.
+    h.copies()
+        .patch(
+            "dr",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"retentionDays": 7}})),
+        )
+        .await
+        .unwrap();
+    h.wait_copy("dr", Duration::from_secs(30), |s| {
+        stalled_reason(s).as_deref() == Some("InvalidSpec")
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    h.snapshots()
+        .delete("nightly", &Default::default())
+        .await
+        .unwrap();
+    // While AWS copies, the source stays.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(aws_exists(&h, "docdb", "stalled-source").await);
+    h.wait_gone("nightly").await;
+    println!("source deleted {:?} after it was asked", asked.elapsed());
+    assert!(!aws_exists(&h, "docdb", "stalled-source").await);
+    let copy = h
+        .docdb()
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("stalled-copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.db_cluster_snapshots()[0].status(),
+        Some("available"),
+        "the source went before AWS finished the copy"
+    );
 }

@@ -99,6 +99,41 @@ fn cel(kind: &str, spec: &Value, old: Option<&Value>) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Checks every string in `spec` against the `pattern` its schema gives it (a map's
+/// values against `additionalProperties`), as the API server does; the error names the
+/// first field that does not match.
+fn patterns(kind: &str, spec: &Value) -> Result<(), String> {
+    let crd = if kind == "ClusterSnapshot" {
+        ClusterSnapshot::crd()
+    } else {
+        SnapshotCopy::crd()
+    };
+    fn walk(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
+        match v {
+            Value::String(s) => {
+                if let Some(p) = schema["pattern"].as_str()
+                    && !regex::Regex::new(p).unwrap().is_match(s)
+                {
+                    return Err(format!("{path}: {s:?} does not match {p}"));
+                }
+                Ok(())
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let sub = schema["properties"]
+                        .get(k)
+                        .unwrap_or(&schema["additionalProperties"]);
+                    walk(sub, x, &format!("{path}.{k}"))?;
+                }
+                Ok(())
+            }
+            Value::Array(a) => a.iter().try_for_each(|x| walk(&schema["items"], x, path)),
+            _ => Ok(()),
+        }
+    }
+    walk(&schema(&crd)["properties"]["spec"], spec, "spec")
+}
+
 /// Specs the CEL rules must reject, with the text the rule's message carries; each is
 /// rejected by the operator's own validation too.
 #[test]
@@ -111,8 +146,10 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
         json!({"source": dd, "sharedWith": ["111111111111"], "snapshotIdentifier": "a".repeat(63)}),
         json!({"source": ec, "kmsKeyId": "alias/x", "tags": {"team": "data"}}),
         json!({"source": {"elasticache": {"cacheClusterId": "solo"}}}),
+        json!({"source": rs, "tags": {"Zürich Ωμέγα 東京": "a_b.c:d/e=f+g-h@i ٣", "empty": ""}}),
     ] {
         cel("ClusterSnapshot", &valid, None).unwrap_or_else(|e| panic!("{valid}: {e}"));
+        patterns("ClusterSnapshot", &valid).unwrap_or_else(|e| panic!("{valid}: {e}"));
         let spec: ClusterSnapshotSpec = serde_json::from_value(valid.clone()).unwrap();
         validate_cluster_snapshot(&spec).unwrap_or_else(|e| panic!("{valid}: {e}"));
     }
@@ -147,6 +184,18 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
             "reserved",
         ),
         (json!({"source": rs, "tags": {"k": "v".repeat(257)}}), "256"),
+        (
+            json!({"source": rs, "tags": {"a<b": "y"}}),
+            "_ . : / = + - @",
+        ),
+        (
+            json!({"source": rs, "tags": {"k": "fish & chips"}}),
+            "_ . : / = + - @",
+        ),
+        (
+            json!({"source": rs, "tags": {"k": "🚀"}}),
+            "_ . : / = + - @",
+        ),
     ];
     for (spec, text) in &invalid {
         let err = cel("ClusterSnapshot", spec, None).expect_err(&format!("CEL accepted {spec}"));
@@ -156,6 +205,47 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
             validate_cluster_snapshot(&parsed).is_err(),
             "the operator accepted {spec}"
         );
+    }
+    // Rules the schema holds as patterns (which every API server enforces).
+    let by_pattern = [
+        (
+            json!({"source": dd, "snapshotIdentifier": "Orders-Weekly"}),
+            "spec.snapshotIdentifier",
+        ),
+        (
+            json!({"source": {"redshift": {"clusterIdentifier": "Analytics"}}}),
+            "spec.source.redshift.clusterIdentifier",
+        ),
+        (
+            json!({"source": {"docdb": {"clusterIdentifier": "Orders"}}}),
+            "spec.source.docdb.clusterIdentifier",
+        ),
+        (
+            json!({"source": {"elasticache": {"replicationGroupId": "Sessions"}}}),
+            "spec.source.elasticache.replicationGroupId",
+        ),
+        (
+            json!({"source": {"elasticache": {"cacheClusterId": "Solo"}}}),
+            "spec.source.elasticache.cacheClusterId",
+        ),
+        (json!({"source": rs, "tags": {"k": "<b>"}}), "spec.tags.k"),
+        (
+            json!({"source": rs, "tags": {"k": "tab\there"}}),
+            "spec.tags.k",
+        ),
+    ];
+    for (spec, field) in &by_pattern {
+        let err = patterns("ClusterSnapshot", spec).expect_err(&format!("schema accepted {spec}"));
+        assert!(err.contains(field), "{spec}: {err}");
+        let parsed: ClusterSnapshotSpec = serde_json::from_value(spec.clone()).unwrap();
+        let e =
+            validate_cluster_snapshot(&parsed).expect_err(&format!("the operator accepted {spec}"));
+        let named = if field.starts_with("spec.tags") {
+            "spec.tags"
+        } else {
+            field
+        };
+        assert!(e.field.starts_with(named), "{spec}: {e}");
     }
     // Immutability (transition rules).
     let old = json!({"source": rs, "snapshotIdentifier": "one", "region": "us-east-1"});
@@ -196,6 +286,7 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
     ];
     for v in &valid {
         cel("SnapshotCopy", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
+        patterns("SnapshotCopy", v).unwrap_or_else(|e| panic!("{v}: {e}"));
         let spec: SnapshotCopySpec = serde_json::from_value(v.clone()).unwrap();
         validate_snapshot_copy(&spec, None).unwrap_or_else(|e| panic!("{v}: {e}"));
     }
@@ -230,6 +321,33 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
             "ElastiCache",
         ),
     ];
+    let copy = json!({"clusterSnapshotRef": {"name": "nightly"}});
+    for (spec, field) in [
+        (
+            json!({"source": copy, "targetSnapshotIdentifier": "Nightly-Copy"}),
+            "spec.targetSnapshotIdentifier",
+        ),
+        (
+            json!({"source": {"redshift": {"snapshotIdentifier": "x", "clusterIdentifier": "Analytics"}}}),
+            "spec.source.redshift.clusterIdentifier",
+        ),
+        (json!({"source": copy, "tags": {"k": "a&b"}}), "spec.tags.k"),
+    ] {
+        let err = patterns("SnapshotCopy", &spec).expect_err(&format!("schema accepted {spec}"));
+        assert!(err.contains(field), "{spec}: {err}");
+        let parsed: SnapshotCopySpec = serde_json::from_value(spec.clone()).unwrap();
+        assert!(
+            validate_snapshot_copy(&parsed, None).is_err(),
+            "the operator accepted {spec}"
+        );
+    }
+    let err = cel(
+        "SnapshotCopy",
+        &json!({"source": copy, "tags": {"a<b": "x"}}),
+        None,
+    )
+    .expect_err("CEL accepted a tag key with <");
+    assert!(err.contains("_ . : / = + - @"), "{err}");
     for (spec, text) in &invalid {
         let err = cel("SnapshotCopy", spec, None).expect_err(&format!("CEL accepted {spec}"));
         assert!(err.contains(text), "{spec}: {err}");

@@ -1,5 +1,6 @@
-//! Hostile but valid input goes through unchanged; input that cannot work ends in a
-//! condition naming the field, with no AWS mutation. (Invalid specs, 21 Redshift shares
+//! Hostile but valid input goes through unchanged; input that cannot work (tag
+//! characters AWS refuses among it) ends in a condition naming the field, with no AWS
+//! mutation. (Invalid specs, 21 Redshift shares
 //! and 50 tags among them, are in cluster_snapshot.rs's
 //! `invalid_specs_are_rejected_without_aws_calls`; a namespace claiming another's
 //! snapshot in `another_namespace_claiming_the_same_snapshot_is_not_owned`.)
@@ -13,23 +14,33 @@ use common::*;
 use kube::ResourceExt;
 use serde_json::json;
 
-/// `n` characters of unicode and XML's special characters, different for each `seed`.
-fn nasty(seed: usize, n: usize) -> String {
+/// `n` characters of everything AWS allows in a tag: letters of many scripts (some
+/// multi-byte, some combining into one glyph with no mark of their own), digits of
+/// several, unicode spaces and every allowed symbol; different for each `seed`.
+fn allowed(seed: usize, n: usize) -> String {
     let pieces = [
-        "<tag a=\"1\">",
-        "&amp;",
-        "&",
-        "'q'",
-        " ü ",
+        "Zürich",
+        " ",
         "漢字",
-        "🙂",
-        "]]>",
-        "\\",
-        "%20",
-        "+=",
-        "é́",
+        "_",
+        "Ωμέγα",
+        ".",
+        "٣٤",
+        ":",
+        "ﬁ",
+        "/",
+        "Ⅻ",
+        "=",
+        "\u{3000}",
+        "+",
+        "Ǆ",
+        "-",
+        "𝔸",
+        "@",
+        "\u{a0}",
+        "日本",
     ];
-    let mut s = format!("{seed}:");
+    let mut s = format!("{seed}");
     let mut i = seed;
     while s.chars().count() < n {
         s.push_str(pieces[i % pieces.len()]);
@@ -39,16 +50,16 @@ fn nasty(seed: usize, n: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tags_at_every_limit_with_unicode_and_xml_round_trip_unchanged() {
+async fn tags_at_every_limit_with_every_allowed_character_round_trip_unchanged() {
     let h = Harness::new("hostile-tags", 0.5).await;
     seed_clusters(&h.aws).await;
     // 48 tags (AWS allows 50; the operator adds two), values of 256 characters, keys of
-    // 128, all full of multi-byte characters and XML's special ones.
+    // 128, full of multi-byte letters, unicode spaces and every symbol AWS allows.
     let tags: BTreeMap<String, String> = (0..48)
         .map(|i| {
             (
-                nasty(i + 1000, if i == 0 { 128 } else { 20 }),
-                nasty(i, 256),
+                allowed(i + 1000, if i == 0 { 128 } else { 20 }),
+                allowed(i, 256),
             )
         })
         .collect();
@@ -114,6 +125,72 @@ async fn tags_at_every_limit_with_unicode_and_xml_round_trip_unchanged() {
     let before = tagging(&h);
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(tagging(&h), before, "resyncs keep rewriting the tags");
+}
+
+/// Characters AWS refuses in tags (XML's special ones, emoji, control characters,
+/// punctuation outside the allowed set) end in InvalidSpec naming spec.tags, with no
+/// AWS call; a server that drops CEL still has the schema's value pattern, so values
+/// are refused at the door and keys by the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_aws_refuses_are_refused_naming_the_field() {
+    let h = Harness::new("hostile-refused", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let baseline = h.mutating_calls();
+    let source = json!({"redshift": {"clusterIdentifier": "analytics"}});
+    let mut by_server = 0;
+    let mut by_operator = 0;
+    for (i, (k, v)) in [
+        ("k", "<tag a=\"1\">"),
+        ("k", "fish &amp; chips"),
+        ("k", "🙂"),
+        ("k", "tab\there"),
+        ("k", "]]>"),
+        ("k", "50%"),
+        ("k", "'q'"),
+        ("k", "back\\slash"),
+        ("<key>", "v"),
+        ("key&", "v"),
+        ("🙂", "v"),
+        ("semi;colon", "v"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("refused-{i}");
+        let tags: BTreeMap<&str, &str> = [(k, v)].into();
+        match h
+            .create_raw(
+                "ClusterSnapshot",
+                json!({"metadata": {"name": name}, "spec": {"source": source, "tags": tags}}),
+            )
+            .await
+        {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{k:?}={v:?}: {e:?}");
+                assert!(e.message.contains("spec.tags"), "{}", e.message);
+                by_server += 1;
+            }
+            Err(e) => panic!("{k:?}={v:?}: {e}"),
+            Ok(()) => {
+                let s = h
+                    .wait_for(
+                        &name,
+                        Duration::from_secs(30),
+                        |_| {},
+                        |s| stalled_reason(s).is_some(),
+                    )
+                    .await;
+                assert_eq!(stalled_reason(&s).as_deref(), Some("InvalidSpec"));
+                let msg = &condition(&s, "Stalled").unwrap().message;
+                assert!(msg.contains("spec.tags"), "{k:?}={v:?}: {msg}");
+                assert!(msg.contains("_ . : / = + - @"), "{msg}");
+                by_operator += 1;
+            }
+        }
+    }
+    println!("{by_server} refused by the API server's schema, {by_operator} by the operator");
+    assert!(by_operator >= 4, "keys are the operator's to refuse");
+    assert_eq!(h.mutating_calls(), baseline, "a refused tag reached AWS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,21 @@ pub const OWNER_UID_TAG: &str = "dbsnapshot.io/owner-uid";
 /// Tag on every snapshot the operator creates or copies: `<namespace>/<kind>/<name>`.
 pub const RESOURCE_TAG: &str = "dbsnapshot.io/resource";
 
-/// An AWS resource identifier: a letter first, then letters, digits and single
-/// hyphens, not ending with a hyphen.
-pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z]([A-Za-z0-9]|-[A-Za-z0-9])*$";
+/// An AWS resource identifier: a lowercase letter first, then lowercase letters, digits
+/// and single hyphens, not ending with a hyphen. AWS stores DocumentDB and ElastiCache
+/// identifiers lowercased and looks Redshift's up regardless of case, so an upper-case
+/// identifier would name a snapshot AWS reports under another spelling.
+pub const IDENTIFIER_PATTERN: &str = "^[a-z]([a-z0-9]|-[a-z0-9])*$";
+/// AWS's common tag character set: letters, digits, white space and `_ . : / = + - @`
+/// (the Java regex `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$` of AWS's tagging APIs). Keys
+/// starting with `aws:` are AWS's own.
+pub const TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
+/// [`TAG_PATTERN`] as a CEL rule over a tag map's keys and values (a schema `pattern`
+/// cannot reach a map's keys).
+pub const TAG_CHARACTERS_RULE: &str = r"self.all(k, k.matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$') && self[k].matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$'))";
+/// The message of [`TAG_CHARACTERS_RULE`].
+pub const TAG_CHARACTERS_MESSAGE: &str =
+    "tag keys and values may hold only letters, digits, white space and _ . : / = + - @";
 /// An AWS region name such as `us-east-1`.
 pub const REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]+$";
 /// A 12-digit AWS account id, or Redshift's support account.

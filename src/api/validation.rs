@@ -66,8 +66,10 @@ fn check_identifier(field: &str, id: &str, max: usize, what: &str) -> Result<(),
         Err(err(
             field,
             format!(
-                "{id:?} is not a valid {what}: use 1 to {max} ASCII letters, digits and single \
-                 hyphens, starting with a letter and not ending with a hyphen"
+                "{id:?} is not a valid {what}: use 1 to {max} lowercase ASCII letters, digits \
+                 and single hyphens, starting with a letter and not ending with a hyphen (AWS \
+                 stores identifiers lowercased; write {:?})",
+                id.to_ascii_lowercase()
             ),
         ))
     }
@@ -103,6 +105,15 @@ fn check_kms(field: &str, key: &Option<String>) -> Result<(), SpecError> {
     }
 }
 
+/// Whether `c` is in AWS's common tag character set ([`super::TAG_PATTERN`], the very
+/// pattern the CRD schema holds).
+pub fn is_tag_char(c: char) -> bool {
+    static ONE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(super::TAG_PATTERN).expect("the tag pattern compiles")
+    });
+    ONE.is_match(c.encode_utf8(&mut [0; 4]))
+}
+
 fn check_tags(tags: &Tags) -> Result<(), SpecError> {
     if tags.len() > MAX_TAGS {
         return Err(err(
@@ -126,6 +137,17 @@ fn check_tags(tags: &Tags) -> Result<(), SpecError> {
         }
         if v.chars().count() > 256 {
             return Err(err(field, "tag values must be at most 256 characters"));
+        }
+        for text in [k, v] {
+            if let Some(c) = text.chars().find(|c| !is_tag_char(*c)) {
+                return Err(err(
+                    field,
+                    format!(
+                        "{c:?} is not allowed in a tag: AWS takes letters, digits, white space \
+                         and _ . : / = + - @ only"
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -427,6 +449,7 @@ mod tests {
         prop_oneof![
             re(format!("[a-zA-Z0-9-]{{0,{max}}}")),
             re(format!("[a-z][a-z0-9]{{0,{max}}}")),
+            re(format!("[\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+@-]{{0,{max}}}")),
             re(format!("\\PC{{0,{max}}}")),
             any::<String>().boxed(),
         ]
@@ -476,9 +499,11 @@ mod tests {
                         prop_assert!(re.is_match(id) && id.len() <= 255);
                     }
                     prop_assert!(tags.len() <= 48);
+                    let chars = regex::Regex::new(crate::api::TAG_PATTERN).unwrap();
                     for (k, v) in &tags {
                         prop_assert!((1..=128).contains(&k.chars().count()));
                         prop_assert!(v.chars().count() <= 256);
+                        prop_assert!(chars.is_match(k) && chars.is_match(v));
                     }
                     prop_assert!(shares.len() <= 20);
                 }
@@ -489,8 +514,8 @@ mod tests {
             }
         }
 
-        /// Tags: accepted exactly when AWS's limits allow them (with room for the
-        /// operator's two), whatever the characters; a refusal names spec.tags.
+        /// Tags: accepted exactly when AWS's limits (with room for the operator's two)
+        /// and its character set allow them; a refusal names spec.tags.
         #[test]
         fn tags_are_accepted_exactly_within_aws_limits(
             tags in proptest::collection::btree_map(text(140), text(300), 0..60),
@@ -498,12 +523,15 @@ mod tests {
             let s = spec(serde_json::json!({
                 "source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": tags,
             }));
+            let chars = regex::Regex::new(crate::api::TAG_PATTERN).unwrap();
             let allowed = tags.len() <= 48
                 && tags.iter().all(|(k, v)| {
                     (1..=128).contains(&k.chars().count())
                         && v.chars().count() <= 256
                         && !k.starts_with("aws:")
                         && !k.starts_with("dbsnapshot.io/")
+                        && chars.is_match(k)
+                        && chars.is_match(v)
                 });
             match validate_cluster_snapshot(&s) {
                 Ok(_) => prop_assert!(allowed),
@@ -538,6 +566,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tag_characters_follow_aws() {
+        let with = |k: &str, v: &str| {
+            validate_cluster_snapshot(&spec(serde_json::json!({
+                "source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": {k: v},
+            })))
+            .map(|_| ())
+        };
+        for (k, v) in [
+            ("team", "data"),
+            ("Zürich Ωμέγα 東京", "1 2\u{3000}3 ٣"),
+            ("a_b.c:d/e=f+g-h@i", "_.:/=+-@"),
+            ("empty-value", ""),
+        ] {
+            assert!(with(k, v).is_ok(), "{k:?}={v:?}: {:?}", with(k, v));
+        }
+        for (k, v) in [
+            ("a<b", "x"),
+            ("k", "fish & chips"),
+            ("k", "🚀"),
+            ("k", "tab\there"),
+            ("quote\"", "x"),
+            ("k", "50%"),
+        ] {
+            let e = with(k, v).unwrap_err();
+            assert_eq!(e.field, format!("spec.tags[{k}]"));
+            assert!(e.message.contains("_ . : / = + - @"), "{e}");
+        }
+    }
+
+    #[test]
+    fn upper_case_identifiers_are_refused_naming_the_field_and_the_fix() {
+        let e = validate_cluster_snapshot(&spec(serde_json::json!({
+            "source": {"docdb": {"clusterIdentifier": "orders"}},
+            "snapshotIdentifier": "Orders-Weekly",
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "spec.snapshotIdentifier");
+        assert!(e.message.contains("\"orders-weekly\""), "{e}");
+        let e = validate_cluster_snapshot(&spec(serde_json::json!({
+            "source": {"redshift": {"clusterIdentifier": "Analytics"}},
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "spec.source.redshift.clusterIdentifier");
     }
 
     #[test]

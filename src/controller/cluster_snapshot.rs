@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::drive::{self, Creation};
 use super::poller::{GroupKey, Wake};
@@ -115,7 +115,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
             owner_uid: uid,
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: false,
-            recorded: None,
+            recorded: Recorded::from_status(&status),
             adopt_untagged: false,
         },
     })
@@ -241,31 +241,70 @@ async fn apply(
     Ok(action(decision.requeue))
 }
 
-/// Copies of this snapshot (SnapshotCopy objects naming it) that may still be reading
-/// it on AWS: those that recorded their target and have not finished.
-async fn copies_in_flight(ctx: &Context, obj: &ClusterSnapshot) -> Result<Vec<String>, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let copies: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let list = copies.list(&Default::default()).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|c| {
-            c.spec
+/// Copies of this snapshot (SnapshotCopy objects naming it) that AWS is still copying
+/// from it, and when to look again: a copy counts while AWS says its target is being
+/// copied, whatever its object's phase (a copy Stalled by a spec change is still read
+/// by AWS; one whose object will never be reconciled again must not hold the source
+/// forever). Copies are read from the cache; AWS is asked about each one that recorded
+/// a target.
+async fn copies_in_flight(
+    ctx: &Context,
+    obj: &ClusterSnapshot,
+) -> Result<(Vec<String>, Option<std::time::Duration>), Error> {
+    let namespace = obj.namespace();
+    let name = obj.name_any();
+    let candidates: Vec<SnapshotCopy> = match &ctx.copies {
+        Some(store) => store.state().iter().map(|c| (**c).clone()).collect(),
+        None => {
+            let api: Api<SnapshotCopy> =
+                Api::namespaced(ctx.client.clone(), &namespace.clone().unwrap_or_default());
+            api.list(&Default::default()).await?.items
+        }
+    };
+    let mut waiting = Vec::new();
+    let mut next: Option<std::time::Duration> = None;
+    for c in candidates.iter().filter(|c| {
+        c.namespace() == namespace
+            && c.spec
                 .source
                 .cluster_snapshot_ref
                 .as_ref()
                 .map(|r| r.name.as_str())
-                == Some(obj.name_any().as_str())
-        })
-        .filter(|c| {
-            let s = c.status.clone().unwrap_or_default();
-            s.snapshot_identifier.is_some()
-                && !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed))
-                && c.meta().deletion_timestamp.is_none()
-        })
-        .map(|c| c.name_any())
-        .collect())
+                == Some(name.as_str())
+    }) {
+        let s = c.status.clone().unwrap_or_default();
+        let (Some(id), Some(engine), Some(region)) = (s.snapshot_identifier, s.engine, s.region)
+        else {
+            continue;
+        };
+        let client = ctx.engines.get(engine, &region);
+        if c.spec.target_bucket.is_some() {
+            // An export to S3: AWS shows it on the source itself (`exporting`).
+            let own = obj
+                .status
+                .as_ref()
+                .and_then(|s| s.snapshot_identifier.clone());
+            if let Some(own) = own
+                && let Some(source) = client.describe(&own, false).await?
+                && source.aws_status.eq_ignore_ascii_case("exporting")
+            {
+                let wait = ctx.timing.no_estimate_poll;
+                next = Some(next.map_or(wait, |n| n.min(wait)));
+                waiting.push(c.name_any());
+            }
+            continue;
+        }
+        // A copy AWS has finished (or never made) reads nothing.
+        let Some(target) = client.describe(&id, false).await? else {
+            continue;
+        };
+        if target.state() == crate::engine::SnapshotState::Creating {
+            let wait = crate::lifecycle::next_poll(&target, drive::elapsed(&target), &ctx.timing);
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+            waiting.push(c.name_any());
+        }
+    }
+    Ok((waiting, next))
 }
 
 async fn cleanup(
@@ -284,7 +323,7 @@ async fn cleanup(
         return Ok(Action::await_change());
     };
     if obj.spec.deletion_policy == DeletionPolicy::Delete {
-        let waiting = copies_in_flight(ctx, obj).await?;
+        let (waiting, next) = copies_in_flight(ctx, obj).await?;
         if !waiting.is_empty() {
             let mut status = old.clone();
             status.phase = Some(Phase::Deleting);
@@ -300,7 +339,7 @@ async fn cleanup(
                 obj.metadata.generation,
             );
             write_status(api, ctx, obj, &old, &status).await?;
-            return Ok(Action::requeue(ctx.timing.min_poll));
+            return Ok(Action::requeue(next.unwrap_or(ctx.timing.max_poll)));
         }
     }
     let desired = Desired {

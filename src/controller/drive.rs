@@ -98,6 +98,10 @@ async fn observe_batched(
         // Not listed: made after the listing, or gone; ask about it alone.
         Listed::Absent => return look_directly(engine, identifier, b).await,
     };
+    // Not the snapshot recorded (made again under the name, say): only its tags tell.
+    if lifecycle::needs_tags_to_prove(current, &s) {
+        return look_directly(engine, identifier, b).await;
+    }
     if s.state() != SnapshotState::Creating
         && ((need_tags && s.tags.is_none()) || s.shared_with.is_none())
     {
@@ -134,8 +138,9 @@ async fn observe_direct(
     let detail = !(known && current.phase == Some(Phase::Creating));
     let mut found = engine.describe(identifier, detail).await?;
     if let Some(s) = &found
-        && s.state() == SnapshotState::Available
-        && (s.tags.is_none() || s.shared_with.is_none())
+        && ((s.state() == SnapshotState::Available
+            && (s.tags.is_none() || s.shared_with.is_none()))
+            || lifecycle::needs_tags_to_prove(current, s))
     {
         found = engine.describe(identifier, true).await?;
     }
@@ -302,6 +307,16 @@ pub fn status_after(
         && let Observation::Found(s) = observed
     {
         lifecycle::mirror(&mut status, s);
+    }
+    if !decision.owned
+        && matches!(
+            decision.health.reason(),
+            reasons::NOT_FOUND | reasons::NOT_OWNED
+        )
+    {
+        // What AWS last said of a snapshot that is gone, or not this object's, no
+        // longer describes anything (the record of ARN and creation time stays).
+        lifecycle::forget_observed(&mut status);
     }
     if decision.phase != Phase::Available && decision.phase != Phase::Creating {
         status.ready_to_use = Some(false);

@@ -45,6 +45,9 @@ pub struct Context {
         Option<futures::channel::mpsc::UnboundedSender<ObjectRef<crate::api::ClusterSnapshot>>>,
     /// What this process knows of each object's snapshot, by object UID.
     looks: Mutex<HashMap<String, Look>>,
+    /// The SnapshotCopy cache (a ClusterSnapshot being deleted waits for the copies of
+    /// it in flight); `None`: they are listed.
+    pub copies: Option<kube::runtime::reflector::Store<crate::api::SnapshotCopy>>,
 }
 
 /// Failed attempts in a row per object, and when each object's backoff runs out.
@@ -118,6 +121,7 @@ impl Context {
             pollers: None,
             wake_snapshot: None,
             looks: Mutex::new(HashMap::new()),
+            copies: None,
         }
     }
 
@@ -932,6 +936,8 @@ async fn run_controllers(
         ctx.pollers = Some(Arc::new(poller::Pollers::new(timing, metrics.clone())));
         ctx.wake_snapshot = Some(wake_snapshot);
     }
+    let (copy_store, copy_writer) = reflector::store();
+    ctx.copies = Some(copy_store.clone());
     let ctx = Arc::new(ctx);
     let snapshots: Api<ClusterSnapshot> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -950,7 +956,7 @@ async fn run_controllers(
     let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect(move |r| reach.reach.kube(r.is_ok()))
-        .reflect(writer)
+        .reflect(copy_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
@@ -958,7 +964,6 @@ async fn run_controllers(
         .reconcile_on(snapshot_wakes)
         .shutdown_on_signal();
 
-    let (copy_store, writer) = reflector::store();
     let reach = ctx.metrics.clone();
     let trigger = watcher(copies, watcher::Config::default().any_semantic())
         .default_backoff()

@@ -67,13 +67,19 @@ struct GroupState {
     task_running: bool,
 }
 
+/// Where a snapshot is kept in a group: AWS compares identifiers regardless of case
+/// (and stores DocumentDB's and ElastiCache's lowercased), so the group does too.
+fn key_of(identifier: &str) -> String {
+    identifier.to_ascii_lowercase()
+}
+
 impl GroupState {
     fn fresh(&self, max_age: Duration) -> bool {
         self.listed_at.is_some_and(|t| t.elapsed() <= max_age)
     }
 
     fn lookup(&self, identifier: &str) -> Listed {
-        match self.snapshots.get(identifier) {
+        match self.snapshots.get(&key_of(identifier)) {
             Some((s, _)) => Listed::Present(Box::new(s.clone())),
             None => Listed::Absent,
         }
@@ -173,11 +179,11 @@ impl Pollers {
             let mut state = group.state();
             state
                 .snapshots
-                .entry(seen.identifier.clone())
+                .entry(key_of(&seen.identifier))
                 .or_insert_with(|| (seen.clone(), Instant::now()));
             state
                 .watchers
-                .insert(seen.identifier.clone(), (wake, seen.progress.percent));
+                .insert(key_of(&seen.identifier), (wake, seen.progress.percent));
             let due = state.schedule(&self.timing);
             if let (Some(due), Some(current)) = (due, state.next_poll)
                 && due < current
@@ -197,7 +203,7 @@ impl Pollers {
     pub fn unwatch(&self, key: &GroupKey, identifier: &str) {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(group) = groups.get(key) {
-            group.state().watchers.remove(identifier);
+            group.state().watchers.remove(&key_of(identifier));
         }
     }
 
@@ -207,7 +213,7 @@ impl Pollers {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(group) = groups.get(key) {
             group.state().snapshots.insert(
-                snapshot.identifier.clone(),
+                key_of(&snapshot.identifier),
                 (snapshot.clone(), Instant::now()),
             );
         }
@@ -294,7 +300,7 @@ impl Group {
         let mut state = self.state();
         let mut snapshots: HashMap<String, (Snapshot, Instant)> = listed
             .into_iter()
-            .map(|s| (s.identifier.clone(), (s, started)))
+            .map(|s| (key_of(&s.identifier), (s, started)))
             .collect();
         // What was seen after the listing began (a create's answer, a full look after a
         // mutation) is newer than the listing: it stays.

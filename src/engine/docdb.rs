@@ -196,7 +196,8 @@ impl SnapshotEngine for Docdb {
             .db_cluster_snapshots()
             .iter()
             .find(|s| {
-                s.db_cluster_snapshot_identifier() == Some(identifier)
+                s.db_cluster_snapshot_identifier()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(identifier))
                     || s.db_cluster_snapshot_arn() == Some(identifier)
             })
             .map(map_snapshot)

@@ -105,7 +105,10 @@ impl SnapshotEngine for ElastiCache {
         let Some(mut snapshot) = out
             .snapshots()
             .iter()
-            .find(|s| s.snapshot_name() == Some(identifier))
+            .find(|s| {
+                s.snapshot_name()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(identifier))
+            })
             .map(map_snapshot)
         else {
             return Ok(None);

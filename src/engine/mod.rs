@@ -58,11 +58,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Where the snapshot is, from every status the three services document:
+    /// Redshift's `creating`, `available`, `final snapshot`, `failed`, `deleted`;
+    /// DocumentDB's `creating`, `copying`, `available`, `failed`, `deleting`;
+    /// ElastiCache's `creating`, `available`, `restoring`, `copying`, `exporting`,
+    /// `deleting`. A snapshot a cluster is being restored from (`restoring`) or that is
+    /// being exported to S3 (`exporting`) is itself available. A status none of them
+    /// documents is waited on as if AWS were still working.
     pub fn state(&self) -> SnapshotState {
         match self.aws_status.to_ascii_lowercase().as_str() {
-            "available" | "exporting" => SnapshotState::Available,
+            "available" | "final snapshot" | "restoring" | "exporting" => SnapshotState::Available,
             "failed" | "incompatible-restore" => SnapshotState::Failed,
             "deleting" | "deleted" => SnapshotState::Deleting,
+            // "creating", "copying", and anything not documented.
             _ => SnapshotState::Creating,
         }
     }
@@ -344,6 +352,31 @@ pub fn share_diff(desired: &[String], observed: &[String]) -> (Vec<String>, Vec<
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_documented_aws_status_has_its_state() {
+        use SnapshotState::*;
+        for (status, state) in [
+            ("creating", Creating),
+            ("copying", Creating),
+            ("available", Available),
+            ("final snapshot", Available),
+            ("restoring", Available),
+            ("exporting", Available),
+            ("failed", Failed),
+            ("incompatible-restore", Failed),
+            ("deleting", Deleting),
+            ("deleted", Deleting),
+            ("Available", Available),
+            ("something-new", Creating),
+        ] {
+            let s = Snapshot {
+                aws_status: status.to_string(),
+                ..Snapshot::default()
+            };
+            assert_eq!(s.state(), state, "{status}");
+        }
+    }
+
     fn tags(pairs: &[(&str, &str)]) -> Tags {
         pairs
             .iter()
@@ -425,23 +458,5 @@ mod tests {
             (vec!["1".to_string()], vec!["3".to_string()])
         );
         assert_eq!(share_diff(&d, &d), (vec![], vec![]));
-    }
-
-    #[test]
-    fn states_from_aws_status_strings() {
-        let s = |st: &str| {
-            Snapshot {
-                aws_status: st.to_string(),
-                ..Snapshot::default()
-            }
-            .state()
-        };
-        assert_eq!(s("creating"), SnapshotState::Creating);
-        assert_eq!(s("copying"), SnapshotState::Creating);
-        assert_eq!(s("available"), SnapshotState::Available);
-        assert_eq!(s("exporting"), SnapshotState::Available);
-        assert_eq!(s("failed"), SnapshotState::Failed);
-        assert_eq!(s("deleted"), SnapshotState::Deleting);
-        assert_eq!(s("Available"), SnapshotState::Available);
     }
 }

@@ -123,7 +123,10 @@ impl SnapshotEngine for Redshift {
             Ok(out) => Ok(out
                 .snapshots()
                 .iter()
-                .find(|s| s.snapshot_identifier() == Some(identifier))
+                .find(|s| {
+                    s.snapshot_identifier()
+                        .is_some_and(|i| i.eq_ignore_ascii_case(identifier))
+                })
                 .map(map_snapshot)),
             Err(e) => {
                 let e = classify(SERVICE, "DescribeClusterSnapshots", e, &CODES);
