@@ -28,10 +28,10 @@ pub struct Desired {
     /// that): when AWS reports the same ARN and creation time, it is this object's even
     /// where the look did not fetch tags.
     pub recorded: Option<Recorded>,
-    /// A snapshot with no tags at all is this object's: a Redshift copy whose target
-    /// identifier is the object's uid-derived default. CopyClusterSnapshot takes no
-    /// tags, so a restart between the copy and its tagging finds it untagged; nobody
-    /// else names a snapshot after this object's uid.
+    /// A snapshot with no tags at all is this object's: a Redshift copy whose copy call
+    /// the status records (see [`Desired::untagged_copy_is_ours`]). CopyClusterSnapshot
+    /// takes no tags, so a failed tagging, or a restart between the copy and its
+    /// tagging, leaves it untagged.
     pub adopt_untagged: bool,
 }
 
@@ -43,6 +43,21 @@ impl Desired {
             s.tag(OWNER_UID_TAG) == Some(self.owner_uid.as_str())
                 || (self.adopt_untagged && tags.is_empty()),
         )
+    }
+
+    /// Whether a snapshot without any tag under the status's identifier is the object's
+    /// own copy: only where the status records that the copy call was sent
+    /// (`copyRequested`, written before the call). A status from before that record
+    /// existed (no `copyRequested` at all) was written by an older version, which may
+    /// have sent the call: there the identifier decides, and only the object's
+    /// uid-derived default counts (nobody else names a snapshot after the object's
+    /// uid); a name from the spec proves nothing.
+    pub fn untagged_copy_is_ours(status: &SnapshotStatus, default_identifier: &str) -> bool {
+        match (status.copy_requested, status.snapshot_identifier.as_deref()) {
+            (_, None) => false,
+            (Some(sent), Some(_)) => sent,
+            (None, Some(id)) => id == default_identifier,
+        }
     }
 
     /// Whether `s` is the snapshot the status recorded (same ARN and creation time).
@@ -968,7 +983,7 @@ mod tests {
         assert!(!got.owned);
         let got = cleanup(&d, &found(&untagged), None, &t);
         assert_eq!((got.step, got.finished), (Step::Nothing, true));
-        // A Redshift copy under the object's own default name: tagged, then deletable.
+        // A Redshift copy whose copy call the status records: tagged, then deletable.
         d.adopt_untagged = true;
         let got = apply(&d, false, &found(&untagged), None, &t);
         assert!(got.owned);
@@ -986,6 +1001,68 @@ mod tests {
         assert_eq!(got.health.reason(), reasons::NOT_OWNED);
         let got = cleanup(&d, &found(&tagged), None, &t);
         assert_eq!(got.step, Step::Nothing);
+    }
+
+    #[test]
+    fn an_untagged_copy_is_adopted_only_where_the_status_records_its_copy_call() {
+        let t = timing();
+        let mut untagged = snap("available");
+        untagged.tags = Some(Tags::new());
+        untagged.shared_with = Some(vec![]);
+        let found = Observation::Found(Box::new(untagged.clone()));
+        let default = "data-dr-0a1b2c3d";
+        let status = |id: &str, requested: Option<bool>| SnapshotStatus {
+            snapshot_identifier: Some(id.into()),
+            copy_requested: requested,
+            ..SnapshotStatus::default()
+        };
+        let cases = [
+            ("named, call sent", status("dr", Some(true)), true),
+            ("named, no call sent", status("dr", Some(false)), false),
+            ("default, no call sent", status(default, Some(false)), false),
+            ("default, call sent", status(default, Some(true)), true),
+            // Written by an older version, which recorded no call.
+            ("older status, default name", status(default, None), true),
+            ("older status, named", status("dr", None), false),
+            ("nothing recorded", SnapshotStatus::default(), false),
+        ];
+        for (name, st, adopted) in cases {
+            let mut d = desired();
+            d.adopt_untagged = Desired::untagged_copy_is_ours(&st, default);
+            let got = apply(&d, false, &found, None, &t);
+            assert_eq!(got.owned, adopted, "{name}");
+            let cleaned = cleanup(&d, &found, None, &t);
+            if adopted {
+                assert!(
+                    matches!(got.step, Step::Tag { .. }),
+                    "{name}: {:?}",
+                    got.step
+                );
+                assert_eq!(cleaned.step, Step::Delete, "{name}");
+            } else {
+                assert_eq!(got.health.reason(), reasons::NOT_OWNED, "{name}");
+                assert_eq!(
+                    (cleaned.step, cleaned.finished),
+                    (Step::Nothing, true),
+                    "{name}"
+                );
+            }
+            // Any tag that is not ours, or another owner's: never adopted.
+            for tags in [
+                [("team".to_string(), "data".to_string())].into(),
+                [(OWNER_UID_TAG.to_string(), "other".to_string())].into(),
+            ] {
+                let mut tagged = untagged.clone();
+                tagged.tags = Some(tags);
+                let tagged = Observation::Found(Box::new(tagged));
+                assert_eq!(
+                    apply(&d, false, &tagged, None, &t).health.reason(),
+                    reasons::NOT_OWNED,
+                    "{name}"
+                );
+                assert_eq!(cleanup(&d, &tagged, None, &t).step, Step::Nothing, "{name}");
+            }
+        }
     }
 
     #[test]

@@ -275,3 +275,55 @@ async fn a_restart_costs_no_detail_calls_for_objects_in_sync() {
         h.wait_ready(&format!("d{i}")).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redshift_copy_to_a_named_target_killed_before_its_tags_is_adopted() {
+    let mut h = Harness::new("crash-copy-named", 0.5).await;
+    seed_clusters(&h.aws).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let automated = redshift_automated(&h.aws).await;
+    let before = h.aws_snapshots();
+
+    // CopyClusterSnapshot takes no tags; the kill comes before the tags could follow.
+    hold(&h, &["CopyClusterSnapshot"]);
+    h.create_copy(json!({"metadata": {"name": "named"}, "spec": {
+        "source": {"redshift": {"snapshotIdentifier": automated, "clusterIdentifier": "analytics"}},
+        "targetSnapshotIdentifier": "analytics-dr", "tags": {"team": "data"}}}))
+        .await
+        .unwrap();
+    h.wait_count("redshift", "CopyClusterSnapshot", 1).await;
+    crash(&mut h);
+    let on_aws = h.aws_snapshots();
+    let copy = on_aws
+        .iter()
+        .find(|a| a.id == "analytics-dr")
+        .expect("the copy");
+    assert!(copy.tags.is_empty(), "{copy:?}");
+    assert!(h.copy_status("named").await.arn.is_none());
+
+    release(&h);
+    h.start_operator(&[]);
+    let s = h
+        .wait_copy("named", Duration::from_secs(60), is_ready)
+        .await;
+    assert_eq!(s.snapshot_identifier.as_deref(), Some("analytics-dr"));
+    let uid = h.copies().get("named").await.unwrap().uid().unwrap();
+    let copies: Vec<AwsSnapshot> = h
+        .aws_snapshots()
+        .into_iter()
+        .filter(|a| a.id == "analytics-dr")
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(copies[0].owner(), Some(uid.as_str()), "{copies:?}");
+    assert_eq!(copies[0].tags.get("team").map(String::as_str), Some("data"));
+    assert_eq!(h.count("redshift", "CopyClusterSnapshot"), 1);
+    assert_eq!(h.aws_snapshots().len(), before.len() + 1);
+
+    // Deleting the object deletes the copy: nothing is left behind.
+    h.copies()
+        .delete("named", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("named").await;
+    assert_eq!(h.aws_snapshots(), before);
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_docdb::types::Tag as DocdbTag;
 use common::*;
 use dbsnapshot_operator::api::Phase;
+use kube::ResourceExt;
 use serde_json::json;
 
 fn count(h: &Harness, service: &str, action: &str) -> u64 {
@@ -645,4 +646,87 @@ async fn docdb_copy_and_sharing_against_moto() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redshift_copy_whose_tagging_is_denied_is_retried_and_never_leaked() {
+    let h = Harness::new("copy-rs-untagged", 0.5).await;
+    seed_clusters(&h.aws).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let auto = redshift_automated(&h.aws).await;
+    let before = h.aws_snapshots();
+    // CopyClusterSnapshot takes no tags; the CreateTags that follows it is denied.
+    h.set_faults(json!({"failActions": ["redshift:CreateTags"]}));
+    for (name, target) in [
+        ("tagged-later", "analytics-a"),
+        ("deleted-untagged", "analytics-b"),
+    ] {
+        h.create_copy(json!({"metadata": {"name": name}, "spec": {
+            "source": {"redshift": {"snapshotIdentifier": auto, "clusterIdentifier": "analytics"}},
+            "targetSnapshotIdentifier": target, "tags": {"team": "data"}}}))
+            .await
+            .unwrap();
+    }
+    for name in ["tagged-later", "deleted-untagged"] {
+        let s = h
+            .wait_copy(name, Duration::from_secs(30), |s| {
+                stalled_reason(s).as_deref() == Some("AWSError")
+            })
+            .await;
+        let msg = &condition(&s, "Stalled").unwrap().message;
+        assert!(
+            msg.contains("CreateTags") && msg.contains("AccessDenied"),
+            "{name}: {msg}"
+        );
+    }
+    let on_aws = h.aws_snapshots();
+    for target in ["analytics-a", "analytics-b"] {
+        let copy = on_aws.iter().find(|a| a.id == target).expect("the copy");
+        assert!(copy.tags.is_empty(), "{copy:?}");
+    }
+    // Tagging is retried (each resync), never the copy; and never NotOwned.
+    let tag_calls = count(&h, "redshift", "CreateTags");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(count(&h, "redshift", "CreateTags") > tag_calls);
+    assert_eq!(count(&h, "redshift", "CopyClusterSnapshot"), 2);
+    for name in ["tagged-later", "deleted-untagged"] {
+        let s = h.copy_status(name).await;
+        assert_eq!(
+            stalled_reason(&s).as_deref(),
+            Some("AWSError"),
+            "{name}: {s:?}"
+        );
+        let msg = &condition(&s, "Stalled").unwrap().message;
+        assert!(msg.contains("not tagged yet"), "{name}: {msg}");
+    }
+
+    // Deleted while still untagged: the copy goes with the object.
+    h.copies()
+        .delete("deleted-untagged", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("deleted-untagged").await;
+    assert!(!h.aws_snapshots().iter().any(|a| a.id == "analytics-b"));
+
+    // The fault lifted: tagged as the object's, Ready, and deleted with it.
+    h.set_faults(json!({"failActions": []}));
+    let s = h
+        .wait_copy("tagged-later", Duration::from_secs(30), is_ready)
+        .await;
+    assert_eq!(s.snapshot_identifier.as_deref(), Some("analytics-a"));
+    let uid = h.copies().get("tagged-later").await.unwrap().uid().unwrap();
+    let copy = h
+        .aws_snapshots()
+        .into_iter()
+        .find(|a| a.id == "analytics-a")
+        .expect("the copy");
+    assert_eq!(copy.owner(), Some(uid.as_str()), "{copy:?}");
+    assert_eq!(copy.tags.get("team").map(String::as_str), Some("data"));
+    assert_eq!(count(&h, "redshift", "CopyClusterSnapshot"), 2);
+    h.copies()
+        .delete("tagged-later", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("tagged-later").await;
+    assert_eq!(h.aws_snapshots(), before);
 }

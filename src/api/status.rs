@@ -164,6 +164,13 @@ pub struct SnapshotStatus {
     /// SnapshotCopy to S3: where the export was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_location: Option<String>,
+    /// SnapshotCopy: whether the copy (or S3 export) call may have been sent. Written
+    /// true before the call goes out, false while none has been sent or after AWS
+    /// refused it. While true, a copy found under snapshotIdentifier without any tag is
+    /// taken as this object's (Redshift tags a copy only after copying it), and an S3
+    /// export is only watched, never requested again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_requested: Option<bool>,
     /// kstatus conditions: Ready, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -19,7 +19,7 @@ use crate::api::{
     SnapshotStatus,
 };
 use crate::engine::{CopyRequest, EngineError, ErrorClass, SnapshotState};
-use crate::lifecycle::Desired;
+use crate::lifecycle::{Desired, Observation};
 use crate::naming::default_identifier;
 
 /// The snapshot to copy, resolved.
@@ -136,17 +136,20 @@ pub struct CopyPlan {
 }
 
 /// Redshift copies are tagged after CopyClusterSnapshot (it takes no tags): an untagged
-/// target named by the object's uid-derived default identifier is the copy a restart
-/// interrupted before its tags, and is the object's. A target named in the spec is not.
-fn adopts_untagged(obj: &SnapshotCopy, engine: Engine, identifier: &str) -> bool {
+/// target is the copy a failed tagging or a restart left behind, and the object's, only
+/// where its status records that the copy call was sent (see
+/// [`Desired::untagged_copy_is_ours`]).
+fn adopts_untagged(obj: &SnapshotCopy, engine: Engine, status: &SnapshotStatus) -> bool {
     engine == Engine::Redshift
-        && identifier
-            == default_identifier(
+        && Desired::untagged_copy_is_ours(
+            status,
+            &default_identifier(
                 &obj.namespace().unwrap_or_default(),
                 &obj.name_any(),
                 &obj.uid().unwrap_or_default(),
                 engine,
-            )
+            ),
+        )
 }
 
 /// Resolves the spec against its source, the status (identity fields are fixed once
@@ -199,7 +202,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
     );
     let retention = (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1));
     let copy_tags = spec.copy_tags.unwrap_or(false);
-    let adopt_untagged = adopts_untagged(obj, engine, &identifier);
+    let adopt_untagged = adopts_untagged(obj, engine, &status);
     Ok(CopyPlan {
         request: CopyRequest {
             source: source.identifier.clone(),
@@ -233,8 +236,13 @@ pub async fn reconcile(obj: Arc<SnapshotCopy>, ctx: Arc<Context>) -> Result<Acti
     reconcile_object(obj, ctx, apply, cleanup).await
 }
 
-fn base_status(obj: &SnapshotCopy, plan: &CopyPlan) -> SnapshotStatus {
-    let mut status = obj.status.clone().unwrap_or_default();
+/// `current` with the identity fields the plan fixes. The first time (no identifier
+/// recorded yet) it also records that no copy call has been sent.
+fn base_status(current: &SnapshotStatus, plan: &CopyPlan) -> SnapshotStatus {
+    let mut status = current.clone();
+    if status.snapshot_identifier.is_none() {
+        status.copy_requested = Some(false);
+    }
     status.engine = Some(plan.source.engine);
     status.region = Some(plan.region.clone());
     // An ARN source shows as its identifier, with the ARN beside it.
@@ -327,7 +335,7 @@ async fn apply(
             ctx,
             obj,
             &old,
-            base_status(obj, &plan),
+            base_status(&old, &plan),
             &plan.desired.identifier,
         )
         .await?;
@@ -336,15 +344,24 @@ async fn apply(
         return export(api, ctx, obj, &current, &plan).await;
     }
     let target = ctx.engines.get(plan.source.engine, &plan.region);
-    let (decision, observed) =
-        drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
-            start_copy(ctx, &plan)
-        })
-        .await?;
-    let mut status = drive::status_after(base_status(obj, &plan), &decision, &observed);
-    if status.source_arn.is_none() {
-        status.source_arn = current.source_arn.clone();
+    let mut call = CallRecord::new(api, ctx, obj, &current);
+    let converged = drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
+        request_copy(ctx, &plan, &mut call)
+    })
+    .await;
+    let current = call.finish()?;
+    let (mut decision, observed) = converged?;
+    if let (Health::Stalled { message, .. }, Observation::Found(s)) =
+        (&mut decision.health, &observed)
+        && decision.owned
+        && s.tags.as_ref().is_some_and(|t| t.is_empty())
+    {
+        message.push_str(&format!(
+            " (the copy {} is not tagged yet; tagging it is retried)",
+            plan.desired.identifier
+        ));
     }
+    let status = drive::status_after(base_status(&current, &plan), &decision, &observed);
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     Ok(action(decision.requeue))
@@ -365,9 +382,120 @@ fn recorded_source(status: &SnapshotStatus) -> Option<Source> {
     })
 }
 
-/// Checks the source on AWS, then copies it; a source that cannot be copied blocks with
-/// a reason instead.
-async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineError> {
+/// The record in status of the copy call (`copyRequested`), written by server-side
+/// apply around the call, and the status as last written.
+struct CallRecord<'a> {
+    api: &'a Api<SnapshotCopy>,
+    ctx: &'a Context,
+    obj: &'a SnapshotCopy,
+    status: SnapshotStatus,
+    /// A write that failed.
+    error: Option<kube::Error>,
+}
+
+impl<'a> CallRecord<'a> {
+    fn new(
+        api: &'a Api<SnapshotCopy>,
+        ctx: &'a Context,
+        obj: &'a SnapshotCopy,
+        current: &SnapshotStatus,
+    ) -> Self {
+        Self {
+            api,
+            ctx,
+            obj,
+            status: current.clone(),
+            error: None,
+        }
+    }
+
+    fn sent(&self) -> bool {
+        self.status.copy_requested == Some(true)
+    }
+
+    /// Records whether the call may have been sent; false when the write failed.
+    async fn write(&mut self, requested: bool) -> bool {
+        let mut status = self.status.clone();
+        status.copy_requested = Some(requested);
+        match write_status(self.api, self.ctx, self.obj, &self.status, &status).await {
+            Ok(()) => {
+                self.status = status;
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// The status as last written, or the write that failed.
+    fn finish(self) -> Result<SnapshotStatus, Error> {
+        match self.error {
+            Some(e) => Err(e.into()),
+            None => Ok(self.status),
+        }
+    }
+}
+
+/// Whether AWS answered the copy call itself with a refusal, so that it made nothing: a
+/// code, not a 5xx or a lost answer, and not the tagging that follows a Redshift copy.
+/// AlreadyExists counts only for a call recorded in this very pass (`fresh`): the
+/// snapshot was there before it; otherwise an earlier call may have made it.
+fn refused(e: &EngineError, fresh: bool) -> bool {
+    e.action.starts_with("Copy")
+        && e.code.is_some()
+        && e.class != ErrorClass::Transient
+        && (e.class != ErrorClass::AlreadyExists || fresh)
+}
+
+/// Checks the source, records in status that the copy call is being sent, then sends
+/// it. A call AWS refused is recorded as not sent; a Redshift copy whose tagging failed
+/// says so (it is tagged on a later pass, as the object's own).
+async fn request_copy(
+    ctx: &Context,
+    plan: &CopyPlan,
+    call: &mut CallRecord<'_>,
+) -> Result<Creation, EngineError> {
+    let request = match check_source(ctx, plan).await? {
+        Ok(request) => request,
+        Err(blocked) => return Ok(blocked),
+    };
+    let fresh = !call.sent();
+    if fresh && !call.write(true).await {
+        return Ok(Creation::Blocked {
+            phase: Phase::Pending,
+            health: Health::progressing(
+                reasons::PENDING,
+                "recording the copy call in status failed; retrying".to_string(),
+            ),
+            requeue: Some(ctx.timing.min_poll),
+        });
+    }
+    let target = ctx.engines.get(plan.source.engine, &plan.region);
+    match target.copy(&request).await {
+        Ok(s) => Ok(Creation::Created(Box::new(s))),
+        Err(e) if refused(&e, fresh) => {
+            call.write(false).await;
+            Err(e)
+        }
+        Err(mut e) if !e.action.starts_with("Copy") => {
+            e.message = format!(
+                "{} (the copy {} was made but is not tagged yet; tagging it is retried)",
+                e.message, plan.desired.identifier
+            );
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the source on AWS: the request to send, or why the copy must wait or cannot
+/// be made.
+async fn check_source(
+    ctx: &Context,
+    plan: &CopyPlan,
+) -> Result<Result<CopyRequest, Creation>, EngineError> {
     // A source named by ARN is looked up in the ARN's region; AWS judges whether the
     // presigned request (signed for the source region) matches it.
     let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
@@ -376,7 +504,7 @@ async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineEr
         .describe(&plan.source.identifier, false)
         .await?
     else {
-        return Ok(Creation::Blocked {
+        return Ok(Err(Creation::Blocked {
             phase: Phase::Failed,
             health: Health::stalled(
                 reasons::INVALID_SOURCE,
@@ -386,12 +514,12 @@ async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineEr
                 ),
             ),
             requeue: Some(ctx.timing.resync),
-        });
+        }));
     };
     if plan.source.engine == Engine::Redshift
         && source.snapshot_type.as_deref() != Some("automated")
     {
-        return Ok(Creation::Blocked {
+        return Ok(Err(Creation::Blocked {
             phase: Phase::Failed,
             health: Health::stalled(
                 reasons::INVALID_SOURCE,
@@ -404,10 +532,10 @@ async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineEr
                 ),
             ),
             requeue: None,
-        });
+        }));
     }
     if source.state() != SnapshotState::Available {
-        return Ok(Creation::Blocked {
+        return Ok(Err(Creation::Blocked {
             phase: Phase::Pending,
             health: Health::progressing(
                 reasons::SOURCE_NOT_READY,
@@ -417,7 +545,7 @@ async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineEr
                 ),
             ),
             requeue: Some(ctx.timing.min_poll.max(std::time::Duration::from_secs(5))),
-        });
+        }));
     }
     let mut request = plan.request.clone();
     if request.source_region.is_some()
@@ -425,11 +553,7 @@ async fn start_copy(ctx: &Context, plan: &CopyPlan) -> Result<Creation, EngineEr
     {
         request.source = arn.clone();
     }
-    let target = ctx.engines.get(plan.source.engine, &plan.region);
-    target
-        .copy(&request)
-        .await
-        .map(|s| Creation::Created(Box::new(s)))
+    Ok(Ok(request))
 }
 
 /// ElastiCache export to S3: one CopySnapshot with TargetBucket, then the source
@@ -445,9 +569,13 @@ async fn export(
     let bucket = plan.request.target_bucket.clone().unwrap_or_default();
     let location = format!("s3://{bucket}/{}", plan.desired.identifier);
     let engine = ctx.engines.get(plan.source.engine, &plan.region);
-    let mut status = base_status(obj, plan);
-    let (phase, health, requeue) = if current.export_location.is_none() {
-        match start_copy(ctx, plan).await {
+    let sent = current.export_location.is_some();
+    let (written, mut status, (phase, health, requeue)) = if !sent {
+        let mut call = CallRecord::new(api, ctx, obj, current);
+        let result = request_copy(ctx, plan, &mut call).await;
+        let written = call.finish()?;
+        let mut status = base_status(&written, plan);
+        let outcome = match result {
             Ok(Creation::Created(s)) => {
                 status.export_location = Some(location.clone());
                 status.aws_status = Some(s.aws_status.clone());
@@ -478,10 +606,12 @@ async fn export(
                 ),
                 Some(ctx.timing.resync),
             ),
-        }
+        };
+        (written, status, outcome)
     } else {
+        let status = base_status(current, plan);
         let source = engine.describe(&plan.source.identifier, false).await?;
-        match source.as_ref().map(|s| (s.state(), s.aws_status.as_str())) {
+        let outcome = match source.as_ref().map(|s| (s.state(), s.aws_status.as_str())) {
             Some((_, "exporting")) => (
                 Phase::Creating,
                 Health::progressing(reasons::COPYING, format!("exporting to {location}")),
@@ -500,12 +630,13 @@ async fn export(
                 Health::ready(format!("exported to {location}")),
                 None,
             ),
-        }
+        };
+        (current.clone(), status, outcome)
     };
     status.phase = Some(phase);
     status.ready_to_use = Some(phase == Phase::Available);
     let status = with_health(status, &health, generation);
-    write_status(api, ctx, obj, current, &status).await?;
+    write_status(api, ctx, obj, &written, &status).await?;
     Ok(action(requeue))
 }
 
@@ -527,7 +658,7 @@ async fn cleanup(
     let retain =
         obj.spec.deletion_policy == DeletionPolicy::Retain || obj.spec.target_bucket.is_some();
     let desired = Desired {
-        adopt_untagged: adopts_untagged(obj, engine, &identifier),
+        adopt_untagged: adopts_untagged(obj, engine, &old),
         identifier,
         tags: Default::default(),
         prune_tags: false,
@@ -663,6 +794,74 @@ mod tests {
             plan(&r, moved, "us-east-1".into()).unwrap_err().field,
             "spec.region"
         );
+    }
+
+    #[test]
+    fn only_a_copy_call_aws_refused_is_recorded_as_not_sent() {
+        let e = |class, action, code: Option<&str>| EngineError {
+            class,
+            service: "redshift",
+            action,
+            code: code.map(str::to_string),
+            message: "m".into(),
+            source: None,
+        };
+        let copy = "CopyClusterSnapshot";
+        let cases = [
+            (
+                "throttled",
+                e(ErrorClass::Throttled, copy, Some("Throttling")),
+                true,
+                true,
+            ),
+            (
+                "denied",
+                e(ErrorClass::Terminal, copy, Some("AccessDenied")),
+                true,
+                true,
+            ),
+            (
+                "a 5xx may have copied",
+                e(ErrorClass::Transient, copy, Some("InternalFailure")),
+                true,
+                false,
+            ),
+            (
+                "no answer",
+                e(ErrorClass::Transient, copy, None),
+                true,
+                false,
+            ),
+            (
+                "the tagging after the copy",
+                e(ErrorClass::Terminal, "CreateTags", Some("AccessDenied")),
+                true,
+                false,
+            ),
+            (
+                "there before this call",
+                e(
+                    ErrorClass::AlreadyExists,
+                    copy,
+                    Some("ClusterSnapshotAlreadyExists"),
+                ),
+                true,
+                true,
+            ),
+            (
+                "perhaps made by an earlier call",
+                e(
+                    ErrorClass::AlreadyExists,
+                    copy,
+                    Some("ClusterSnapshotAlreadyExists"),
+                ),
+                false,
+                false,
+            ),
+        ];
+        for (name, err, fresh, want) in cases {
+            assert_eq!(refused(&err, fresh), want, "{name}");
+        }
     }
 
     fn s_redshift() -> Source {
