@@ -3,6 +3,7 @@
 pub mod api;
 pub mod controller;
 pub mod engine;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod naming;

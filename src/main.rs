@@ -11,6 +11,7 @@ use aws_config::timeout::TimeoutConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dbsnapshot_operator::controller::{self, Polling, Settings};
 use dbsnapshot_operator::engine::budget::Rate;
+use dbsnapshot_operator::leader::LeaderElection;
 use dbsnapshot_operator::lifecycle::Timing;
 
 /// Kubernetes operator for AWS database snapshots: Amazon Redshift, Amazon DocumentDB
@@ -96,8 +97,9 @@ struct RunArgs {
     /// about one retry per 20 s).
     #[arg(long, value_enum, default_value_t = RetryMode::Standard, env = "DBSNAPSHOT_AWS_RETRY_MODE")]
     aws_retry_mode: RetryMode,
-    /// Elect a leader through a Lease: only the replica holding it reconciles (for more
-    /// than one replica).
+    /// Elect a leader through a Lease: only the process holding it reconciles, the others
+    /// stand by; stopped, the leader hands the Lease over. Wherever two processes may
+    /// overlap (a Deployment's rollout: the chart always turns it on).
     #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION")]
     leader_election: bool,
     /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else default).
@@ -162,7 +164,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if aws.region().is_none() {
         tracing::warn!("no AWS region configured: objects must set spec.region (or pass --region)");
     }
-    let leader_election = args.leader_election.then(|| controller::LeaderElection {
+    let leader_election = args.leader_election.then(|| LeaderElection {
         namespace: args
             .leader_election_namespace
             .clone()

@@ -740,22 +740,11 @@ mod tests {
     }
 }
 
-/// Leader election through a Lease (coordination.k8s.io), for more than one replica.
-#[derive(Debug, Clone)]
-pub struct LeaderElection {
-    pub namespace: String,
-    pub lease_name: String,
-    /// This replica's name in the Lease (the pod's name).
-    pub identity: String,
-    /// Seconds a leader holds the lease without renewing it.
-    pub duration_seconds: u64,
-}
-
 /// How the operator runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `Some`: only the replica holding the lease reconciles.
-    pub leader_election: Option<LeaderElection>,
+    pub leader_election: Option<crate::leader::LeaderElection>,
     /// Watch only this namespace (all when `None`).
     pub namespace: Option<String>,
     /// Objects reconciled at once.
@@ -815,21 +804,6 @@ where
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Serves the endpoints, then runs the controllers until SIGTERM or Ctrl-C; with leader
 /// election only while this replica holds the lease (one that loses it exits, to be
 /// restarted as a standby).
@@ -846,56 +820,21 @@ pub async fn run(
     let Some(le) = settings.leader_election.clone() else {
         return run_controllers(client, aws, settings, metrics, ready).await;
     };
-    use kube_lease_manager::LeaseManagerBuilder;
-    let grace = (le.duration_seconds / 3).max(1);
-    let manager = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
-        .with_namespace(&le.namespace)
-        .with_identity(&le.identity)
-        .with_duration(le.duration_seconds)
-        .with_grace(grace)
-        .build()
-        .await
-        .map_err(std::io::Error::other)?;
-    let (mut leader, task) = manager.watch().await;
     // A standby is healthy and ready (so that rollouts proceed) while it waits.
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %le.lease_name, namespace = %le.namespace, identity = %le.identity, "standby: waiting to become the leader");
-    let became = tokio::select! {
-        became = async {
-            while !*leader.borrow_and_update() {
-                if leader.changed().await.is_err() {
-                    return false;
-                }
-            }
-            true
-        } => became,
-        _ = shutdown_signal() => {
-            drop(leader);
-            let _ = task.await;
-            return Ok(());
-        }
+    let Some(mut leadership) = le.acquire(&client).await? else {
+        return Ok(());
     };
-    if !became {
-        return Err(std::io::Error::other("the lease manager stopped"));
-    }
-    tracing::info!(identity = %le.identity, "became the leader");
     ready.store(false, Ordering::Relaxed);
     let result = tokio::select! {
         result = run_controllers(client, aws, settings, metrics, ready) => result,
-        _ = async {
-            loop {
-                if leader.changed().await.is_err() || !*leader.borrow_and_update() {
-                    return;
-                }
-            }
-        } => {
+        () = leadership.lost() => {
             tracing::error!(identity = %le.identity, "lost the lease; exiting so that another replica leads");
             std::process::exit(1);
         }
     };
-    // Stopped by a signal: hand the lease over at once.
-    drop(leader);
-    let _ = task.await;
+    // Stopped by a signal, with the controllers finished: hand the lease over at once.
+    leadership.release().await;
     result
 }
 
