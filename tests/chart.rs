@@ -1,7 +1,8 @@
 //! The Helm chart: it lints and renders as documented, carries the same CRDs as
 //! `crds/`, and (installed into the test bed) its RBAC is exactly enough: the operator,
 //! running with the chart's ServiceAccount token, takes a ClusterSnapshot through its
-//! whole life; without one permission it says so in its log and a condition.
+//! whole life as the holder of the release's Lease (leader election is always on), and
+//! without one permission it says so in its log and a condition.
 
 mod common;
 
@@ -10,6 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -126,7 +129,9 @@ fn chart_lints_and_renders_least_privilege() {
         );
     }
     assert_eq!(find(&docs, "ClusterRoleBinding").len(), 1);
-    assert!(find(&docs, "Role").is_empty());
+    // The only Role is the Lease's (leader election is always on).
+    assert_eq!(find(&docs, "Role").len(), 1);
+    assert_leader_election(&docs, "ops", "rel-dbsnapshot-operator");
 
     let deploy = find(&docs, "Deployment")[0];
     let pod = &deploy["spec"]["template"]["spec"];
@@ -155,8 +160,12 @@ fn chart_lints_and_renders_least_privilege() {
     // One watched namespace: a Role there instead of a ClusterRole.
     let docs = render(&["--set", "watchNamespaces[0]=data"]);
     assert!(find(&docs, "ClusterRole").is_empty());
-    let role = find(&docs, "Role")[0];
-    assert_eq!(role["metadata"]["namespace"], "data");
+    let roles = find(&docs, "Role");
+    assert!(
+        roles.iter().any(|r| r["metadata"]["namespace"] == "data"),
+        "{roles:?}"
+    );
+    assert_leader_election(&docs, "ops", "rel-dbsnapshot-operator");
     let args =
         find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"].clone();
     assert!(
@@ -166,20 +175,12 @@ fn chart_lints_and_renders_least_privilege() {
             .any(|a| a == "--namespace=data")
     );
 
-    // Two replicas: leader election, with a Role for exactly the Lease.
-    let docs = render(&["--set", "replicas=2"]);
-    let args =
-        find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"].clone();
-    assert!(
-        args.as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a == "--leader-election")
-    );
-    let lease_role = find(&docs, "Role")[0];
-    assert_eq!(lease_role["metadata"]["namespace"], "ops");
-    assert_eq!(lease_role["rules"][0]["resources"], json!(["leases"]));
-    assert_eq!(find(&render(&[]), "Role").len(), 0);
+    // Leader election whatever the replicas: during a rolling update the old and the
+    // new pod run side by side even with one replica.
+    for replicas in ["0", "1", "2", "3"] {
+        let docs = render(&["--set", &format!("replicas={replicas}")]);
+        assert_leader_election(&docs, "ops", "rel-dbsnapshot-operator");
+    }
 
     // The values schema refuses what the operator cannot do.
     let bad = Command::new(tool("helm"))
@@ -190,6 +191,56 @@ fn chart_lints_and_renders_least_privilege() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("watchNamespaces"));
+}
+
+/// The Deployment elects a leader through a Lease in `namespace` (named after the
+/// release), a Role and RoleBinding let the ServiceAccount take exactly that, and a
+/// rolling update starts the new pod (a standby) before it stops the old one.
+fn assert_leader_election(docs: &[Value], namespace: &str, fullname: &str) {
+    let deploy = find(docs, "Deployment")[0];
+    let args: Vec<&str> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for arg in [
+        "--leader-election".to_string(),
+        format!("--leader-election-namespace={namespace}"),
+        format!("--lease-name={fullname}"),
+    ] {
+        assert!(args.contains(&arg.as_str()), "no {arg} in {args:?}");
+    }
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with("--lease-duration-seconds=")),
+        "{args:?}"
+    );
+    let strategy = &deploy["spec"]["strategy"];
+    assert_eq!(strategy["type"], "RollingUpdate", "{strategy}");
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], 0, "{strategy}");
+    assert_eq!(strategy["rollingUpdate"]["maxSurge"], 1, "{strategy}");
+
+    let name = format!("{fullname}-leader-election");
+    let role = find(docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no Role {name}"));
+    assert_eq!(role["metadata"]["namespace"], namespace);
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch"]}])
+    );
+    let binding = find(docs, "RoleBinding")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no RoleBinding {name}"));
+    assert_eq!(binding["metadata"]["namespace"], namespace);
+    assert_eq!(binding["roleRef"]["name"], name.as_str());
+    let sa = deploy["spec"]["template"]["spec"]["serviceAccountName"].clone();
+    assert_eq!(binding["subjects"][0]["name"], sa);
+    assert_eq!(binding["subjects"][0]["namespace"], namespace);
 }
 
 fn kubeconfig_with_token(token: &str) -> PathBuf {
@@ -241,8 +292,31 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
         .env("KUBECONFIG", kubeconfig()));
     let kc = kubeconfig_with_token(token.trim());
 
-    // The operator with exactly the chart's permissions.
-    let mut operator = Operator::start_with_kubeconfig(&h.ns, &url, &[], &kc);
+    // The operator with exactly the chart's permissions and the Deployment's
+    // leader-election arguments, as its pod would run.
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), &h.ns);
+    let deployment = deployments.get(&sa).await.unwrap();
+    let election: Vec<String> = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.starts_with("--leader-election") || a.starts_with("--lease-"))
+        .collect();
+    assert!(
+        election.iter().any(|a| a == "--leader-election"),
+        "the Deployment does not elect a leader: {election:?}"
+    );
+    let extra: Vec<&str> = election.iter().map(String::as_str).collect();
+    let pod = format!("{sa}-5d8f7c9b6-x2x4q");
+    let mut operator = Operator::start_with_env(
+        &h.ns,
+        &url,
+        &extra,
+        &kc,
+        &h.ns,
+        &[("POD_NAME", &pod), ("POD_NAMESPACE", &h.ns)],
+    );
     h.create(json!({"metadata": {"name": "rbac"}, "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}, "sharedWith": ["111111111111"], "tags": {"t": "1"}}}))
         .await
         .unwrap();
@@ -256,6 +330,13 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
     assert!(
         !log.contains("forbidden"),
         "a permission was missing:\n{log}"
+    );
+    // It reconciled as the holder of the release's Lease.
+    let leases: Api<Lease> = Api::namespaced(h.client.clone(), &h.ns);
+    let holder = |lease: Lease| lease.spec.and_then(|s| s.holder_identity);
+    assert_eq!(
+        holder(leases.get(&sa).await.unwrap()).as_deref(),
+        Some(pod.as_str())
     );
 
     // Take away patch on the objects (needed to add the finalizer).
@@ -295,7 +376,26 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
     assert!(log.contains("not allowed"), "nothing in the log:\n{log}");
     // Nothing was created on AWS for it.
     assert_eq!(h.calls()["calls"]["redshift"]["CreateClusterSnapshot"], 1);
-    operator.kill();
+
+    // Stopped (as a pod is, on a rollout), it hands the Lease back.
+    let term = Command::new("kill")
+        .args(["-TERM", &operator.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = operator.try_wait() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(holder(leases.get(&sa).await.unwrap()), None);
 }
 
 /// The README's quickstart `helm install` command, exactly as written (placeholders
