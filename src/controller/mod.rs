@@ -895,7 +895,7 @@ async fn run_controllers(
     let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect(move |r| reach.reach.kube(r.is_ok()))
-        .reflect(copy_writer)
+        .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
@@ -907,7 +907,7 @@ async fn run_controllers(
     let trigger = watcher(copies, watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect(move |r| reach.reach.kube(r.is_ok()))
-        .reflect(writer)
+        .reflect(copy_writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     // A ClusterSnapshot that changes (becomes Ready, say) wakes the copies naming it.
