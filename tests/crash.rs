@@ -327,3 +327,57 @@ async fn a_redshift_copy_to_a_named_target_killed_before_its_tags_is_adopted() {
     h.wait_copy_gone("named").await;
     assert_eq!(h.aws_snapshots(), before);
 }
+
+/// The exports the emulator recorded (its `/_emulator/exports` endpoint).
+async fn exports(h: &Harness) -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/_emulator/exports", h.aws_url))
+        .await
+        .expect("exports")
+        .json()
+        .await
+        .expect("exports as JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_killed_before_its_status_write_is_not_made_twice() {
+    let mut h = Harness::new("crash-export", 0.5).await;
+    seed_clusters(&h.aws).await;
+    elasticache_source(&h.aws, "sessions-src").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    hold(&h, &["CopySnapshot"]);
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {
+        "source": {"elasticache": {"snapshotName": "sessions-src"}},
+        "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-dr",
+        "deletionPolicy": "Retain"}}))
+        .await
+        .unwrap();
+    h.wait_count("elasticache", "CopySnapshot", 1).await;
+    crash(&mut h);
+    assert_eq!(exports(&h).await.len(), 1);
+    assert!(h.copy_status("export").await.export_location.is_none());
+
+    release(&h);
+    h.start_operator(&[]);
+    let s = h
+        .wait_copy("export", Duration::from_secs(60), is_ready)
+        .await;
+    assert_eq!(
+        s.export_location.as_deref(),
+        Some("s3://my-exports/sessions-dr")
+    );
+    // Looked at for a few resyncs more: still the one export.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let made = exports(&h).await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["bucket"], "my-exports");
+    assert_eq!(h.count("elasticache", "CopySnapshot"), 1);
+    assert!(is_ready(&h.copy_status("export").await));
+
+    h.copies()
+        .delete("export", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("export").await;
+    assert_eq!(exports(&h).await.len(), 1);
+}

@@ -557,7 +557,9 @@ async fn check_source(
 }
 
 /// ElastiCache export to S3: one CopySnapshot with TargetBucket, then the source
-/// snapshot's status says when it is done. Nothing is kept in ElastiCache.
+/// snapshot's status says when it is done. Nothing is kept in ElastiCache. Once the
+/// call is recorded as sent it is never sent again (a second export would be a second
+/// S3 object): the source is only watched.
 async fn export(
     api: &Api<SnapshotCopy>,
     ctx: &Context,
@@ -569,7 +571,7 @@ async fn export(
     let bucket = plan.request.target_bucket.clone().unwrap_or_default();
     let location = format!("s3://{bucket}/{}", plan.desired.identifier);
     let engine = ctx.engines.get(plan.source.engine, &plan.region);
-    let sent = current.export_location.is_some();
+    let sent = current.copy_requested == Some(true) || current.export_location.is_some();
     let (written, mut status, (phase, health, requeue)) = if !sent {
         let mut call = CallRecord::new(api, ctx, obj, current);
         let result = request_copy(ctx, plan, &mut call).await;
@@ -609,7 +611,17 @@ async fn export(
         };
         (written, status, outcome)
     } else {
-        let status = base_status(current, plan);
+        let mut status = base_status(current, plan);
+        // The answer to the call may not have been seen (a restart came between).
+        let done = if current.export_location.is_some() {
+            format!("exported to {location}")
+        } else {
+            format!(
+                "exported to {location} (the export was requested before a restart; \
+                 ElastiCache no longer reports it running)"
+            )
+        };
+        status.export_location = Some(location.clone());
         let source = engine.describe(&plan.source.identifier, false).await?;
         let outcome = match source.as_ref().map(|s| (s.state(), s.aws_status.as_str())) {
             Some((_, "exporting")) => (
@@ -625,11 +637,7 @@ async fn export(
                 ),
                 Some(ctx.timing.resync),
             ),
-            _ => (
-                Phase::Available,
-                Health::ready(format!("exported to {location}")),
-                None,
-            ),
+            _ => (Phase::Available, Health::ready(done), None),
         };
         (current.clone(), status, outcome)
     };
