@@ -38,6 +38,12 @@ pub const TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
 /// [`TAG_PATTERN`] as a CEL rule over a tag map's keys and values (a schema `pattern`
 /// cannot reach a map's keys).
 pub const TAG_CHARACTERS_RULE: &str = r"self.all(k, k.matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$') && self[k].matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$'))";
+/// DocumentDB's own tag rule (its Tag reference): no `@`, and neither key nor value
+/// starting with `aws:` or `rds:`; for a spec whose source is DocumentDB.
+pub const DOCDB_TAGS_RULE: &str = "!has(self.tags) || !has(self.source.docdb) || self.tags.all(k, !k.contains('@') && !self.tags[k].contains('@') && !k.startsWith('rds:') && !self.tags[k].startsWith('aws:') && !self.tags[k].startsWith('rds:'))";
+/// The message of [`DOCDB_TAGS_RULE`].
+pub const DOCDB_TAGS_MESSAGE: &str =
+    "DocumentDB tags may not hold '@', nor start with aws: or rds: (key or value)";
 /// The message of [`TAG_CHARACTERS_RULE`].
 pub const TAG_CHARACTERS_MESSAGE: &str =
     "tag keys and values may hold only letters, digits, white space and _ . : / = + - @";

@@ -79,6 +79,9 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("!has(self.sharedWith) || !has(self.source.docdb) || self.sharedWith.all(a, a.matches('^[0-9]{12}$'))")
         .message("DocumentDB snapshots are shared with 12-digit account ids only")
         .field_path(".sharedWith"),
+    validation = Rule::new(super::DOCDB_TAGS_RULE)
+        .message(super::DOCDB_TAGS_MESSAGE)
+        .field_path(".tags"),
     validation = Rule::new("has(self.targetSnapshotIdentifier) == has(oldSelf.targetSnapshotIdentifier)")
         .message("targetSnapshotIdentifier is immutable")
         .field_path(".targetSnapshotIdentifier"),

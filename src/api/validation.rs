@@ -114,7 +114,9 @@ pub fn is_tag_char(c: char) -> bool {
     ONE.is_match(c.encode_utf8(&mut [0; 4]))
 }
 
-fn check_tags(tags: &Tags) -> Result<(), SpecError> {
+/// Tag rules, with DocumentDB's stricter ones when the engine is known to be DocumentDB:
+/// no `@`, and neither key nor value starting with `aws:` or `rds:` (its Tag reference).
+fn check_tags(tags: &Tags, engine: Option<Engine>) -> Result<(), SpecError> {
     if tags.len() > MAX_TAGS {
         return Err(err(
             "spec.tags",
@@ -147,6 +149,21 @@ fn check_tags(tags: &Tags) -> Result<(), SpecError> {
                          and _ . : / = + - @ only"
                     ),
                 ));
+            }
+            if engine == Some(Engine::Docdb) {
+                if text.contains('@') {
+                    return Err(err(
+                        field,
+                        "'@' is not allowed in a DocumentDB tag: DocumentDB takes letters, \
+                         digits, white space and _ . : / = + - only",
+                    ));
+                }
+                if text.starts_with("aws:") || text.starts_with("rds:") {
+                    return Err(err(
+                        field,
+                        "DocumentDB tag keys and values may not start with aws: or rds:",
+                    ));
+                }
             }
         }
     }
@@ -276,7 +293,7 @@ pub fn validate_cluster_snapshot(
             ),
         ));
     }
-    check_tags(&spec.tags)?;
+    check_tags(&spec.tags, Some(engine))?;
     check_shares(&spec.shared_with, Some(engine))?;
     Ok(source)
 }
@@ -372,7 +389,7 @@ pub fn validate_snapshot_copy(
     check_region("spec.sourceRegion", &spec.source_region)?;
     check_retention("spec.retentionDays", spec.retention_days)?;
     check_kms("spec.kmsKeyId", &spec.kms_key_id)?;
-    check_tags(&spec.tags)?;
+    check_tags(&spec.tags, engine)?;
     check_shares(&spec.shared_with, engine)?;
     if let Some(b) = &spec.target_bucket {
         let ok = (3..=63).contains(&b.len())
@@ -596,6 +613,30 @@ mod tests {
             assert_eq!(e.field, format!("spec.tags[{k}]"));
             assert!(e.message.contains("_ . : / = + - @"), "{e}");
         }
+    }
+
+    #[test]
+    fn documentdb_tags_follow_documentdb() {
+        let with = |source: serde_json::Value, k: &str, v: &str| {
+            validate_cluster_snapshot(&spec(serde_json::json!({"source": source, "tags": {k: v}})))
+                .map(|_| ())
+        };
+        let dd = serde_json::json!({"docdb": {"clusterIdentifier": "orders"}});
+        let rs = serde_json::json!({"redshift": {"clusterIdentifier": "analytics"}});
+        for (k, v) in [
+            ("owner", "ops@example"),
+            ("rds:x", "y"),
+            ("k", "rds:y"),
+            ("k", "aws:y"),
+        ] {
+            let e = with(dd.clone(), k, v).unwrap_err();
+            assert_eq!(e.field, format!("spec.tags[{k}]"), "{k}={v}");
+            assert!(
+                with(rs.clone(), k, v).is_ok() || k.starts_with("aws:"),
+                "{k}={v}"
+            );
+        }
+        assert!(with(dd, "a_b.c:d/e=f+g-h", "Zürich 東京").is_ok());
     }
 
     #[test]
