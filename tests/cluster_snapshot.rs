@@ -187,7 +187,7 @@ async fn redshift_shares(h: &Harness, id: &str) -> Vec<String> {
         .snapshots()[0]
         .accounts_with_restore_access()
         .iter()
-        .filter_map(|a| a.account_id().map(str::to_string))
+        .filter_map(|a| a.account_id().or(a.account_alias()).map(str::to_string))
         .collect();
     v.sort();
     v
@@ -993,5 +993,109 @@ async fn a_stalled_copy_holds_its_source_only_while_aws_copies() {
         copy.db_cluster_snapshots()[0].status(),
         Some("available"),
         "the source went before AWS finished the copy"
+    );
+}
+
+/// Another account shares a Redshift snapshot of the same name (of a cluster of the same
+/// name) into this one: the object makes and keeps its own, never takes the shared one
+/// for it, and deleting the object deletes only its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_shared_in_from_another_account_never_shadows_ours() {
+    let h = Harness::new("shared-in", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let other = aws_sdk_redshift::Client::from_conf(
+        aws_sdk_redshift::config::Builder::from(&h.aws)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIATEST210987654321",
+                SECRET,
+                None,
+                None,
+                "other-account",
+            ))
+            .build(),
+    );
+    other
+        .create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Passw0rd-long")
+        .send()
+        .await
+        .unwrap();
+    other
+        .create_cluster_snapshot()
+        .cluster_identifier("analytics")
+        .snapshot_identifier("same-name")
+        .tags(
+            aws_sdk_redshift::types::Tag::builder()
+                .key("dbsnapshot.io/owner-uid")
+                .value("not-this-object")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    other
+        .authorize_snapshot_access()
+        .snapshot_identifier("same-name")
+        .account_with_restore_access("123456789012")
+        .send()
+        .await
+        .unwrap();
+    let theirs = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .snapshot_identifier("same-name")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs.snapshots()[0].owner_account(),
+        Some("210987654321"),
+        "the other account's snapshot is visible here"
+    );
+
+    h.create(json!({"metadata": {"name": "mine"}, "spec": {"source": source("redshift"), "snapshotIdentifier": "same-name", "tags": {"team": "data"}}}))
+        .await
+        .unwrap();
+    let s = h.wait_ready("mine").await;
+    assert!(
+        s.arn
+            .as_deref()
+            .is_some_and(|a| a.contains(":123456789012:")),
+        "{s:?}"
+    );
+    // Resyncs (every 3 s here) keep it Ready and in sync.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let s = h.status("mine").await;
+    assert!(is_ready(&s), "{s:?}");
+    h.snapshots()
+        .delete("mine", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("mine").await;
+    let left = other
+        .describe_cluster_snapshots()
+        .snapshot_identifier("same-name")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.snapshots().len(), 1, "the other account's snapshot");
+    assert_eq!(left.snapshots()[0].owner_account(), Some("210987654321"));
+    let mine = h
+        .redshift()
+        .describe_cluster_snapshots()
+        .owner_account("123456789012")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        mine.snapshots()
+            .iter()
+            .all(|s| s.snapshot_identifier() != Some("same-name")),
+        "ours was left behind"
     );
 }

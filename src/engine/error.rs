@@ -169,3 +169,12 @@ pub struct ServiceCodes {
     pub already_exists: &'static [&'static str],
     pub invalid_state: &'static [&'static str],
 }
+
+impl ServiceCodes {
+    /// A service whose calls have no such codes (STS).
+    pub const NONE: ServiceCodes = ServiceCodes {
+        not_found: &[],
+        already_exists: &[],
+        invalid_state: &[],
+    };
+}

@@ -183,6 +183,64 @@ pub trait SnapshotEngine: Send + Sync {
     async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError>;
 }
 
+/// The AWS account the operator's credentials belong to, asked of STS once
+/// (GetCallerIdentity, which needs no permission) the first time it matters: Redshift
+/// lists snapshots shared into the account beside the account's own, and only the
+/// account's own may be matched, adopted or deleted.
+pub struct CallerAccount {
+    client: aws_sdk_sts::Client,
+    account: tokio::sync::OnceCell<String>,
+}
+
+impl CallerAccount {
+    pub fn new(config: &SdkConfig) -> Self {
+        let mut conf = aws_sdk_sts::config::Builder::from(config);
+        if config.region().is_none() {
+            conf.set_region(Some(aws_config::Region::new("us-east-1")));
+        }
+        if config.behavior_version().is_none() {
+            conf.set_behavior_version(Some(aws_config::BehaviorVersion::latest()));
+        }
+        Self {
+            client: aws_sdk_sts::Client::from_conf(conf.build()),
+            account: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// An account already known (tests, or a configuration that names it).
+    pub fn known(config: &SdkConfig, account: &str) -> Self {
+        let me = Self::new(config);
+        let _ = me.account.set(account.to_string());
+        me
+    }
+
+    pub async fn get(&self) -> Result<&str, EngineError> {
+        self.account
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        error::classify("sts", "GetCallerIdentity", e, &error::ServiceCodes::NONE)
+                    })?;
+                out.account()
+                    .map(str::to_string)
+                    .ok_or_else(|| EngineError {
+                        class: ErrorClass::Transient,
+                        service: "sts",
+                        action: "GetCallerIdentity",
+                        code: None,
+                        message: "STS named no account".to_string(),
+                        source: None,
+                    })
+            })
+            .await
+            .map(String::as_str)
+    }
+}
+
 /// Engine clients per (engine, region), made on first use from one AWS configuration.
 /// With a rate, each has its own request budget (the operator runs with one account's
 /// credentials, so that is a budget per account, region and service) and a retry
@@ -194,6 +252,7 @@ pub trait SnapshotEngine: Send + Sync {
 /// default.
 pub struct Engines {
     base: SdkConfig,
+    caller: Arc<CallerAccount>,
     metrics: Arc<crate::metrics::Metrics>,
     rate: Option<budget::Rate>,
     adaptive: bool,
@@ -208,6 +267,7 @@ impl Engines {
         adaptive: bool,
     ) -> Self {
         Self {
+            caller: Arc::new(CallerAccount::new(&base)),
             base,
             metrics,
             rate,
@@ -232,7 +292,12 @@ impl Engines {
                     retry,
                 } = self.client_parts(engine, region);
                 match engine {
-                    Engine::Redshift => Arc::new(redshift::Redshift::new(&config, metered, retry)),
+                    Engine::Redshift => Arc::new(redshift::Redshift::new(
+                        &config,
+                        metered,
+                        retry,
+                        self.caller.clone(),
+                    )),
                     Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region, metered, retry)),
                     Engine::Elasticache => {
                         Arc::new(elasticache::ElastiCache::new(&config, metered, retry))

@@ -21,6 +21,16 @@ const CODES: ServiceCodes = ServiceCodes {
 
 pub struct Redshift {
     client: Client,
+    caller: std::sync::Arc<super::CallerAccount>,
+}
+
+/// Whether a listed snapshot is the account's own: Redshift lists snapshots shared into
+/// the account too (with the owner's `OwnerAccount`), which are never this operator's.
+fn own(s: &aws_sdk_redshift::types::Snapshot, account: Option<&str>) -> bool {
+    match (s.owner_account(), account) {
+        (Some(owner), Some(me)) => owner == me,
+        _ => true,
+    }
 }
 
 impl Redshift {
@@ -28,12 +38,27 @@ impl Redshift {
         config: &aws_config::SdkConfig,
         metered: super::metered::Metered,
         retry: Option<super::RetryPartition>,
+        caller: std::sync::Arc<super::CallerAccount>,
     ) -> Self {
         let mut conf = aws_sdk_redshift::config::Builder::from(config).interceptor(metered);
         conf.set_retry_partition(retry);
         let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
+            caller,
+        }
+    }
+
+    /// The caller's account when `snapshots` name owners (so shared-in ones can be told
+    /// apart); asked of STS once.
+    async fn account_for(
+        &self,
+        snapshots: &[aws_sdk_redshift::types::Snapshot],
+    ) -> Result<Option<&str>, EngineError> {
+        if snapshots.iter().any(|s| s.owner_account().is_some()) {
+            self.caller.get().await.map(Some)
+        } else {
+            Ok(None)
         }
     }
 }
@@ -90,7 +115,8 @@ pub fn map_snapshot(s: &aws_sdk_redshift::types::Snapshot) -> Snapshot {
         shared_with: Some(
             s.accounts_with_restore_access()
                 .iter()
-                .filter_map(|a| a.account_id().map(str::to_string))
+                // Redshift's support account is listed by its alias, not an id.
+                .filter_map(|a| a.account_id().or(a.account_alias()).map(str::to_string))
                 .collect(),
         ),
     }
@@ -120,14 +146,18 @@ impl SnapshotEngine for Redshift {
             .send()
             .await
         {
-            Ok(out) => Ok(out
-                .snapshots()
-                .iter()
-                .find(|s| {
-                    s.snapshot_identifier()
-                        .is_some_and(|i| i.eq_ignore_ascii_case(identifier))
-                })
-                .map(map_snapshot)),
+            Ok(out) => {
+                let account = self.account_for(out.snapshots()).await?;
+                Ok(out
+                    .snapshots()
+                    .iter()
+                    .filter(|s| own(s, account))
+                    .find(|s| {
+                        s.snapshot_identifier()
+                            .is_some_and(|i| i.eq_ignore_ascii_case(identifier))
+                    })
+                    .map(map_snapshot))
+            }
             Err(e) => {
                 let e = classify(SERVICE, "DescribeClusterSnapshots", e, &CODES);
                 if e.class == ErrorClass::NotFound {
@@ -152,7 +182,12 @@ impl SnapshotEngine for Redshift {
             .try_collect()
             .await
             .map_err(|e| classify(SERVICE, "DescribeClusterSnapshots", e, &CODES))?;
-        Ok(snapshots.iter().map(map_snapshot).collect())
+        let account = self.account_for(&snapshots).await?;
+        Ok(snapshots
+            .iter()
+            .filter(|s| own(s, account))
+            .map(map_snapshot)
+            .collect())
     }
 
     fn list_has_detail(&self) -> bool {
@@ -311,5 +346,46 @@ impl SnapshotEngine for Redshift {
         self.tag(&snapshot, &request.tags, &[]).await?;
         snapshot.tags = Some(request.tags.clone());
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_redshift::types::{AccountWithRestoreAccess, Snapshot as Rs};
+
+    #[test]
+    fn shares_are_read_by_account_id_and_by_alias() {
+        let s = Rs::builder()
+            .snapshot_identifier("s")
+            .accounts_with_restore_access(
+                AccountWithRestoreAccess::builder()
+                    .account_id("111111111111")
+                    .build(),
+            )
+            .accounts_with_restore_access(
+                AccountWithRestoreAccess::builder()
+                    .account_alias("amazon-redshift-support")
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            map_snapshot(&s).shared_with,
+            Some(vec![
+                "111111111111".to_string(),
+                "amazon-redshift-support".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn only_the_accounts_own_snapshots_count() {
+        let mine = Rs::builder().owner_account("123456789012").build();
+        let shared_in = Rs::builder().owner_account("210987654321").build();
+        assert!(own(&mine, Some("123456789012")));
+        assert!(!own(&shared_in, Some("123456789012")));
+        // No owner named (or no account to compare with): nothing to tell apart.
+        assert!(own(&Rs::builder().build(), Some("123456789012")));
+        assert!(own(&shared_in, None));
     }
 }

@@ -472,13 +472,16 @@ impl Harness {
         serde_json::to_value(&st.counters).unwrap()
     }
 
-    /// Every call that is not a Describe or List (a mutation).
+    /// Every call that is not a Describe, List or Get (a mutation).
     pub fn mutating_calls(&self) -> Vec<String> {
         let calls = self.calls();
         let mut out = Vec::new();
         for (service, actions) in calls["calls"].as_object().cloned().unwrap_or_default() {
             for (action, n) in actions.as_object().cloned().unwrap_or_default() {
-                if !action.starts_with("Describe") && !action.starts_with("List") {
+                if !["Describe", "List", "Get"]
+                    .iter()
+                    .any(|read| action.starts_with(read))
+                {
                     out.push(format!("{service}:{action}={n}"));
                 }
             }

@@ -1,4 +1,5 @@
-//! An AWS emulator for tests: Redshift, DocumentDB and ElastiCache snapshot APIs over
+//! An AWS emulator for tests: Redshift, DocumentDB and ElastiCache snapshot APIs (and
+//! STS GetCallerIdentity) over
 //! the AWS Query protocol, close enough to AWS that the official SDKs cannot tell,
 //! with fault injection and an admin API. Everything is kept in memory.
 
@@ -10,5 +11,6 @@ pub mod query;
 pub mod redshift;
 pub mod server;
 pub mod state;
+pub mod sts;
 
 pub use server::{Options, start};

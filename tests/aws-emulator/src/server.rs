@@ -156,6 +156,7 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         Some("2012-12-01") => ("redshift", redshift::XMLNS),
         Some("2014-10-31") => ("docdb", docdb::XMLNS),
         Some("2015-02-02") => ("elasticache", elasticache::XMLNS),
+        Some("2011-06-15") => ("sts", crate::sts::XMLNS),
         other => {
             let e = ApiError::bad(
                 "NoSuchVersion",
@@ -186,6 +187,7 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
             .and_then(|()| match service {
                 "redshift" => redshift::handle(&mut st, &caller, &action, &params),
                 "docdb" => docdb::handle(&mut st, &caller, &action, &params),
+                "sts" => crate::sts::handle(&caller, &action),
                 _ => elasticache::handle(&mut st, &caller, &action, &params),
             });
         let hold = st
