@@ -717,6 +717,23 @@ mod tests {
                 reasons::AVAILABLE,
             ),
             (
+                // ElastiCache: a cluster is being restored from the snapshot.
+                "restoring",
+                true,
+                Found(Box::new(snap("restoring"))),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
+            ),
+            (
+                "exporting",
+                true,
+                Found(Box::new(snap("exporting"))),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
+            ),
+            (
                 "retention",
                 true,
                 Found(Box::new(retention)),
@@ -734,23 +751,6 @@ mod tests {
                 },
                 Phase::Available,
                 reasons::SYNCING,
-            ),
-            (
-                // ElastiCache: a cluster is being restored from the snapshot.
-                "restoring",
-                true,
-                Found(Box::new(snap("restoring"))),
-                Step::Nothing,
-                Phase::Available,
-                reasons::AVAILABLE,
-            ),
-            (
-                "exporting",
-                true,
-                Found(Box::new(snap("exporting"))),
-                Step::Nothing,
-                Phase::Available,
-                reasons::AVAILABLE,
             ),
             (
                 "shares",
@@ -1223,7 +1223,10 @@ mod tests {
         s.created = Some("2026-11-22T04:00:00.000Z".into());
         mirror(&mut st, &s);
         assert_eq!(st.arn.as_deref(), Some("arn:snap"));
-        assert_eq!(st.creation_time.as_deref(), Some("2026-11-22T03:00:00.000Z"));
+        assert_eq!(
+            st.creation_time.as_deref(),
+            Some("2026-11-22T03:00:00.000Z")
+        );
         // Nothing recorded yet: the first look records.
         let mut fresh = SnapshotStatus::default();
         mirror(&mut fresh, &s);
@@ -1232,7 +1235,10 @@ mod tests {
         s.tags = Some(desired().tags);
         mirror(&mut st, &s);
         assert_eq!(st.arn.as_deref(), Some("arn:other"));
-        assert_eq!(st.creation_time.as_deref(), Some("2026-11-22T04:00:00.000Z"));
+        assert_eq!(
+            st.creation_time.as_deref(),
+            Some("2026-11-22T04:00:00.000Z")
+        );
     }
 
     #[test]
