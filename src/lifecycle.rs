@@ -37,11 +37,16 @@ pub struct Desired {
 
 impl Desired {
     /// Whether `s` is this object's by its tags; None when the look did not fetch them.
+    /// An untagged snapshot is adopted (where the object may adopt one at all) only
+    /// while no snapshot is recorded yet, or it is the one recorded: one made again
+    /// under the name later, untagged as console snapshots are, is someone else's.
     pub fn owns(&self, s: &Snapshot) -> Option<bool> {
         let tags = s.tags.as_ref()?;
         Some(
             s.tag(OWNER_UID_TAG) == Some(self.owner_uid.as_str())
-                || (self.adopt_untagged && tags.is_empty()),
+                || (self.adopt_untagged
+                    && tags.is_empty()
+                    && (self.recorded.is_none() || self.recorded_matches(s))),
         )
     }
 
@@ -1165,6 +1170,32 @@ mod tests {
         assert_eq!(progress_message(&s), "copy 7%");
         s.progress = Progress::default();
         assert_eq!(progress_message(&s), "AWS status: copying");
+    }
+
+    #[test]
+    fn an_untagged_snapshot_made_again_under_the_name_is_never_adopted() {
+        let t = timing();
+        let mut d = desired();
+        d.adopt_untagged = true;
+        d.recorded = Some(Recorded {
+            arn: "arn:snap".into(),
+            created: "2026-11-22T03:00:00.000Z".into(),
+        });
+        let mut untagged = snap("available");
+        untagged.tags = Some(Tags::new());
+        untagged.shared_with = Some(vec![]);
+        untagged.created = Some("2026-11-22T03:00:00.000Z".into());
+        // The copy recorded, untagged still (its tagging failed): adopted.
+        let got = apply(&d, true, &Observation::Found(Box::new(untagged.clone())), None, &t);
+        assert!(got.owned);
+        // Deleted and made again under the name, untagged: someone else's.
+        let mut again = untagged;
+        again.created = Some("2026-11-23T03:00:00.000Z".into());
+        let got = apply(&d, true, &Observation::Found(Box::new(again.clone())), None, &t);
+        assert_eq!(got.health.reason(), reasons::NOT_OWNED);
+        assert!(!got.owned);
+        let got = cleanup(&d, &Observation::Found(Box::new(again)), None, &t);
+        assert_eq!((got.step, got.finished), (Step::Nothing, true));
     }
 
     #[test]

@@ -155,14 +155,12 @@ pub struct SnapshotCopySpec {
     /// allows). Mutable.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(extend("maxProperties" = 48))]
-    #[schemars(extend("additionalProperties" = {"type": "string", "pattern": super::TAG_PATTERN}))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "maxLength": 256, "pattern": super::TAG_PATTERN}))]
     #[x_kube(
         validation = Rule::new("self.all(k, !k.startsWith('aws:') && !k.startsWith('dbsnapshot.io/'))")
             .message("tag keys starting with aws: or dbsnapshot.io/ are reserved"),
         validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)")
             .message("tag keys are 1 to 128 characters and values at most 256"),
-        validation = Rule::new(super::TAG_CHARACTERS_RULE)
-            .message(super::TAG_CHARACTERS_MESSAGE),
     )]
     pub tags: Tags,
 

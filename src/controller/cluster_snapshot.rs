@@ -253,8 +253,22 @@ async fn copies_in_flight(
 ) -> Result<(Vec<String>, Option<std::time::Duration>), Error> {
     let namespace = obj.namespace();
     let name = obj.name_any();
-    let candidates: Vec<SnapshotCopy> = match &ctx.copies {
-        Some(store) => store.state().iter().map(|c| (**c).clone()).collect(),
+    // The cache, once it holds its first full list (right after a start it may not).
+    let cached = match &ctx.copies {
+        Some(store)
+            if tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                store.wait_until_ready(),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok()) =>
+        {
+            Some(store.state())
+        }
+        _ => None,
+    };
+    let candidates: Vec<SnapshotCopy> = match cached {
+        Some(copies) => copies.iter().map(|c| (**c).clone()).collect(),
         None => {
             let api: Api<SnapshotCopy> =
                 Api::namespaced(ctx.client.clone(), &namespace.clone().unwrap_or_default());
@@ -277,6 +291,10 @@ async fn copies_in_flight(
         else {
             continue;
         };
+        // No copy call was sent (or AWS refused it): nothing reads the source.
+        if s.copy_requested == Some(false) {
+            continue;
+        }
         let client = ctx.engines.get(engine, &region);
         if c.spec.target_bucket.is_some() {
             // An export to S3: AWS shows it on the source itself (`exporting`).
@@ -294,9 +312,17 @@ async fn copies_in_flight(
             }
             continue;
         }
-        // A copy AWS has finished (or never made) reads nothing.
-        let Some(target) = client.describe(&id, false).await? else {
-            continue;
+        // A copy AWS has finished (or never made) reads nothing. A look AWS refuses for
+        // good (permissions, a region turned off) cannot tell, and must not hold the
+        // source forever: it is logged and the copy is not waited for.
+        let target = match client.describe(&id, false).await {
+            Ok(Some(target)) => target,
+            Ok(None) => continue,
+            Err(e) if e.class.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(copy = %c.name_any(), error = %e, "cannot tell whether AWS is still copying; not waiting for it");
+                continue;
+            }
         };
         if target.state() == crate::engine::SnapshotState::Creating {
             let wait = crate::lifecycle::next_poll(&target, drive::elapsed(&target), &ctx.timing);

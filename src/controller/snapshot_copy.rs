@@ -19,7 +19,7 @@ use crate::api::{
     SnapshotStatus,
 };
 use crate::engine::{CopyRequest, EngineError, ErrorClass, SnapshotState};
-use crate::lifecycle::{Desired, Observation};
+use crate::lifecycle::{self, Desired, Observation, Recorded};
 use crate::naming::default_identifier;
 
 /// The snapshot to copy, resolved.
@@ -224,7 +224,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
             owner_uid: uid,
             deletion_policy: spec.deletion_policy,
             cancel_while_creating: engine == Engine::Docdb,
-            recorded: None,
+            recorded: Recorded::from_status(&status),
             adopt_untagged,
         },
         region,
@@ -679,7 +679,7 @@ async fn cleanup(
             DeletionPolicy::Delete
         },
         cancel_while_creating: engine == Engine::Docdb,
-        recorded: None,
+        recorded: Recorded::from_status(&old),
     };
     let client = ctx.engines.get(engine, &region);
     finish_cleanup(
