@@ -63,6 +63,7 @@ impl LeaderElection {
         }
         let leases: Api<Lease> = Api::namespaced(client.clone(), &self.namespace);
         tracing::info!(lease = %self.lease_name, namespace = %self.namespace, identity = %self.identity, "standby: waiting to become the leader");
+        let mut free_rounds: u32 = 0;
         loop {
             let (mut leader, task) = self.manager(client).await?.watch().await;
             let outcome = tokio::select! {
@@ -104,6 +105,15 @@ impl LeaderElection {
                     task.abort();
                     let _ = task.await;
                     tracing::debug!(lease = %self.lease_name, "the Lease is free: taking it");
+                    // A free Lease the manager keeps not taking: back off, up to the
+                    // lease duration, rather than rebuild it every second.
+                    free_rounds += 1;
+                    if free_rounds > 3 {
+                        tracing::warn!(lease = %self.lease_name, rounds = free_rounds, "the Lease stays free but is not taken; retrying");
+                        let wait = Duration::from_secs(u64::from(free_rounds))
+                            .min(Duration::from_secs(self.duration_seconds.max(1)));
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 Outcome::Stopped => {
                     drop(leader);

@@ -141,7 +141,10 @@ fn mutating(calls: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         .iter()
         .filter(|(op, n)| {
             let action = op.split_once(':').unwrap().1;
-            **n > 0 && !action.starts_with("Describe") && !action.starts_with("List")
+            **n > 0
+                && !["Describe", "List", "Get"]
+                    .iter()
+                    .any(|read| action.starts_with(read))
         })
         .map(|(op, n)| (op.clone(), *n))
         .collect()

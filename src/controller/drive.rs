@@ -318,7 +318,8 @@ pub fn status_after(
         // longer describes anything (the record of ARN and creation time stays).
         lifecycle::forget_observed(&mut status);
     }
-    if decision.phase != Phase::Available && decision.phase != Phase::Creating {
+    if (decision.phase != Phase::Available && decision.phase != Phase::Creating) || !decision.owned
+    {
         status.ready_to_use = Some(false);
     }
     status
