@@ -1186,12 +1186,24 @@ mod tests {
         untagged.shared_with = Some(vec![]);
         untagged.created = Some("2026-11-22T03:00:00.000Z".into());
         // The copy recorded, untagged still (its tagging failed): adopted.
-        let got = apply(&d, true, &Observation::Found(Box::new(untagged.clone())), None, &t);
+        let got = apply(
+            &d,
+            true,
+            &Observation::Found(Box::new(untagged.clone())),
+            None,
+            &t,
+        );
         assert!(got.owned);
         // Deleted and made again under the name, untagged: someone else's.
         let mut again = untagged;
         again.created = Some("2026-11-23T03:00:00.000Z".into());
-        let got = apply(&d, true, &Observation::Found(Box::new(again.clone())), None, &t);
+        let got = apply(
+            &d,
+            true,
+            &Observation::Found(Box::new(again.clone())),
+            None,
+            &t,
+        );
         assert_eq!(got.health.reason(), reasons::NOT_OWNED);
         assert!(!got.owned);
         let got = cleanup(&d, &Observation::Found(Box::new(again)), None, &t);
@@ -1290,5 +1302,375 @@ mod tests {
         s.shared_with = None;
         mirror(&mut st, &s);
         assert_eq!(st.shared_with, Some(vec!["111111111111".to_string()]));
+    }
+}
+
+/// When to look again at a snapshot AWS is still working on, for an object that waits
+/// on it alone (a copy's source still being created, an S3 export running): AWS's own
+/// estimate where it gives one, else `no_estimate_poll` (ElastiCache reports no
+/// progress), bounded by `min_poll` and `max_poll`.
+pub fn watch_poll(s: &Snapshot, elapsed: Option<Duration>, timing: &Timing) -> Duration {
+    aws_estimate(s, elapsed)
+        .unwrap_or(timing.no_estimate_poll)
+        .clamp(timing.min_poll, timing.max_poll.max(timing.min_poll))
+}
+
+/// What an S3 export's status records, once its CopySnapshot call may have been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportRecord {
+    /// AWS is known to have taken the export: its answer to the call was seen, or the
+    /// source snapshot was seen `exporting` since (`exportLocation` is set then).
+    pub accepted: bool,
+    /// The export was already reported ended (phase Available): the source is no
+    /// longer looked at (the S3 object does not depend on it).
+    pub finished: bool,
+}
+
+impl ExportRecord {
+    pub fn from_status(status: &SnapshotStatus) -> Self {
+        let accepted = status.export_location.is_some();
+        Self {
+            accepted,
+            finished: accepted && status.phase == Some(Phase::Available),
+        }
+    }
+}
+
+/// What to report of an S3 export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportDecision {
+    pub phase: Phase,
+    pub health: Health,
+    pub requeue: Option<Duration>,
+    /// Whether AWS is now known to have taken the export (to record).
+    pub accepted: bool,
+}
+
+/// An ElastiCache export to S3 after its CopySnapshot call may have been sent, from the
+/// record in status and what AWS says now of the source snapshot (`None`: it does not
+/// exist). ElastiCache shows a running export only as the source's status `exporting`
+/// and has no field for its result (a failed export is an ElastiCache event, and the
+/// snapshot is `available` again), so the most the operator can report is that an
+/// export it saw accepted has ended; it never reports Ready for an export it did not
+/// see accepted, nor for one whose source went away before it was seen to end. Pure.
+pub fn export(
+    record: ExportRecord,
+    source: Option<&Snapshot>,
+    elapsed: Option<Duration>,
+    location: &str,
+    timing: &Timing,
+) -> ExportDecision {
+    let decide = |phase, health, requeue, accepted| ExportDecision {
+        phase,
+        health,
+        requeue,
+        accepted,
+    };
+    let unknown = "ElastiCache's API does not report an export's result (a failure shows \
+                   only as an ElastiCache event): check the bucket";
+    let ended = |location: &str| {
+        format!(
+            "the export to {location} has ended: ElastiCache accepted it and the source \
+             snapshot was available again. {unknown} for the object"
+        )
+    };
+    if record.finished {
+        return decide(Phase::Available, Health::ready(ended(location)), None, true);
+    }
+    let Some(s) = source else {
+        return decide(
+            Phase::Failed,
+            Health::stalled(
+                reasons::NOT_FOUND,
+                format!(
+                    "the source snapshot no longer exists on AWS, and the export to {location} \
+                     was not seen to end ({}); whether the object was written is not known: \
+                     check the bucket, and recreate this object to export again",
+                    if record.accepted {
+                        "ElastiCache had accepted it"
+                    } else {
+                        "nor to start"
+                    }
+                ),
+            ),
+            Some(timing.resync),
+            record.accepted,
+        );
+    };
+    let running = || {
+        decide(
+            Phase::Creating,
+            Health::progressing(reasons::COPYING, format!("exporting to {location}")),
+            Some(watch_poll(s, elapsed, timing)),
+            true,
+        )
+    };
+    let waiting = || {
+        decide(
+            Phase::Creating,
+            Health::progressing(
+                reasons::COPYING,
+                format!(
+                    "export to {location} requested; the source snapshot is {}, waiting for \
+                     ElastiCache to show the export",
+                    s.aws_status
+                ),
+            ),
+            Some(watch_poll(s, elapsed, timing)),
+            record.accepted,
+        )
+    };
+    match s.aws_status.to_ascii_lowercase().as_str() {
+        "exporting" => running(),
+        "available" | "restoring" if record.accepted => {
+            decide(Phase::Available, Health::ready(ended(location)), None, true)
+        }
+        "available" | "restoring" => decide(
+            Phase::Failed,
+            Health::stalled(
+                reasons::FAILED,
+                format!(
+                    "the export to {location} was requested, but ElastiCache's answer was not \
+                     seen (a restart came between) and the source snapshot has not been seen \
+                     exporting: whether ElastiCache ran the export is not known, and it is \
+                     not requested again (a second request would write a second object). \
+                     Check the bucket; recreate this object to export again"
+                ),
+            ),
+            Some(timing.resync),
+            false,
+        ),
+        "failed" => decide(
+            Phase::Failed,
+            Health::stalled(
+                reasons::FAILED,
+                format!(
+                    "AWS reports the source snapshot as {}: the export to {location} did not \
+                     complete",
+                    s.aws_status
+                ),
+            ),
+            Some(timing.resync),
+            record.accepted,
+        ),
+        "deleting" | "deleted" => decide(
+            Phase::Failed,
+            Health::stalled(
+                reasons::NOT_FOUND,
+                format!(
+                    "the source snapshot is being deleted, and the export to {location} was \
+                     not seen to end; whether the object was written is not known: check the \
+                     bucket, and recreate this object to export again"
+                ),
+            ),
+            Some(timing.resync),
+            record.accepted,
+        ),
+        // "creating", "copying" (another operation on the snapshot) and anything not
+        // documented: not decided yet.
+        _ => waiting(),
+    }
+}
+
+/// A copy made with `copyTags`: the source's tags (never its `dbsnapshot.io/` ones, nor
+/// keys the object sets itself) that the copy does not carry yet. AWS may apply the
+/// source's tags only when the copy request carries none, or merge both; the result is
+/// the same either way once these are set. Pure.
+pub fn missing_source_tags(source: &Tags, target: &Tags, desired: &Tags) -> Tags {
+    source
+        .iter()
+        .filter(|(k, v)| {
+            !k.starts_with("dbsnapshot.io/")
+                && !desired.contains_key(*k)
+                && target.get(*k) != Some(*v)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod export_tests {
+    use super::*;
+
+    fn timing() -> Timing {
+        Timing::default()
+    }
+
+    fn source(status: &str) -> Snapshot {
+        Snapshot {
+            identifier: "sessions-src".into(),
+            aws_status: status.into(),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn exports_map_every_aws_state() {
+        let t = timing();
+        let loc = "s3://b/x";
+        let accepted = ExportRecord {
+            accepted: true,
+            finished: false,
+        };
+        let unconfirmed = ExportRecord {
+            accepted: false,
+            finished: false,
+        };
+        let finished = ExportRecord {
+            accepted: true,
+            finished: true,
+        };
+        let poll = Some(t.no_estimate_poll);
+        let (resync, gone) = (Some(t.resync), None);
+        // (name, record, the source's AWS status (None: missing); expected phase, Ready,
+        // reason, requeue, accepted)
+        type Case<'a> = (
+            &'a str,
+            ExportRecord,
+            Option<&'a str>,
+            Phase,
+            bool,
+            &'a str,
+            Option<Duration>,
+            bool,
+        );
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            ("accepted, running", accepted, Some("exporting"),
+             Phase::Creating, false, reasons::COPYING, poll, true),
+            ("seen exporting after a lost answer", unconfirmed, Some("exporting"),
+             Phase::Creating, false, reasons::COPYING, poll, true),
+            ("accepted, available again: ended", accepted, Some("available"),
+             Phase::Available, true, reasons::AVAILABLE, None, true),
+            ("accepted, a restore running from it: ended", accepted, Some("restoring"),
+             Phase::Available, true, reasons::AVAILABLE, None, true),
+            ("never seen accepted nor exporting", unconfirmed, Some("available"),
+             Phase::Failed, false, reasons::FAILED, resync, false),
+            ("accepted, source gone", accepted, gone,
+             Phase::Failed, false, reasons::NOT_FOUND, resync, true),
+            ("unconfirmed, source gone", unconfirmed, gone,
+             Phase::Failed, false, reasons::NOT_FOUND, resync, false),
+            ("accepted, source being deleted", accepted, Some("deleting"),
+             Phase::Failed, false, reasons::NOT_FOUND, resync, true),
+            ("accepted, source failed", accepted, Some("failed"),
+             Phase::Failed, false, reasons::FAILED, resync, true),
+            ("unconfirmed, source failed", unconfirmed, Some("failed"),
+             Phase::Failed, false, reasons::FAILED, resync, false),
+            ("accepted, another copy of the source running", accepted, Some("copying"),
+             Phase::Creating, false, reasons::COPYING, poll, true),
+            ("unconfirmed, source creating", unconfirmed, Some("creating"),
+             Phase::Creating, false, reasons::COPYING, poll, false),
+            ("undocumented status: waited on", accepted, Some("modifying"),
+             Phase::Creating, false, reasons::COPYING, poll, true),
+            ("ended before: not looked at", finished, gone,
+             Phase::Available, true, reasons::AVAILABLE, None, true),
+        ];
+        for (name, record, status, phase, ready, reason, requeue, now_accepted) in cases {
+            let s = status.map(source);
+            let d = export(record, s.as_ref(), None, loc, &t);
+            assert_eq!(d.phase, phase, "{name}");
+            assert_eq!(matches!(d.health, Health::Ready { .. }), ready, "{name}");
+            assert_eq!(d.health.reason(), reason, "{name}");
+            assert_eq!(d.requeue, requeue, "{name}");
+            assert_eq!(d.accepted, now_accepted, "{name}");
+            assert!(d.health.message().contains(loc), "{name}");
+        }
+        // The Ready message says what is and is not known.
+        let d = export(accepted, Some(&source("available")), None, loc, &t);
+        assert!(d.health.message().contains("does not report"), "{d:?}");
+    }
+
+    #[test]
+    fn export_records_come_from_status() {
+        let mut st = SnapshotStatus {
+            copy_requested: Some(true),
+            ..SnapshotStatus::default()
+        };
+        assert_eq!(
+            ExportRecord::from_status(&st),
+            ExportRecord {
+                accepted: false,
+                finished: false
+            }
+        );
+        st.export_location = Some("s3://b/x".into());
+        st.phase = Some(Phase::Creating);
+        assert!(!ExportRecord::from_status(&st).finished);
+        st.phase = Some(Phase::Available);
+        assert!(ExportRecord::from_status(&st).finished);
+    }
+
+    #[test]
+    fn watched_snapshots_poll_on_aws_estimates_or_the_no_estimate_pace() {
+        let t = timing();
+        let s = |secs: Option<i64>, pct: Option<i64>| Snapshot {
+            aws_status: "creating".into(),
+            progress: crate::api::Progress {
+                estimated_seconds_to_completion: secs,
+                percent: pct,
+                ..Default::default()
+            },
+            ..Snapshot::default()
+        };
+        let e = Some(Duration::from_secs(30));
+        // ElastiCache: no figures at all.
+        assert_eq!(watch_poll(&s(None, None), e, &t), t.no_estimate_poll);
+        assert_eq!(watch_poll(&s(None, None), None, &t), t.no_estimate_poll);
+        // Redshift's estimate, bounded.
+        assert_eq!(
+            watch_poll(&s(Some(25), None), e, &t),
+            Duration::from_secs(25)
+        );
+        assert_eq!(watch_poll(&s(Some(1), None), e, &t), t.min_poll);
+        assert_eq!(watch_poll(&s(Some(900), None), e, &t), t.max_poll);
+        // DocumentDB: 50% in 30 s leaves 30 s.
+        assert_eq!(
+            watch_poll(&s(None, Some(50)), e, &t),
+            Duration::from_secs(30)
+        );
+        // The no-estimate pace is bounded too.
+        let slow = Timing {
+            no_estimate_poll: Duration::from_secs(500),
+            ..t
+        };
+        assert_eq!(watch_poll(&s(None, None), e, &slow), slow.max_poll);
+    }
+
+    #[test]
+    fn copied_tags_never_include_the_operators_or_the_objects_own() {
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let source = tags(&[
+            ("team", "orders"),
+            ("cost", "1"),
+            ("env", "prod"),
+            ("dbsnapshot.io/owner-uid", "other"),
+            ("dbsnapshot.io/resource", "x/ClusterSnapshot/y"),
+        ]);
+        let desired = tags(&[("env", "dr"), ("dbsnapshot.io/owner-uid", "me")]);
+        // A copy that got only the request's tags (source tags dropped).
+        let target = tags(&[("env", "dr"), ("dbsnapshot.io/owner-uid", "me")]);
+        assert_eq!(
+            missing_source_tags(&source, &target, &desired),
+            tags(&[("team", "orders"), ("cost", "1")])
+        );
+        // A copy that got both (merged): nothing to add.
+        let merged = tags(&[
+            ("team", "orders"),
+            ("cost", "1"),
+            ("env", "dr"),
+            ("dbsnapshot.io/owner-uid", "me"),
+        ]);
+        assert!(missing_source_tags(&source, &merged, &desired).is_empty());
+        // A source tag with another value on the copy is set to the source's.
+        let changed = tags(&[("team", "x"), ("cost", "1")]);
+        assert_eq!(
+            missing_source_tags(&source, &changed, &desired),
+            tags(&[("team", "orders")])
+        );
     }
 }

@@ -730,3 +730,129 @@ async fn a_redshift_copy_whose_tagging_is_denied_is_retried_and_never_leaked() {
     h.wait_copy_gone("tagged-later").await;
     assert_eq!(h.aws_snapshots(), before);
 }
+
+/// An emulator (snapshots take `snapshot_seconds`) reached by the test directly and by
+/// the operator through a proxy that can be cut; no operator started yet.
+async fn harness_behind_proxy(name: &str, snapshot_seconds: f64) -> (Harness, Proxy) {
+    let (addr, state, _task) = aws_emulator::start(
+        0,
+        aws_emulator::server::Options {
+            snapshot_seconds,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("emulator");
+    let proxy = Proxy::start(addr).await;
+    let mut h = Harness::with_aws(name, &format!("http://{addr}")).await;
+    h.emulator = Some(state);
+    h.aws_url = proxy.url();
+    (h, proxy)
+}
+
+/// The emulator's record of the export of `source`: its status (exporting, completed,
+/// failed).
+fn export_status(h: &Harness, source: &str) -> String {
+    let st = h.emulator.as_ref().unwrap().lock().unwrap();
+    st.exports
+        .iter()
+        .find(|e| e.source_snapshot == source)
+        .map(|e| e.status(std::time::Instant::now()).to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_source_goes_before_it_is_seen_to_end_is_not_ready() {
+    let (mut h, mut proxy) = harness_behind_proxy("export-gone", 0.5).await;
+    seed_clusters(&h.aws).await;
+    elasticache_source(&h.aws, "sessions-a").await;
+    elasticache_source(&h.aws, "sessions-b").await;
+    h.start_operator(&[]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    h.set_snapshot_seconds(3.0);
+    // Both exports fail on AWS after they started (the snapshot shows `exporting`, then
+    // `available` again; the API has no field for the result).
+    h.set_faults(json!({"failExports": ["sessions-a", "sessions-b"]}));
+    for (name, source) in [("gone", "sessions-a"), ("ended", "sessions-b")] {
+        h.create_copy(json!({"metadata": {"name": name}, "spec": {"source": {"elasticache": {"snapshotName": source}}, "targetBucket": "my-exports", "deletionPolicy": "Retain"}}))
+            .await
+            .unwrap();
+    }
+    for name in ["gone", "ended"] {
+        h.wait_copy(name, Duration::from_secs(30), |s| {
+            s.export_location.is_some() && s.phase == Some(Phase::Creating)
+        })
+        .await;
+    }
+    // The operator loses AWS while the exports run; meanwhile they end and one source
+    // is deleted out of band.
+    proxy.cut();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while export_status(&h, "sessions-a") == "exporting"
+        || export_status(&h, "sessions-b") == "exporting"
+    {
+        assert!(std::time::Instant::now() < deadline, "exports never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(export_status(&h, "sessions-a"), "failed");
+    h.elasticache()
+        .delete_snapshot()
+        .snapshot_name("sessions-a")
+        .send()
+        .await
+        .unwrap();
+    proxy.restore().await;
+
+    // Gone before the export was seen to end: never Ready.
+    let s = h
+        .wait_copy("gone", Duration::from_secs(60), |s| {
+            is_ready(s) || stalled_reason(s).is_some()
+        })
+        .await;
+    assert!(!is_ready(&s), "{s:?}");
+    assert_eq!(s.ready_to_use, Some(false));
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!(stalled_reason(&s).as_deref(), Some("NotFound"));
+    let msg = &condition(&s, "Ready").unwrap().message;
+    assert!(
+        msg.contains("no longer exists") && msg.contains("check the bucket"),
+        "{msg}"
+    );
+
+    // Seen accepted and the source available again: ended, as far as the API can tell,
+    // and the Ready message says the result is not known.
+    let s = h
+        .wait_copy("ended", Duration::from_secs(60), is_ready)
+        .await;
+    let msg = &condition(&s, "Ready").unwrap().message;
+    assert!(
+        msg.contains("has ended") && msg.contains("does not report"),
+        "{msg}"
+    );
+    assert_eq!(h.count("elasticache", "CopySnapshot"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_and_its_wait_for_the_source_are_polled_at_the_no_estimate_pace() {
+    let mut h = Harness::new("export-pace", 0.5).await;
+    seed_clusters(&h.aws).await;
+    // Production-like pacing: min_poll 2 s, max_poll 60 s, no-estimate pace 12 s.
+    h.operator.take();
+    h.start_operator(&["--max-poll-seconds", "60", "--min-poll-seconds", "10"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.set_snapshot_seconds(10.0);
+    elasticache_source(&h.aws, "sessions-src").await;
+    let before = h.count("elasticache", "DescribeSnapshots");
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetBucket": "my-exports", "deletionPolicy": "Retain"}}))
+        .await
+        .unwrap();
+    // 10 s of source creation, then 10 s of export.
+    h.wait_copy("export", Duration::from_secs(90), is_ready)
+        .await;
+    let describes = h.count("elasticache", "DescribeSnapshots") - before;
+    println!("DescribeSnapshots for one export: {describes}");
+    // Every 12 s (not every 5 s, then every 2 s): about 3 looks, a few more for the
+    // reconciles the object's own status writes cause.
+    assert!(describes <= 6, "{describes} DescribeSnapshots");
+    assert_eq!(h.count("elasticache", "CopySnapshot"), 1);
+}

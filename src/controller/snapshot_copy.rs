@@ -313,9 +313,9 @@ async fn apply(
                     generation,
                 );
                 write_status(api, ctx, obj, &old, &status).await?;
-                return Ok(Action::requeue(
-                    ctx.timing.min_poll.max(std::time::Duration::from_secs(5)),
-                ));
+                // Nothing on AWS is looked at: the ClusterSnapshot's changes wake this
+                // object (the controller watches them); the requeue is a safety net.
+                return Ok(Action::requeue(drive::safety_net(&ctx.timing)));
             }
             recorded_source(&old).ok_or_else(|| {
                 Error::Kube(kube::Error::Service(
@@ -351,6 +351,14 @@ async fn apply(
     .await;
     let current = call.finish()?;
     let (mut decision, observed) = converged?;
+    if plan.request.copy_tags
+        && plan.source.engine == Engine::Docdb
+        && decision.owned
+        && decision.phase == Phase::Available
+        && current.phase != Some(Phase::Available)
+    {
+        copy_source_tags(ctx, &plan, &target).await?;
+    }
     if let (Health::Stalled { message, .. }, Observation::Found(s)) =
         (&mut decision.health, &observed)
         && decision.owned
@@ -365,6 +373,40 @@ async fn apply(
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     Ok(action(decision.requeue))
+}
+
+/// DocumentDB `copyTags`: once the copy is available, the source's tags it lacks (never
+/// the source's `dbsnapshot.io/` ones) are set on it, with one AddTagsToResource and only
+/// when some are missing. AWS may copy the source's tags only when the copy request
+/// carries no tags of its own (the request always carries the ownership tags), or merge
+/// both; either way the copy ends up with them. A source that is gone by then has no
+/// tags to read, and nothing is added.
+async fn copy_source_tags(
+    ctx: &Context,
+    plan: &CopyPlan,
+    target: &Arc<dyn crate::engine::SnapshotEngine>,
+) -> Result<(), EngineError> {
+    let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
+    let source = ctx
+        .engines
+        .get(plan.source.engine, lookup_region)
+        .describe(&plan.source.identifier, true)
+        .await?;
+    let Some(source_tags) = source.and_then(|s| s.tags) else {
+        return Ok(());
+    };
+    let Some(copy) = target.describe(&plan.desired.identifier, true).await? else {
+        return Ok(());
+    };
+    let missing = lifecycle::missing_source_tags(
+        &source_tags,
+        copy.tags.as_ref().unwrap_or(&Default::default()),
+        &plan.desired.tags,
+    );
+    if missing.is_empty() {
+        return Ok(());
+    }
+    target.tag(&copy, &missing, &[]).await
 }
 
 /// The source as recorded in status, for copies whose ClusterSnapshot went away after
@@ -534,6 +576,22 @@ async fn check_source(
             requeue: None,
         }));
     }
+    if matches!(
+        source.state(),
+        SnapshotState::Failed | SnapshotState::Deleting
+    ) {
+        return Ok(Err(Creation::Blocked {
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::INVALID_SOURCE,
+                format!(
+                    "the source snapshot {} is {}: it cannot be copied",
+                    plan.source.identifier, source.aws_status
+                ),
+            ),
+            requeue: Some(ctx.timing.resync),
+        }));
+    }
     if source.state() != SnapshotState::Available {
         return Ok(Err(Creation::Blocked {
             phase: Phase::Pending,
@@ -544,7 +602,12 @@ async fn check_source(
                     plan.source.identifier, source.aws_status
                 ),
             ),
-            requeue: Some(ctx.timing.min_poll.max(std::time::Duration::from_secs(5))),
+            // Watched at the pace AWS's figures suggest (ElastiCache gives none).
+            requeue: Some(lifecycle::watch_poll(
+                &source,
+                drive::elapsed(&source),
+                &ctx.timing,
+            )),
         }));
     }
     let mut request = plan.request.clone();
@@ -585,7 +648,7 @@ async fn export(
                 (
                     Phase::Creating,
                     Health::progressing(reasons::COPYING, format!("exporting to {location}")),
-                    Some(ctx.timing.min_poll),
+                    Some(lifecycle::watch_poll(&s, None, &ctx.timing)),
                 )
             }
             Ok(Creation::Blocked {
@@ -612,33 +675,22 @@ async fn export(
         (written, status, outcome)
     } else {
         let mut status = base_status(current, plan);
-        // The answer to the call may not have been seen (a restart came between).
-        let done = if current.export_location.is_some() {
-            format!("exported to {location}")
+        let record = lifecycle::ExportRecord::from_status(current);
+        // An export reported ended is not looked at again: the S3 object does not
+        // depend on the source snapshot.
+        let source = if record.finished {
+            None
         } else {
-            format!(
-                "exported to {location} (the export was requested before a restart; \
-                 ElastiCache no longer reports it running)"
-            )
+            engine.describe(&plan.source.identifier, false).await?
         };
-        status.export_location = Some(location.clone());
-        let source = engine.describe(&plan.source.identifier, false).await?;
-        let outcome = match source.as_ref().map(|s| (s.state(), s.aws_status.as_str())) {
-            Some((_, "exporting")) => (
-                Phase::Creating,
-                Health::progressing(reasons::COPYING, format!("exporting to {location}")),
-                Some(ctx.timing.min_poll),
-            ),
-            Some((SnapshotState::Failed, st)) => (
-                Phase::Failed,
-                Health::stalled(
-                    reasons::FAILED,
-                    format!("AWS reports the source snapshot as {st}"),
-                ),
-                Some(ctx.timing.resync),
-            ),
-            _ => (Phase::Available, Health::ready(done), None),
-        };
+        let d = lifecycle::export(record, source.as_ref(), None, &location, &ctx.timing);
+        if d.accepted {
+            status.export_location = Some(location.clone());
+        }
+        if let Some(s) = &source {
+            status.aws_status = Some(s.aws_status.clone());
+        }
+        let outcome = (d.phase, d.health, d.requeue);
         (current.clone(), status, outcome)
     };
     status.phase = Some(phase);
