@@ -433,21 +433,32 @@ async fn a_copy_of_a_cluster_snapshot_holds_its_source_until_done() {
     let mut held = 0;
     loop {
         // Once AWS has finished the copy (available, perhaps still being shared) the
-        // source may go.
-        let copy = h.copy_status("dr").await;
-        if copy.aws_status.as_deref() == Some("available") {
-            break;
-        }
+        // source may go: AWS's word, not the copy object's status, which follows it.
+        // The source is looked at first: if it is gone, AWS must have finished the
+        // copy before.
+        let source_there = h
+            .docdb()
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier("nightly-src")
+            .send()
+            .await
+            .is_ok();
+        let copy = h
+            .docdb()
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier("nightly-dr")
+            .send()
+            .await
+            .unwrap();
+        let copy = copy.db_cluster_snapshots()[0].status().map(str::to_string);
         assert!(
-            h.docdb()
-                .describe_db_cluster_snapshots()
-                .db_cluster_snapshot_identifier("nightly-src")
-                .send()
-                .await
-                .is_ok(),
+            source_there || copy.as_deref() == Some("available"),
             "the source was deleted while the copy ran: copy {copy:?}, calls {}",
             h.calls()
         );
+        if copy.as_deref() == Some("available") {
+            break;
+        }
         if h.snapshots().get_opt("nightly").await.unwrap().is_some() {
             held += 1;
         }

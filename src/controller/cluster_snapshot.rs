@@ -291,10 +291,6 @@ async fn copies_in_flight(
         else {
             continue;
         };
-        // No copy call was sent (or AWS refused it): nothing reads the source.
-        if s.copy_requested == Some(false) {
-            continue;
-        }
         let client = ctx.engines.get(engine, &region);
         if c.spec.target_bucket.is_some() {
             // An export to S3: AWS shows it on the source itself (`exporting`).
