@@ -77,7 +77,10 @@ fn cel_rules_are_in_the_generated_schema() {
         );
     }
     let spec = &schema(&ClusterSnapshot::crd())["properties"]["spec"];
-    assert_eq!(spec["properties"]["tags"]["additionalProperties"]["maxLength"], 256);
+    assert_eq!(
+        spec["properties"]["tags"]["additionalProperties"]["maxLength"],
+        256
+    );
     // self == oldSelf on source, snapshotIdentifier, region and kmsKeyId.
     assert!(cs.iter().filter(|r| *r == "self == oldSelf").count() >= 4);
 
@@ -200,7 +203,10 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
             "reserved",
         ),
         (json!({"source": rs, "tags": {"k": "v".repeat(257)}}), "256"),
-        (json!({"source": dd, "tags": {"k": "ops@example"}}), "DocumentDB"),
+        (
+            json!({"source": dd, "tags": {"k": "ops@example"}}),
+            "DocumentDB",
+        ),
         (json!({"source": dd, "tags": {"rds:k": "v"}}), "DocumentDB"),
         (json!({"source": dd, "tags": {"k": "aws:v"}}), "DocumentDB"),
     ];
@@ -240,9 +246,15 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
             json!({"source": rs, "tags": {"k": "tab\there"}}),
             "spec.tags.k",
         ),
-        (json!({"source": rs, "tags": {"k": "fish & chips"}}), "spec.tags.k"),
+        (
+            json!({"source": rs, "tags": {"k": "fish & chips"}}),
+            "spec.tags.k",
+        ),
         (json!({"source": rs, "tags": {"k": "🚀"}}), "spec.tags.k"),
-        (json!({"source": rs, "tags": {"k": "v".repeat(257)}}), "spec.tags.k"),
+        (
+            json!({"source": rs, "tags": {"k": "v".repeat(257)}}),
+            "spec.tags.k",
+        ),
     ];
     for (spec, field) in &by_pattern {
         let err = patterns("ClusterSnapshot", spec).expect_err(&format!("schema accepted {spec}"));
