@@ -80,18 +80,29 @@ impl EngineError {
     }
 }
 
-/// Error codes AWS uses for throttling (the SDKs' own list).
+/// Error codes AWS uses for throttling: the Rust SDK runtime's own list, mirrored
+/// exactly from `aws_runtime::retries::classifiers::THROTTLING_ERRORS` (aws-runtime
+/// 1.6.0, src/retries/classifiers.rs), plus Redshift's
+/// `DependentServiceRequestThrottlingFault` (service-2.json shape of that name: "a
+/// dependent service is throttling requests made by Amazon Redshift on your behalf.
+/// Wait and retry the request."; AuthorizeSnapshotAccess, CreateCluster,
+/// RestoreFromClusterSnapshot and others may answer it).
 const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
     "RequestThrottledException",
     "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
     "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
     "RequestThrottled",
     "SlowDown",
     "PriorRequestNotComplete",
     "EC2ThrottledException",
+    "DependentServiceRequestThrottlingFault",
 ];
 
 const TRANSIENT: &[&str] = &[
@@ -119,19 +130,7 @@ where
             let code = e.code().map(str::to_string);
             let status = ctx.raw().status().as_u16();
             let c = code.as_deref().unwrap_or_default();
-            let class = if THROTTLING.contains(&c) {
-                ErrorClass::Throttled
-            } else if TRANSIENT.contains(&c) || status >= 500 {
-                ErrorClass::Transient
-            } else if codes.not_found.contains(&c) {
-                ErrorClass::NotFound
-            } else if codes.already_exists.contains(&c) {
-                ErrorClass::AlreadyExists
-            } else if codes.invalid_state.contains(&c) {
-                ErrorClass::InvalidState
-            } else {
-                ErrorClass::Terminal
-            };
+            let class = class_of_code(c, status, codes);
             let message = e.message().unwrap_or("no message").to_string();
             (class, code, message)
         }
@@ -163,6 +162,23 @@ where
     }
 }
 
+/// The class of an AWS error answer with code `c` and HTTP status `status`.
+pub fn class_of_code(c: &str, status: u16, codes: &ServiceCodes) -> ErrorClass {
+    if THROTTLING.contains(&c) {
+        ErrorClass::Throttled
+    } else if TRANSIENT.contains(&c) || status >= 500 {
+        ErrorClass::Transient
+    } else if codes.not_found.contains(&c) {
+        ErrorClass::NotFound
+    } else if codes.already_exists.contains(&c) {
+        ErrorClass::AlreadyExists
+    } else if codes.invalid_state.contains(&c) {
+        ErrorClass::InvalidState
+    } else {
+        ErrorClass::Terminal
+    }
+}
+
 /// A service's error codes for the classes that matter to the lifecycle.
 pub struct ServiceCodes {
     pub not_found: &'static [&'static str],
@@ -177,4 +193,33 @@ impl ServiceCodes {
         already_exists: &[],
         invalid_state: &[],
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_codes_are_the_sdks_plus_redshifts_dependent_service_fault() {
+        for code in [
+            "Throttling",
+            "LimitExceededException",
+            "DependentServiceRequestThrottlingFault",
+        ] {
+            assert_eq!(
+                class_of_code(code, 400, &ServiceCodes::NONE),
+                ErrorClass::Throttled,
+                "{code}"
+            );
+        }
+        assert!(ErrorClass::Throttled.is_retryable());
+        assert_eq!(
+            class_of_code("AccessDenied", 403, &ServiceCodes::NONE),
+            ErrorClass::Terminal
+        );
+        assert_eq!(
+            class_of_code("InternalFailure", 500, &ServiceCodes::NONE),
+            ErrorClass::Transient
+        );
+    }
 }

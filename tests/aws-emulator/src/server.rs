@@ -178,6 +178,7 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         region,
         now: Utc::now(),
         instant: Instant::now(),
+        seconds_per_day: lock(&state).seconds_per_day,
     };
     let (result, hold) = {
         let mut st = lock(&state);
@@ -207,8 +208,17 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
 }
 
 /// The `failActions` fault: AWS's answer to a call that IAM denies (code AccessDenied,
-/// HTTP 403), before the action takes effect.
+/// HTTP 403), before the action takes effect. Also the `dependentThrottleActions`
+/// fault: Redshift's DependentServiceRequestThrottlingFault (HTTP 400, service-2.json
+/// shape of that name), before the action takes effect.
 fn deny(faults: &Faults, service: &str, action: &str, caller: &Caller) -> Result<(), ApiError> {
+    if faults.dependent_throttles(service, action) {
+        return Err(ApiError::bad(
+            "DependentServiceRequestThrottlingFault",
+            "The request cannot be completed because a dependent service is throttling \
+             requests made by Amazon Redshift on your behalf. Wait and retry the request.",
+        ));
+    }
     if !faults.denies(service, action) {
         return Ok(());
     }
@@ -268,20 +278,36 @@ async fn set_faults(Extract(state): Extract<Shared>, Json(patch): Json<Value>) -
 }
 
 async fn get_settings(Extract(state): Extract<Shared>) -> Json<Value> {
-    Json(json!({ "snapshotSeconds": lock(&state).snapshot_seconds }))
+    let st = lock(&state);
+    Json(json!({
+        "snapshotSeconds": st.snapshot_seconds,
+        "secondsPerDay": st.seconds_per_day,
+    }))
 }
 
+/// Each key is optional: only the keys given change.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Settings {
-    snapshot_seconds: f64,
+    snapshot_seconds: Option<f64>,
+    /// How many real seconds an emulated retention day lasts (default 86400): Redshift
+    /// manual snapshots expire, and ManualSnapshotRemainingDays counts down, by it.
+    seconds_per_day: Option<f64>,
 }
 
 async fn set_settings(
     Extract(state): Extract<Shared>,
     Json(settings): Json<Settings>,
 ) -> Json<Value> {
-    lock(&state).snapshot_seconds = settings.snapshot_seconds.max(0.0);
+    {
+        let mut st = lock(&state);
+        if let Some(s) = settings.snapshot_seconds {
+            st.snapshot_seconds = s.max(0.0);
+        }
+        if let Some(d) = settings.seconds_per_day {
+            st.seconds_per_day = d.max(0.001);
+        }
+    }
     get_settings(Extract(state)).await
 }
 
@@ -325,6 +351,7 @@ async fn automated_snapshot(
         region: req.region.clone(),
         now: Utc::now(),
         instant: Instant::now(),
+        seconds_per_day: st.seconds_per_day,
     };
     let progress = st.progress(&caller);
     let world = &mut st.region(&req.region).redshift;
@@ -421,6 +448,7 @@ async fn seed(Extract(state): Extract<Shared>, Json(req): Json<Seed>) -> Respons
         region: req.region.clone(),
         now: Utc::now(),
         instant: Instant::now(),
+        seconds_per_day: st.seconds_per_day,
     };
     let mut created = Vec::new();
     /// (service, action, parameters)

@@ -35,6 +35,8 @@ pub struct Caller {
     pub region: String,
     pub now: DateTime<Utc>,
     pub instant: Instant,
+    /// How many real seconds one emulated day lasts ([`State::seconds_per_day`]).
+    pub seconds_per_day: f64,
 }
 
 /// A job that goes from started to done over a fixed duration (a snapshot being
@@ -104,9 +106,25 @@ pub struct Faults {
     /// denies) without taking effect: `Action` for every service or `service:Action`
     /// (service `redshift`, `docdb` or `elasticache`) for one.
     pub fail_actions: Vec<String>,
+    /// Redshift actions answered `DependentServiceRequestThrottlingFault` (HTTP 400)
+    /// without taking effect, as AWS does when a service Redshift calls on the
+    /// caller's behalf throttles it (service-2.json shape
+    /// DependentServiceRequestThrottlingFault: "Wait and retry the request"; listed by
+    /// AuthorizeSnapshotAccess, CreateCluster and others). `Action` or
+    /// `redshift:Action`.
+    pub dependent_throttle_actions: Vec<String>,
 }
 
 impl Faults {
+    /// Whether `dependentThrottleActions` names this call (Redshift only).
+    pub fn dependent_throttles(&self, service: &str, action: &str) -> bool {
+        service == "redshift"
+            && self
+                .dependent_throttle_actions
+                .iter()
+                .any(|a| a == action || a.strip_prefix("redshift:") == Some(action))
+    }
+
     /// Whether `failActions` names this call.
     pub fn denies(&self, service: &str, action: &str) -> bool {
         self.fail_actions.iter().any(|a| match a.split_once(':') {
@@ -215,6 +233,9 @@ pub struct State {
     pub exports: Vec<Export>,
     pub faults: Faults,
     pub snapshot_seconds: f64,
+    /// How many real seconds one emulated day lasts (Redshift manual snapshot
+    /// retention); 86400 unless a test speeds the clock up.
+    pub seconds_per_day: f64,
     /// Access key id -> secret, for checking presigned URLs.
     pub credentials: HashMap<String, String>,
     buckets: HashMap<String, TokenBucket>,
@@ -235,6 +256,7 @@ impl State {
             exports: Vec::new(),
             faults,
             snapshot_seconds,
+            seconds_per_day: 86_400.0,
             credentials,
             buckets: HashMap::new(),
             seed,
