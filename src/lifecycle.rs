@@ -380,6 +380,23 @@ pub fn apply(
             finished: false,
             owned: true,
         },
+        // Never taken for creating (or anything else): shown as AWS says it, looked at
+        // again at the slowest poll.
+        SnapshotState::Unknown => Decision {
+            step: Step::Nothing,
+            phase: Phase::Creating,
+            health: Health::progressing(
+                reasons::UNKNOWN_STATUS,
+                format!(
+                    "AWS reports snapshot {} with status {:?}, which this operator does not \
+                     know; waiting for a status it knows",
+                    d.identifier, s.aws_status
+                ),
+            ),
+            requeue: Some(timing.max_poll),
+            finished: false,
+            owned: true,
+        },
         SnapshotState::Creating => {
             let reason = if s.aws_status == "copying" {
                 reasons::COPYING
@@ -518,24 +535,29 @@ pub fn cleanup(
             finished: false,
             owned: true,
         },
-        SnapshotState::Available | SnapshotState::Failed => match &s.shared_with {
-            Some(shared) if !shared.is_empty() => step_towards_delete(
-                Step::Share {
-                    add: Vec::new(),
-                    remove: shared.clone(),
-                },
-                false,
-                format!(
-                    "revoking access of {shared:?} before deleting snapshot {}",
-                    d.identifier
+        // Failed (also Redshift's `cancelled`), or a status nobody documents: nothing
+        // will change by waiting, so the delete is asked for (AWS refusing it is
+        // retried).
+        SnapshotState::Available | SnapshotState::Failed | SnapshotState::Unknown => {
+            match &s.shared_with {
+                Some(shared) if !shared.is_empty() => step_towards_delete(
+                    Step::Share {
+                        add: Vec::new(),
+                        remove: shared.clone(),
+                    },
+                    false,
+                    format!(
+                        "revoking access of {shared:?} before deleting snapshot {}",
+                        d.identifier
+                    ),
                 ),
-            ),
-            _ => step_towards_delete(
-                Step::Delete,
-                true,
-                format!("deleting snapshot {}", d.identifier),
-            ),
-        },
+                _ => step_towards_delete(
+                    Step::Delete,
+                    true,
+                    format!("deleting snapshot {}", d.identifier),
+                ),
+            }
+        }
     }
 }
 
@@ -688,6 +710,30 @@ mod tests {
                 Step::Nothing,
                 Phase::Creating,
                 reasons::CREATING,
+            ),
+            (
+                "a status nobody documents",
+                true,
+                Found(Box::new(snap("paused-for-maintenance"))),
+                Step::Nothing,
+                Phase::Creating,
+                reasons::UNKNOWN_STATUS,
+            ),
+            (
+                "Redshift cancelled",
+                true,
+                Found(Box::new(snap("cancelled"))),
+                Step::Nothing,
+                Phase::Failed,
+                reasons::FAILED,
+            ),
+            (
+                "Redshift final snapshot",
+                true,
+                Found(Box::new(snap("final snapshot"))),
+                Step::Nothing,
+                Phase::Available,
+                reasons::AVAILABLE,
             ),
             (
                 "copying",
@@ -864,6 +910,12 @@ mod tests {
         assert_eq!(got.step, Step::Nothing);
     }
 
+    fn unshared_as(status: &str) -> Snapshot {
+        let mut s = snap(status);
+        s.shared_with = Some(vec![]);
+        s
+    }
+
     #[test]
     fn cleanup_table() {
         let t = timing();
@@ -928,6 +980,38 @@ mod tests {
                 true,
             ),
             ("failed", &d, Found(Box::new(failed)), Step::Delete, true),
+            // Statuses that never end by waiting: the cleanup goes on to the delete.
+            (
+                "Redshift cancelled",
+                &d,
+                Found(Box::new(snap("cancelled"))),
+                Step::Share {
+                    add: vec![],
+                    remove: vec!["111111111111".into()],
+                },
+                false,
+            ),
+            (
+                "Redshift cancelled, unshared",
+                &d,
+                Found(Box::new(unshared_as("cancelled"))),
+                Step::Delete,
+                true,
+            ),
+            (
+                "Redshift final snapshot, unshared",
+                &d,
+                Found(Box::new(unshared_as("final snapshot"))),
+                Step::Delete,
+                true,
+            ),
+            (
+                "unknown status, unshared",
+                &d,
+                Found(Box::new(unshared_as("paused"))),
+                Step::Delete,
+                true,
+            ),
         ];
         for (name, d, obs, step, finished) in cases {
             let got = cleanup(d, &obs, None, &t);

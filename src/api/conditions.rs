@@ -25,6 +25,9 @@ pub mod reasons {
     pub const NOT_OWNED: &str = "NotOwned";
     /// The snapshot disappeared from AWS (deleted out of band); it is not recreated.
     pub const NOT_FOUND: &str = "NotFound";
+    /// AWS reports the snapshot with a status the operator does not know (the message
+    /// quotes it); it is looked at again until the status is one it knows.
+    pub const UNKNOWN_STATUS: &str = "UnknownStatus";
     /// AWS reports the snapshot failed.
     pub const FAILED: &str = "Failed";
     /// The spec is invalid; the message names the field.

@@ -147,6 +147,16 @@ async fn observe_direct(
     Ok(found.into())
 }
 
+/// A status none of the services documents is worth a line in the log: AWS may have
+/// added one this operator should learn.
+fn warn_if_unknown(observed: &Observation) {
+    if let Observation::Found(s) = observed
+        && s.state() == SnapshotState::Unknown
+    {
+        tracing::warn!(snapshot = %s.identifier, aws_status = %s.aws_status, "AWS reports a snapshot status this operator does not know");
+    }
+}
+
 /// Makes a decided mutation other than create.
 pub async fn mutate(
     engine: &dyn SnapshotEngine,
@@ -191,6 +201,7 @@ where
 {
     let known = current.arn.is_some();
     let mut observed = observe(engine, &desired.identifier, current, batch).await?;
+    warn_if_unknown(&observed);
     let mut decision = lifecycle::apply(desired, known, &observed, since(&observed), timing);
     let acted = if decision.step == Step::Create {
         match create().await {
@@ -279,6 +290,7 @@ pub async fn converge_cleanup(
     } else {
         engine.describe(&desired.identifier, true).await?.into()
     };
+    warn_if_unknown(&observed);
     let decision = lifecycle::cleanup(desired, &observed, since(&observed), timing);
     mutate(&**engine, &observed, &decision.step).await?;
     if decision.step == Step::Delete

@@ -29,6 +29,9 @@ pub enum SnapshotState {
     Failed,
     /// Being deleted (or deleted).
     Deleting,
+    /// A status none of the three services documents: shown as it is and waited on,
+    /// never taken for any of the above.
+    Unknown,
 }
 
 /// A snapshot as AWS describes it, in the same shape for every engine.
@@ -58,21 +61,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Where the snapshot is, from every status the three services document:
-    /// Redshift's `creating`, `available`, `final snapshot`, `failed`, `deleted`;
-    /// DocumentDB's `creating`, `copying`, `available`, `failed`, `deleting`;
-    /// ElastiCache's `creating`, `available`, `restoring`, `copying`, `exporting`,
-    /// `deleting`. A snapshot a cluster is being restored from (`restoring`) or that is
-    /// being exported to S3 (`exporting`) is itself available. A status none of them
-    /// documents is waited on as if AWS were still working.
+    /// Where the snapshot is, from every status the three services' models document
+    /// (the `Status` of Redshift's `Snapshot`, DocumentDB's `DBClusterSnapshot` and
+    /// ElastiCache's `Snapshot.SnapshotStatus` shapes):
+    /// Redshift `creating | available | final snapshot | failed | cancelled | deleted`;
+    /// DocumentDB `creating | available | copying | failed | deleting`;
+    /// ElastiCache `creating | available | restoring | copying | deleting`, and
+    /// `exporting` while it is written to S3. A snapshot a cluster is being restored
+    /// from, or that is being exported, is itself available; a `cancelled` one (AWS
+    /// stopped making it) will never be. Anything else is [`SnapshotState::Unknown`].
     pub fn state(&self) -> SnapshotState {
-        match self.aws_status.to_ascii_lowercase().as_str() {
-            "available" | "final snapshot" | "restoring" | "exporting" => SnapshotState::Available,
-            "failed" | "incompatible-restore" => SnapshotState::Failed,
-            "deleting" | "deleted" => SnapshotState::Deleting,
-            // "creating", "copying", and anything not documented.
-            _ => SnapshotState::Creating,
-        }
+        state_of(&self.aws_status)
     }
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.as_ref()?.get(key).map(String::as_str)
@@ -429,6 +428,7 @@ mod tests {
             ("exporting", Available),
             ("failed", Failed),
             ("incompatible-restore", Failed),
+            ("cancelled", Failed),
             ("deleting", Deleting),
             ("deleted", Deleting),
             ("Available", Available),
