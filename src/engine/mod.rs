@@ -78,6 +78,17 @@ impl Snapshot {
     }
 }
 
+/// See [`Snapshot::state`].
+pub fn state_of(aws_status: &str) -> SnapshotState {
+    match aws_status.to_ascii_lowercase().as_str() {
+        "creating" | "copying" => SnapshotState::Creating,
+        "available" | "final snapshot" | "restoring" | "exporting" => SnapshotState::Available,
+        "failed" | "cancelled" | "incompatible-restore" => SnapshotState::Failed,
+        "deleting" | "deleted" => SnapshotState::Deleting,
+        _ => SnapshotState::Unknown,
+    }
+}
+
 /// What a batched describe lists: the manual snapshots of one cluster (or ElastiCache
 /// replication group or cache cluster).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -432,7 +443,8 @@ mod tests {
             ("deleting", Deleting),
             ("deleted", Deleting),
             ("Available", Available),
-            ("something-new", Creating),
+            ("something-new", Unknown),
+            ("", Unknown),
         ] {
             let s = Snapshot {
                 aws_status: status.to_string(),
