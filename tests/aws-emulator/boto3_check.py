@@ -234,14 +234,15 @@ def docdb_flow():
           DBClusterSnapshotIdentifier="ghost")
     other = client("docdb", key=OTHER_KEY)
     arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:nightly"
-    assert len(other.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=arn)["DBClusterSnapshots"]) == 1
+    assert len(other.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=arn,
+                                                   IncludeShared=True)["DBClusterSnapshots"]) == 1
 
     db.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "k", "Value": "ünï 漢字"}])
     db.remove_tags_from_resource(ResourceName=arn, TagKeys=["team"])
     assert db.list_tags_for_resource(ResourceName=arn)["TagList"] == [{"Key": "k", "Value": "ünï 漢字"}]
     fails("TagQuotaPerResourceExceeded", db.add_tags_to_resource, ResourceName=arn,
           Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
-    fails("DBClusterSnapshotNotFoundFault", db.list_tags_for_resource,
+    fails("DBSnapshotNotFound", db.list_tags_for_resource,
           ResourceName="arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost")
 
     # Same-region copy with tags; deleting it while copying cancels it.
@@ -603,10 +604,245 @@ def export_and_action_faults():
     assert ec.list_tags_for_resource(
         ResourceName="arn:aws:elasticache:us-east-1:123456789012:snapshot:doomed")["TagList"] == []
 
+def docdb_sources_and_copy_kms_rules():
+    """DocumentDB: by identifier, an automated snapshot is found only with SnapshotType
+    automated and a shared one only with IncludeShared or SnapshotType shared; a shared
+    snapshot is copied only in its own region, an encrypted shared one only with
+    KmsKeyId (KMSKeyNotAccessibleFault), and KmsKeyId on an unencrypted source is
+    refused; the tagging actions answer DBSnapshotNotFound (404) for a missing one."""
+    admin("settings", {"snapshotSeconds": 0})
+    me, owner = client("docdb"), client("docdb", key=OTHER_KEY)
+    owner_west = client("docdb", region="us-west-2", key=OTHER_KEY)
+    me.create_db_cluster(DBClusterIdentifier="mine", Engine="docdb", MasterUsername="u",
+                         MasterUserPassword="Secret123")
+    listed = me.describe_db_cluster_snapshots()["DBClusterSnapshots"]
+    auto = [s for s in listed if s["SnapshotType"] == "automated"][0]["DBClusterSnapshotIdentifier"]
+    assert auto.startswith("rds:mine-"), auto
+    fails("DBClusterSnapshotNotFoundFault", me.describe_db_cluster_snapshots,
+          DBClusterSnapshotIdentifier=auto)
+    got = me.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=auto,
+                                           SnapshotType="automated")["DBClusterSnapshots"]
+    assert [s["DBClusterSnapshotIdentifier"] for s in got] == [auto], got
+    me.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=auto,
+                                TargetDBClusterSnapshotIdentifier="kept")
+    fails("InvalidParameterCombination", me.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier="kept", TargetDBClusterSnapshotIdentifier="k2",
+          KmsKeyId="alias/mine")
 
-CHECKS = [redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
+    owner.create_db_cluster(DBClusterIdentifier="vault", Engine="docdb", MasterUsername="u",
+                            MasterUserPassword="Secret123", StorageEncrypted=True,
+                            KmsKeyId="alias/theirs")
+    owner.create_db_cluster_snapshot(DBClusterIdentifier="vault", DBClusterSnapshotIdentifier="sealed")
+    owner.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="sealed",
+                                               AttributeName="restore", ValuesToAdd=["123456789012"])
+    arn = f"arn:aws:rds:us-east-1:{OTHER_ACCOUNT}:cluster-snapshot:sealed"
+    fails("DBClusterSnapshotNotFoundFault", me.describe_db_cluster_snapshots,
+          DBClusterSnapshotIdentifier=arn)
+    for kw in ({"IncludeShared": True}, {"SnapshotType": "shared"}):
+        got = me.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=arn, **kw)["DBClusterSnapshots"]
+        assert [s["DBClusterSnapshotArn"] for s in got] == [arn], (kw, got)
+    fails("KMSKeyNotAccessibleFault", me.copy_db_cluster_snapshot,
+          SourceDBClusterSnapshotIdentifier=arn, TargetDBClusterSnapshotIdentifier="c1")
+    c = me.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=arn,
+                                    TargetDBClusterSnapshotIdentifier="c1",
+                                    KmsKeyId="alias/mine")["DBClusterSnapshot"]
+    assert c["StorageEncrypted"] and c["KmsKeyId"] == "alias/mine", c
+
+    owner_west.create_db_cluster(DBClusterIdentifier="w", Engine="docdb", MasterUsername="u",
+                                 MasterUserPassword="Secret123")
+    owner_west.create_db_cluster_snapshot(DBClusterIdentifier="w", DBClusterSnapshotIdentifier="far")
+    owner_west.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="far",
+                                                    AttributeName="restore",
+                                                    ValuesToAdd=["123456789012"])
+    far = f"arn:aws:rds:us-west-2:{OTHER_ACCOUNT}:cluster-snapshot:far"
+    e = fails("InvalidParameterValue", me.copy_db_cluster_snapshot,
+              SourceDBClusterSnapshotIdentifier=far, TargetDBClusterSnapshotIdentifier="c3",
+              SourceRegion="us-west-2")
+    assert "own region" in e.response["Error"]["Message"], e
+
+    ghost = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost"
+    for fn, kw in ((me.add_tags_to_resource, {"Tags": [{"Key": "k", "Value": "v"}]}),
+                   (me.remove_tags_from_resource, {"TagKeys": ["k"]}),
+                   (me.list_tags_for_resource, {})):
+        e = fails("DBSnapshotNotFound", fn, ResourceName=ghost, **kw)
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404, e.response
+
+
+def redshift_retention_expiry():
+    """Redshift: a manual snapshot is deleted once its retention period has passed
+    (days of the emulator's secondsPerDay), ManualSnapshotRemainingDays counts down, and
+    ModifyClusterSnapshot refuses a period the snapshot already falls outside of with
+    InvalidRetentionPeriodFault unless Force is given, which deletes it at once."""
+    rs = client("redshift")
+    admin("settings", {"snapshotSeconds": 0, "secondsPerDay": 1})
+    try:
+        rs.create_cluster(ClusterIdentifier="analytics", NodeType="ra3.xlplus",
+                          MasterUsername="admin", MasterUserPassword="Secret123")
+        for sid, days in (("short", 2), ("old", -1), ("kept", -1)):
+            rs.create_cluster_snapshot(ClusterIdentifier="analytics", SnapshotIdentifier=sid,
+                                       ManualSnapshotRetentionPeriod=days)
+
+        def one(sid):
+            return rs.describe_cluster_snapshots(SnapshotIdentifier=sid)["Snapshots"][0]
+
+        assert one("short")["ManualSnapshotRemainingDays"] == 2, one("short")
+        assert one("old")["ManualSnapshotRemainingDays"] == -1, one("old")
+        time.sleep(1.2)
+        assert one("short")["ManualSnapshotRemainingDays"] == 1, one("short")
+        e = fails("InvalidRetentionPeriodFault", rs.modify_cluster_snapshot,
+                  SnapshotIdentifier="old", ManualSnapshotRetentionPeriod=1)
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400, e.response
+        assert one("old")["ManualSnapshotRetentionPeriod"] == -1
+        kept = rs.modify_cluster_snapshot(SnapshotIdentifier="kept",
+                                          ManualSnapshotRetentionPeriod=30)["Snapshot"]
+        assert (kept["ManualSnapshotRetentionPeriod"], kept["ManualSnapshotRemainingDays"]) == (30, 29), kept
+        forced = rs.modify_cluster_snapshot(SnapshotIdentifier="old", ManualSnapshotRetentionPeriod=1,
+                                            Force=True)["Snapshot"]
+        assert forced["Status"] == "deleted", forced
+        fails("ClusterSnapshotNotFound", rs.describe_cluster_snapshots, SnapshotIdentifier="old")
+        time.sleep(1.0)
+        fails("ClusterSnapshotNotFound", rs.describe_cluster_snapshots, SnapshotIdentifier="short")
+        left = rs.describe_cluster_snapshots(ClusterIdentifier="analytics", SnapshotType="manual")
+        assert [x["SnapshotIdentifier"] for x in left["Snapshots"]] == ["kept"], left
+    finally:
+        admin("settings", {"secondsPerDay": 86400})
+
+
+def dependent_service_throttling():
+    """dependentThrottleActions: Redshift's DependentServiceRequestThrottlingFault
+    (HTTP 400, "Wait and retry the request") without effect."""
+    rs = client("redshift")
+    admin("settings", {"snapshotSeconds": 0})
+    rs.create_cluster(ClusterIdentifier="c", NodeType="ra3.xlplus", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    rs.create_cluster_snapshot(SnapshotIdentifier="s", ClusterIdentifier="c")
+    admin("faults", {"dependentThrottleActions": ["AuthorizeSnapshotAccess"]})
+    try:
+        e = fails("DependentServiceRequestThrottlingFault", rs.authorize_snapshot_access,
+                  SnapshotIdentifier="s", AccountWithRestoreAccess="111111111111")
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        snap = rs.describe_cluster_snapshots(SnapshotIdentifier="s")["Snapshots"][0]
+        assert snap.get("AccountsWithRestoreAccess", []) == [], snap
+    finally:
+        admin("faults", {"dependentThrottleActions": []})
+    rs.authorize_snapshot_access(SnapshotIdentifier="s", AccountWithRestoreAccess="111111111111")
+
+
+def opaque_markers():
+    """pageSize caps every Describe page; botocore's paginators follow the emulator's
+    opaque markers; a marker it did not issue is InvalidParameterValue."""
+    rs, db, ec = client("redshift"), client("docdb"), client("elasticache")
+    admin("settings", {"snapshotSeconds": 0})
+    rs.create_cluster(ClusterIdentifier="c", NodeType="ra3.xlplus", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    db.create_db_cluster(DBClusterIdentifier="d", Engine="docdb", MasterUsername="u",
+                         MasterUserPassword="Secret123")
+    ec.create_replication_group(ReplicationGroupId="g", ReplicationGroupDescription="d")
+    for i in range(24):
+        rs.create_cluster_snapshot(SnapshotIdentifier=f"s-{i:02d}", ClusterIdentifier="c")
+        db.create_db_cluster_snapshot(DBClusterIdentifier="d", DBClusterSnapshotIdentifier=f"s-{i:02d}")
+        ec.create_snapshot(ReplicationGroupId="g", SnapshotName=f"s-{i:02d}")
+    admin("settings", {"pageSize": 20})
+    try:
+        for pages, field in [
+            (rs.get_paginator("describe_cluster_snapshots").paginate(), "Snapshots"),
+            (db.get_paginator("describe_db_cluster_snapshots").paginate(), "DBClusterSnapshots"),
+            (ec.get_paginator("describe_snapshots").paginate(), "Snapshots"),
+        ]:
+            sizes = [len(p[field]) for p in pages]
+            assert sizes == [20, 5] or sizes == [20, 4], (field, sizes)
+        first = rs.describe_cluster_snapshots(MaxRecords=100)
+        assert len(first["Snapshots"]) == 20 and "s-" not in first["Marker"], first["Marker"]
+        fails("InvalidParameterValue", rs.describe_cluster_snapshots, Marker="s-20/123456789012")
+        fails("InvalidParameterValue", db.describe_db_cluster_snapshots, Marker=first["Marker"])
+        fails("InvalidParameterValue", ec.describe_snapshots, Marker=first["Marker"][:-1] + "x")
+        calls = admin("calls")
+        assert calls["foreignMarkers"] == 3, calls
+        assert calls["markersFollowed"]["docdb:DescribeDBClusterSnapshots"] == 1, calls
+    finally:
+        admin("settings", {"pageSize": 0})
+    assert len(rs.describe_cluster_snapshots()["Snapshots"]) == 25
+
+
+def cluster_and_snapshot_states():
+    """Clusters that refuse a snapshot (CreateClusterSnapshot InvalidClusterStateFault,
+    CreateDBClusterSnapshot InvalidDBClusterStateFault, CreateSnapshot
+    InvalidReplicationGroupStateFault / InvalidCacheClusterStateFault, ElastiCache one
+    snapshot at a time), every documented snapshot status on demand, and deletes that
+    take time (DocumentDB and ElastiCache `deleting`, the name still taken)."""
+    rs, db, ec = client("redshift"), client("docdb"), client("elasticache")
+    admin("settings", {"snapshotSeconds": 2, "deleteSeconds": 0})
+    rs.create_cluster(ClusterIdentifier="wh", NodeType="dc2.large", MasterUsername="u",
+                      MasterUserPassword="Secret123")
+    db.create_db_cluster(DBClusterIdentifier="orders", Engine="docdb", MasterUsername="u",
+                         MasterUserPassword="Secret123")
+    ec.create_replication_group(ReplicationGroupId="sessions", ReplicationGroupDescription="d",
+                                Engine="valkey", NumCacheClusters=1)
+    ec.create_cache_cluster(CacheClusterId="solo", Engine="redis", NumCacheNodes=1)
+    for service, ident in [("redshift", "wh"), ("docdb", "orders"), ("elasticache", "sessions")]:
+        admin("clusters/status", {"service": service, "identifier": ident,
+                                  "status": "modifying", "seconds": 30})
+    e = fails("InvalidClusterState", rs.create_cluster_snapshot, SnapshotIdentifier="s1",
+              ClusterIdentifier="wh")
+    assert "modifying" in str(e), e
+    fails("InvalidDBClusterStateFault", db.create_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier="s1", DBClusterIdentifier="orders")
+    fails("InvalidReplicationGroupState", ec.create_snapshot, ReplicationGroupId="sessions",
+          SnapshotName="s1")
+    for service, ident in [("redshift", "wh"), ("docdb", "orders"), ("elasticache", "sessions")]:
+        admin("clusters/status", {"service": service, "identifier": ident,
+                                  "status": "available", "seconds": 0})
+    rs.create_cluster_snapshot(SnapshotIdentifier="s1", ClusterIdentifier="wh")
+    db.create_db_cluster_snapshot(DBClusterSnapshotIdentifier="s1", DBClusterIdentifier="orders")
+    ec.create_snapshot(ReplicationGroupId="sessions", SnapshotName="s1")
+    # ElastiCache: one snapshot at a time (the group is `snapshotting`).
+    fails("InvalidReplicationGroupState", ec.create_snapshot, ReplicationGroupId="sessions",
+          SnapshotName="s2")
+    ec.create_snapshot(CacheClusterId="solo", SnapshotName="c1")
+    fails("InvalidCacheClusterState", ec.create_snapshot, CacheClusterId="solo", SnapshotName="c2")
+    time.sleep(2.2)
+    ec.create_snapshot(ReplicationGroupId="sessions", SnapshotName="s2")
+    # Every status the models document, and one they do not, on demand.
+    for status in ["cancelled", "final snapshot", "failed", "surprise"]:
+        admin("snapshots/status", {"service": "redshift", "identifier": "s1", "status": status})
+        got = rs.describe_cluster_snapshots(SnapshotIdentifier="s1")["Snapshots"][0]["Status"]
+        assert got == status, got
+    rs.delete_cluster_snapshot(SnapshotIdentifier="s1")
+    for status in ["copying", "failed"]:
+        admin("snapshots/status", {"service": "docdb", "identifier": "s1", "status": status})
+        got = db.describe_db_cluster_snapshots(
+            DBClusterSnapshotIdentifier="s1")["DBClusterSnapshots"][0]["Status"]
+        assert got == status, got
+    for status in ["restoring", "copying"]:
+        admin("snapshots/status", {"service": "elasticache", "identifier": "s1", "status": status})
+        got = ec.describe_snapshots(SnapshotName="s1")["Snapshots"][0]["SnapshotStatus"]
+        assert got == status, got
+    admin("snapshots/status", {"service": "docdb", "identifier": "s1", "status": None})
+    admin("snapshots/status", {"service": "elasticache", "identifier": "s1", "status": None})
+    # Deletes take time: `deleting`, the name taken, then gone.
+    admin("settings", {"deleteSeconds": 1.5})
+    got = db.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="s1")["DBClusterSnapshot"]
+    assert got["Status"] == "deleting", got
+    fails("DBClusterSnapshotAlreadyExistsFault", db.create_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier="s1", DBClusterIdentifier="orders")
+    fails("InvalidDBClusterSnapshotStateFault", db.delete_db_cluster_snapshot,
+          DBClusterSnapshotIdentifier="s1")
+    got = ec.delete_snapshot(SnapshotName="s1")["Snapshot"]
+    assert got["SnapshotStatus"] == "deleting", got
+    assert ec.describe_snapshots(SnapshotName="s1")["Snapshots"][0]["SnapshotStatus"] == "deleting"
+    time.sleep(1.6)
+    fails("DBClusterSnapshotNotFoundFault", db.describe_db_cluster_snapshots,
+          DBClusterSnapshotIdentifier="s1")
+    fails("SnapshotNotFoundFault", ec.describe_snapshots, SnapshotName="s1")
+    db.create_db_cluster_snapshot(DBClusterSnapshotIdentifier="s1", DBClusterIdentifier="orders")
+    admin("settings", {"deleteSeconds": 0, "snapshotSeconds": 1})
+
+
+CHECKS = [cluster_and_snapshot_states,
+          redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
           elasticache_paging, faults, identifier_case, tag_character_sets, cross_account_shares,
-          export_and_action_faults]
+          export_and_action_faults, docdb_sources_and_copy_kms_rules, redshift_retention_expiry,
+          dependent_service_throttling, opaque_markers]
 
 
 def main():

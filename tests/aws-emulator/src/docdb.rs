@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::presign;
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, page,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id,
     upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
@@ -64,12 +64,21 @@ pub struct Snapshot {
     pub restore: Vec<String>,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
-    pub failed: bool,
+    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    /// instead of the one the snapshot would have: any the model documents, or one it
+    /// does not.
+    pub forced: Option<&'static str>,
+    /// Deleted: `deleting` (its name still taken) until this is done, then gone.
+    pub deleting: Option<Progress>,
 }
 
 impl Snapshot {
     pub fn status(&self, c: &Caller) -> &'static str {
-        if self.failed {
+        if self.deleting.is_some() {
+            "deleting"
+        } else if let Some(forced) = self.forced {
+            forced
+        } else if self.failed {
             "failed"
         } else if self.progress.done(c.instant) {
             "available"
@@ -141,7 +150,17 @@ fn parse_arn(arn: &str) -> Option<Arn<'_>> {
     }
 }
 
+/// Snapshots whose deletion has run its course are gone.
+fn purge_deleted(state: &mut State, c: &Caller) {
+    state
+        .region(&c.region)
+        .docdb
+        .snapshots
+        .retain(|_, s| !s.deleting.is_some_and(|d| d.done(c.instant)));
+}
+
 pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiResult<Reply> {
+    purge_deleted(state, c);
     match action {
         "CreateDBCluster" => create_cluster(state, c, p),
         "DescribeDBClusters" => describe_clusters(state, c, p),
@@ -209,6 +228,8 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
             encrypted: cluster.encrypted,
             kms_key_id: cluster.kms_key_id.clone(),
             failed: false,
+            forced: None,
+            deleting: None,
         },
     );
     let mut x = Xml::default();
@@ -218,6 +239,7 @@ fn create_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
 }
 
 fn describe_clusters(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
+    let pager = state.pager("docdb:DescribeDBClusters", c, p, (20, 100, 100))?;
     let world = &state.region(&c.region).docdb;
     let id = p.get("DBClusterIdentifier");
     let wanted = id.map(ident);
@@ -231,7 +253,7 @@ fn describe_clusters(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Rep
     {
         return Err(cluster_not_found(id));
     }
-    let (items, marker) = page(items, |cl| cl.id.clone(), p, (20, 100, 100))?;
+    let (items, marker) = pager.page(items, |cl| cl.id.clone());
     let mut x = Xml::default();
     x.opt("Marker", marker);
     x.open("DBClusters");
@@ -252,12 +274,21 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         return Err(tag_limit());
     }
     let progress = state.progress(c);
+    let busy = state.cluster_busy("docdb", c, cluster_id);
     let world = &mut state.region(&c.region).docdb;
     let cluster = world
         .clusters
         .get(&key(&c.account, &ident(cluster_id)))
         .cloned()
         .ok_or_else(|| cluster_not_found(cluster_id))?;
+    // CreateDBClusterSnapshot errors: InvalidDBClusterStateFault, "The cluster isn't in
+    // a valid state" (a cluster being modified, upgraded, in maintenance).
+    if let Some(status) = busy {
+        return Err(ApiError::bad(
+            "InvalidDBClusterStateFault",
+            format!("DBCluster {cluster_id} is not in a valid state: it is {status}."),
+        ));
+    }
     if world.snapshots.contains_key(&key(&c.account, id)) {
         return Err(ApiError::bad(
             "DBClusterSnapshotAlreadyExistsFault",
@@ -279,6 +310,8 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         tags,
         restore: Vec::new(),
         failed: false,
+        forced: None,
+        deleting: None,
     };
     let mut x = Xml::default();
     write_snapshot(&mut x, &snap, c);
@@ -287,6 +320,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
 }
 
 fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
+    let pager = state.pager("docdb:DescribeDBClusterSnapshots", c, p, (20, 100, 100))?;
     let include_shared = p.bool("IncludeShared")?.unwrap_or(false);
     let include_public = p.bool("IncludePublic")?.unwrap_or(false);
     // The parameters are case insensitive; filter values are case sensitive ("Filter
@@ -330,9 +364,14 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
     // Other accounts' snapshots: those shared with the caller for SnapshotType shared,
     // or with no SnapshotType and IncludeShared; public ones for SnapshotType public,
     // or with no SnapshotType and IncludePublic ("The IncludeShared and IncludePublic
-    // parameters don't apply for SnapshotType values of manual or automated"). An ARN
-    // naming another account's snapshot finds it when it is shared with the caller.
-    let by_arn = owner != c.account;
+    // parameters don't apply for SnapshotType values of manual or automated";
+    // DescribeDBClusterSnapshotsMessage SnapshotType). An ARN naming another account's
+    // snapshot finds it only so: IncludeShared "The default is false".
+    // DescribeDBClusterSnapshotsMessage DBClusterSnapshotIdentifier: "If this
+    // identifier is for an automated snapshot, the SnapshotType parameter must also be
+    // specified" -- by identifier, an automated snapshot is found only with
+    // SnapshotType automated (a listing without SnapshotType shows both kinds).
+    let by_id = id.is_some();
     let items: Vec<&Snapshot> = world
         .snapshots
         .values()
@@ -346,9 +385,7 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
                 Some("shared") => shared,
                 Some("public") => public,
                 Some(_) => false,
-                None => {
-                    (shared && (include_shared || by_arn)) || (public && (include_public || by_arn))
-                }
+                None => (shared && include_shared) || (public && include_public),
             }
         })
         .filter(|s| owner == c.account || s.account == owner)
@@ -359,6 +396,7 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
             Some("automated") => s.automated,
             Some("manual") => !s.automated,
             Some("public") => s.restore.iter().any(|a| a == "all"),
+            None => !(by_id && s.automated),
             _ => true,
         })
         .collect();
@@ -367,12 +405,7 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
     {
         return Err(snapshot_not_found(id));
     }
-    let (items, marker) = page(
-        items,
-        |s| format!("{}/{}", s.id, s.account),
-        p,
-        (20, 100, 100),
-    )?;
+    let (items, marker) = pager.page(items, |s| format!("{}/{}", s.id, s.account));
     let mut x = Xml::default();
     x.opt("Marker", marker);
     x.open("DBClusterSnapshots");
@@ -411,6 +444,15 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
     let source_id = ident(&source_id);
     let stored_target = ident(target_id);
     let cross_region = source_region != c.region;
+    // CopyDBClusterSnapshot: "You can only copy a shared DB cluster snapshot, whether
+    // encrypted or not, in the same Amazon Web Services Region." The operation's errors
+    // name no fault for it: the common InvalidParameterValue.
+    if cross_region && source_account != c.account {
+        return Err(ApiError::invalid_value(format!(
+            "Snapshot {source_ref} is shared from account {source_account}: a shared cluster \
+             snapshot can only be copied in its own region ({source_region})."
+        )));
+    }
     if cross_region {
         let url = p.get("PreSignedUrl").ok_or_else(|| {
             ApiError::invalid_value(
@@ -452,6 +494,30 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
             "KmsKeyId is required to copy an encrypted snapshot to another region",
         ));
     }
+    // CopyDBClusterSnapshotMessage KmsKeyId: "If you copy an encrypted cluster snapshot
+    // that is shared from another Amazon Web Services account, then you must specify a
+    // value for KmsKeyId" (the owner's key is not the caller's): KMSKeyNotAccessibleFault,
+    // one of the operation's errors, naming no key.
+    if source.account != c.account && source.encrypted && kms_key_id.is_none() {
+        return Err(ApiError::bad(
+            "KMSKeyNotAccessibleFault",
+            "Specified KMS key [None] does not exist, is not enabled or you do not have \
+             permissions to access it. An encrypted snapshot shared from another account \
+             needs KmsKeyId.",
+        ));
+    }
+    // CopyDBClusterSnapshotMessage KmsKeyId: "If you copy an unencrypted cluster snapshot
+    // and specify a value for the KmsKeyId parameter, an error is returned" -- a copy is
+    // never quietly encrypted. No fault is named: the common InvalidParameterCombination.
+    if !source.encrypted && kms_key_id.is_some() {
+        return Err(ApiError::bad(
+            "InvalidParameterCombination",
+            format!(
+                "Snapshot {source_ref} is not encrypted: KmsKeyId cannot be specified to copy an \
+                 unencrypted cluster snapshot."
+            ),
+        ));
+    }
     let world = &mut state.region(&c.region).docdb;
     if world
         .snapshots
@@ -481,9 +547,11 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         copy_of: Some(source.arn(&source_region)),
         tags,
         restore: Vec::new(),
-        encrypted: source.encrypted || kms_key_id.is_some(),
+        encrypted: source.encrypted,
         kms_key_id: kms_key_id.or(source.kms_key_id.clone()),
         failed: false,
+        forced: None,
+        deleting: None,
         cluster: source.cluster,
     };
     let mut x = Xml::default();
@@ -517,6 +585,31 @@ fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
             "Snapshot {id} is still being created and cannot be deleted."
         )));
     }
+    if snap.deleting.is_some() {
+        return Err(invalid_snapshot_state(format!(
+            "Snapshot {id} is already being deleted."
+        )));
+    }
+    // DeleteDBClusterSnapshot answers the snapshot `deleting`, as AWS's is for a while
+    // (DBClusterSnapshot.Status: creating | available | copying | failed | deleting);
+    // its identifier stays taken until it is gone (`deleteSeconds`).
+    if state.delete_seconds > 0.0 {
+        let deletion = state.deletion(c);
+        let world = &mut state.region(&c.region).docdb;
+        let snap = world
+            .snapshots
+            .get_mut(&key(&c.account, &id))
+            .expect("found above");
+        snap.deleting = Some(deletion);
+        let shared = !snap.restore.is_empty();
+        let mut x = Xml::default();
+        write_snapshot(&mut x, snap, c);
+        if shared {
+            state.counters.shared_deletes += 1;
+        }
+        return Ok(Some(x));
+    }
+    let world = &mut state.region(&c.region).docdb;
     let snap = world
         .snapshots
         .remove(&key(&c.account, &id))
@@ -598,6 +691,13 @@ fn tag_limit() -> ApiError {
     )
 }
 
+/// The tagging actions' not-found answer for a snapshot: AddTagsToResource,
+/// RemoveTagsFromResource and ListTagsForResource list DBSnapshotNotFoundFault (code
+/// `DBSnapshotNotFound`, HTTP 404), not DBClusterSnapshotNotFoundFault.
+fn tag_snapshot_not_found(id: &str) -> ApiError {
+    ApiError::not_found("DBSnapshotNotFound", format!("DBSnapshot {id} not found."))
+}
+
 /// AddTagsToResource (`Some(true)`), RemoveTagsFromResource (`Some(false)`) and
 /// ListTagsForResource (`None`).
 fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResult<Reply> {
@@ -619,7 +719,7 @@ fn tags(state: &mut State, c: &Caller, p: &Params, add: Option<bool>) -> ApiResu
                 .snapshots
                 .get_mut(&key(&c.account, &ident(arn.id)))
                 .filter(|_| mine)
-                .ok_or_else(|| snapshot_not_found(arn.id))?
+                .ok_or_else(|| tag_snapshot_not_found(arn.id))?
                 .tags
         }
         "cluster" => {

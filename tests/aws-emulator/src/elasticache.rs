@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, page, upsert_tag,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, upsert_tag,
 };
 use crate::state::{Caller, Export, Progress, State};
 
@@ -65,12 +65,21 @@ pub struct Snapshot {
     pub export: Option<Progress>,
     pub kms_key_id: Option<String>,
     pub tags: Vec<(String, String)>,
-    pub failed: bool,
+    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    /// instead of the one the snapshot would have: any the model documents, or one it
+    /// does not.
+    pub forced: Option<&'static str>,
+    /// Deleted: `deleting` (its name still taken) until this is done, then gone.
+    pub deleting: Option<Progress>,
 }
 
 impl Snapshot {
     pub fn status(&self, c: &Caller) -> &'static str {
-        if self.failed {
+        if self.deleting.is_some() {
+            "deleting"
+        } else if let Some(forced) = self.forced {
+            forced
+        } else if self.failed {
             "failed"
         } else if !self.progress.done(c.instant) {
             "creating"
@@ -132,7 +141,17 @@ fn check_engine(engine: &str) -> ApiResult<()> {
     }
 }
 
+/// Snapshots whose deletion has run its course are gone.
+fn purge_deleted(state: &mut State, c: &Caller) {
+    state
+        .region(&c.region)
+        .elasticache
+        .snapshots
+        .retain(|_, s| !s.deleting.is_some_and(|d| d.done(c.instant)));
+}
+
 pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiResult<Reply> {
+    purge_deleted(state, c);
     match action {
         "CreateReplicationGroup" => create_group(state, c, p),
         "CreateCacheCluster" => create_cluster(state, c, p),
@@ -275,6 +294,31 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         return Err(tag_limit());
     }
     let progress = state.progress(c);
+    // CreateSnapshot errors: InvalidReplicationGroupStateFault ("The requested
+    // replication group is not in the available state") and
+    // InvalidCacheClusterStateFault ("The requested cluster is not in the available
+    // state"). A cluster taking a snapshot is `snapshotting`, not available: one
+    // snapshot at a time.
+    let source_id = p
+        .get("ReplicationGroupId")
+        .or(p.get("CacheClusterId"))
+        .unwrap_or_default()
+        .to_string();
+    let busy = state.cluster_busy("elasticache", c, &source_id).map(|status| {
+        if p.get("ReplicationGroupId").is_some() {
+            ApiError::bad(
+                "InvalidReplicationGroupState",
+                format!(
+                    "Replication group {source_id} is not in the available state: it is {status}."
+                ),
+            )
+        } else {
+            ApiError::bad(
+                "InvalidCacheClusterState",
+                format!("Cache cluster {source_id} is not in the available state: it is {status}."),
+            )
+        }
+    });
     let world = &mut state.region(&c.region).elasticache;
     let (group, cluster) = match (p.get("ReplicationGroupId"), p.get("CacheClusterId")) {
         (Some(_), Some(_)) => {
@@ -330,6 +374,9 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
             format!("Snapshot {name} already exists."),
         ));
     }
+    if let Some(refused) = busy {
+        return Err(refused);
+    }
     let (engine, engine_version, node_type, cluster_created) = cluster;
     let snap = Snapshot {
         name: name.to_string(),
@@ -347,14 +394,29 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         kms_key_id: p.get("KmsKeyId").map(str::to_string),
         tags,
         failed: false,
+        forced: None,
+        deleting: None,
     };
     let mut x = Xml::default();
     write_snapshot(&mut x, &snap, c, None);
     world.snapshots.insert(key(&c.account, name), snap);
+    state.cluster_states.insert(
+        (
+            "elasticache".to_string(),
+            c.region.clone(),
+            c.account.clone(),
+            source_id.to_ascii_lowercase(),
+        ),
+        (
+            "snapshotting".to_string(),
+            progress.start + progress.duration,
+        ),
+    );
     Ok(Some(x))
 }
 
 fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
+    let pager = state.pager("elasticache:DescribeSnapshots", c, p, (20, 50, 50))?;
     let world = &state.region(&c.region).elasticache;
     let name = p.get("SnapshotName").map(ident);
     let group = p.get("ReplicationGroupId").map(ident);
@@ -400,7 +462,7 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
     {
         return Err(snapshot_not_found(n));
     }
-    let (items, marker) = page(items, |s| s.name.clone(), p, (20, 50, 50))?;
+    let (items, marker) = pager.page(items, |s| s.name.clone());
     let mut x = Xml::default();
     x.opt("Marker", marker);
     x.open("Snapshots");
@@ -508,6 +570,8 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
             .or(source.kms_key_id.clone()),
         tags,
         failed: false,
+        forced: None,
+        deleting: None,
         ..source
     };
     let mut x = Xml::default();
@@ -519,17 +583,32 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
 fn delete_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
     let given = p.req("SnapshotName")?;
     let name = &ident(given);
+    let delete_seconds = state.delete_seconds;
+    let deletion = state.deletion(c);
     let world = &mut state.region(&c.region).elasticache;
     let snap = world
         .snapshots
         .get(&key(&c.account, name))
         .ok_or_else(|| snapshot_not_found(given))?;
     let status = snap.status(c);
-    if status == "creating" || status == "exporting" {
+    if status == "creating" || status == "exporting" || status == "deleting" {
         return Err(ApiError::bad(
             "InvalidSnapshotState",
             format!("Snapshot {name} is {status} and cannot be deleted now."),
         ));
+    }
+    // DeleteSnapshot answers the snapshot `deleting` (Snapshot.SnapshotStatus:
+    // creating | available | restoring | copying | deleting), and it stays so, its
+    // name taken, until it is gone (`deleteSeconds`).
+    if delete_seconds > 0.0 {
+        let snap = world
+            .snapshots
+            .get_mut(&key(&c.account, name))
+            .expect("found above");
+        snap.deleting = Some(deletion);
+        let mut x = Xml::default();
+        write_snapshot(&mut x, snap, c, None);
+        return Ok(Some(x));
     }
     let snap = world
         .snapshots

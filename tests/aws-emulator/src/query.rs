@@ -339,29 +339,135 @@ pub fn response(action: &str, xmlns: &str, request_id: &str, result: Reply) -> S
     x.finish()
 }
 
-/// Marker paging over items sorted by `key`. The marker is the key of the first item
-/// of the next page.
-pub fn page<T>(
-    mut items: Vec<T>,
-    key: impl Fn(&T) -> String,
-    params: &Params,
-    (min, max, default): (i64, i64, i64),
-) -> ApiResult<(Vec<T>, Option<String>)> {
-    let size = params.int("MaxRecords")?.unwrap_or(default);
-    if !(min..=max).contains(&size) {
-        return Err(ApiError::invalid_value(format!(
-            "MaxRecords must be between {min} and {max}, got {size}"
-        )));
+/// Marker paging, as these services page their Describe calls: a response holds at
+/// most `MaxRecords` items (each action's model gives its default and its "minimum
+/// 20, maximum 100" or "minimum 20; maximum 50" range) and, when more remain, a
+/// `Marker` to pass back for the next page. AWS's markers are opaque tokens of its own
+/// making ("a pagination token provided by a previous request", DocumentDB's
+/// DescribeDBClusterSnapshots Marker), so the emulator issues opaque ones too: the key
+/// of the next page's first item, bound to the action, account and region and sealed
+/// with a keyed hash only this emulator knows. A marker it did not issue (made up,
+/// tampered with, or issued for another action, account or region) is refused with
+/// `InvalidParameterValue` (HTTP 400): ElastiCache's Describe* list it
+/// (InvalidParameterValueException); for Redshift and DocumentDB it is the services'
+/// common error "An invalid or out-of-range value was supplied for the input
+/// parameter".
+#[derive(Debug, Clone)]
+pub struct Paging {
+    secret: std::hash::RandomState,
+    /// The emulator's page size (the `pageSize` setting): a response holds at most this
+    /// many items (clamped to each action's MaxRecords range) whatever `MaxRecords`
+    /// asks. AWS may return fewer records than `MaxRecords` ("the maximum number of
+    /// response records to return in each call"), with a marker. None: `MaxRecords`
+    /// or the action's default alone decide.
+    pub page_size: Option<i64>,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Self {
+            secret: std::hash::RandomState::new(),
+            page_size: None,
+        }
     }
-    items.sort_by_key(&key);
-    if let Some(marker) = params.get("Marker") {
-        let start = items.iter().position(|i| key(i).as_str() >= marker);
-        items.drain(..start.unwrap_or(items.len()));
+}
+
+/// One Describe call's paging: where its page starts and how long it is.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    scope: String,
+    size: usize,
+    start: Option<String>,
+    secret: std::hash::RandomState,
+}
+
+const MARKER_PREFIX: &str = "emu1";
+
+fn seal(secret: &std::hash::RandomState, scope: &str, key: &str) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = secret.build_hasher();
+    scope.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+impl Paging {
+    /// Reads `MaxRecords` and `Marker` for a call of `scope` (service, action, account
+    /// and region). `Ok((pager, followed))`: `followed` says a marker was passed.
+    pub fn begin(
+        &self,
+        scope: &str,
+        params: &Params,
+        (min, max, default): (i64, i64, i64),
+    ) -> ApiResult<(Pager, bool)> {
+        let size = params.int("MaxRecords")?.unwrap_or(default);
+        if !(min..=max).contains(&size) {
+            return Err(ApiError::invalid_value(format!(
+                "MaxRecords must be between {min} and {max}, got {size}"
+            )));
+        }
+        let size = match self.page_size {
+            Some(cap) => size.min(cap.clamp(min, max)),
+            None => size,
+        };
+        let start = match params.get("Marker") {
+            None => None,
+            Some(m) => Some(self.open(scope, m).ok_or_else(|| {
+                ApiError::invalid_value(format!(
+                    "The parameter Marker is not valid: {m} is not a marker a previous \
+                     request of this kind returned"
+                ))
+            })?),
+        };
+        let followed = start.is_some();
+        Ok((
+            Pager {
+                scope: scope.to_string(),
+                size: size as usize,
+                start,
+                secret: self.secret.clone(),
+            },
+            followed,
+        ))
     }
-    let size = size as usize;
-    let next = items.get(size).map(&key);
-    items.truncate(size);
-    Ok((items, next))
+
+    /// The key a marker this emulator issued for `scope` stands for.
+    fn open(&self, scope: &str, marker: &str) -> Option<String> {
+        let rest = marker.strip_prefix(MARKER_PREFIX)?;
+        let (mac, hex) = (rest.get(..16)?, rest.get(16..)?);
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let key = String::from_utf8(bytes).ok()?;
+        (format!("{:016x}", seal(&self.secret, scope, &key)) == mac).then_some(key)
+    }
+}
+
+impl Pager {
+    /// This call's page of `items` (sorted by `key`) and the marker of the next page,
+    /// if any.
+    pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        items.sort_by_key(&key);
+        if let Some(start) = &self.start {
+            let at = items.iter().position(|i| key(i).as_str() >= start.as_str());
+            items.drain(..at.unwrap_or(items.len()));
+        }
+        let next = items.get(self.size).map(|i| self.marker(&key(i)));
+        items.truncate(self.size);
+        (items, next)
+    }
+
+    fn marker(&self, key: &str) -> String {
+        let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{MARKER_PREFIX}{:016x}{hex}",
+            seal(&self.secret, &self.scope, key)
+        )
+    }
 }
 
 /// AWS's identifier rule shared by these services: 1..=max characters, ASCII letters,
@@ -463,32 +569,75 @@ mod tests {
         }
     }
 
-    #[test]
-    fn paging_walks_every_item_once() {
-        let items: Vec<String> = (0..45).map(|i| format!("s{i:03}")).collect();
+    fn walk(paging: &Paging, scope: &str, items: &[String], max: &str) -> (Vec<String>, usize) {
         let mut seen = Vec::new();
         let mut marker: Option<String> = None;
+        let mut pages = 0;
         loop {
-            let mut pairs = vec![("MaxRecords", "20")];
+            let mut pairs = vec![("MaxRecords", max)];
             if let Some(m) = &marker {
                 pairs.push(("Marker", m.as_str()));
             }
             let p = Params::from_pairs(pairs);
-            let (got, next) = page(items.clone(), |s| s.clone(), &p, (20, 100, 100)).unwrap();
+            let (pager, followed) = paging.begin(scope, &p, (20, 100, 100)).unwrap();
+            assert_eq!(followed, marker.is_some());
+            let (got, next) = pager.page(items.to_vec(), |s| s.clone());
+            pages += 1;
             seen.extend(got);
             match next {
                 Some(n) => marker = Some(n),
                 None => break,
             }
         }
-        assert_eq!(seen, items);
+        (seen, pages)
+    }
+
+    #[test]
+    fn paging_walks_every_item_once() {
+        let items: Vec<String> = (0..45).map(|i| format!("s{i:03}")).collect();
+        let mut paging = Paging::default();
+        assert_eq!(walk(&paging, "rs:D", &items, "20"), (items.clone(), 3));
+        assert_eq!(walk(&paging, "rs:D", &items, "100"), (items.clone(), 1));
+        // The emulator's page size caps MaxRecords, within the action's range.
+        paging.page_size = Some(20);
+        assert_eq!(walk(&paging, "rs:D", &items, "100"), (items.clone(), 3));
+        paging.page_size = Some(5);
+        assert_eq!(walk(&paging, "rs:D", &items, "100"), (items.clone(), 3));
         let p = Params::from_pairs([("MaxRecords", "5")]);
         assert_eq!(
-            page(items, |s| s.clone(), &p, (20, 100, 100))
-                .unwrap_err()
-                .code,
+            paging.begin("rs:D", &p, (20, 100, 100)).unwrap_err().code,
             "InvalidParameterValue"
         );
+    }
+
+    #[test]
+    fn markers_are_refused_unless_this_emulator_issued_them_for_this_call() {
+        let items: Vec<String> = (0..45).map(|i| format!("s{i:03}")).collect();
+        let paging = Paging::default();
+        let p = Params::from_pairs([("MaxRecords", "20")]);
+        let (pager, _) = paging.begin("rs:D:1:us", &p, (20, 100, 100)).unwrap();
+        let marker = pager.page(items, |s| s.clone()).1.unwrap();
+        assert!(!marker.contains("s020"), "opaque: {marker}");
+        let with = |m: &str| Params::from_pairs([("Marker", m)]);
+        assert!(paging.begin("rs:D:1:us", &with(&marker), (20, 100, 100)).is_ok());
+        let mut tampered = marker.clone();
+        tampered.pop();
+        tampered.push('1');
+        for bad in [
+            "s020".to_string(),
+            tampered,
+            format!("{marker}00"),
+            "emu1zz".to_string(),
+        ] {
+            let e = paging
+                .begin("rs:D:1:us", &with(&bad), (20, 100, 100))
+                .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+        }
+        // Another action, account or region, or another emulator.
+        assert!(paging.begin("rs:E:1:us", &with(&marker), (20, 100, 100)).is_err());
+        assert!(paging.begin("rs:D:2:us", &with(&marker), (20, 100, 100)).is_err());
+        assert!(Paging::default().begin("rs:D:1:us", &with(&marker), (20, 100, 100)).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, page,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id,
     upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
@@ -48,12 +48,17 @@ pub struct Snapshot {
     pub retention: i64,
     pub tags: Vec<(String, String)>,
     pub shared: Vec<String>,
-    pub failed: bool,
+    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    /// instead of the one the snapshot would have: any the model documents, or one it
+    /// does not.
+    pub forced: Option<&'static str>,
 }
 
 impl Snapshot {
     pub fn status(&self, caller: &Caller) -> &'static str {
-        if self.failed {
+        if let Some(forced) = self.forced {
+            forced
+        } else if self.failed {
             "failed"
         } else if self.progress.done(caller.instant) {
             "available"
@@ -114,7 +119,43 @@ fn size_of(cluster: &str) -> f64 {
     500.0 + (cluster.bytes().map(u64::from).sum::<u64>() % 4000) as f64
 }
 
+/// How many emulated days (of `Caller::seconds_per_day` real seconds) the snapshot has
+/// existed.
+fn age_days(s: &Snapshot, c: &Caller) -> f64 {
+    (c.now - s.created).num_milliseconds() as f64 / 1000.0 / c.seconds_per_day
+}
+
+/// Whether a manual snapshot falls outside a retention period of `days` (-1: kept
+/// indefinitely). Snapshot.ManualSnapshotRetentionPeriod: "The number of days that a
+/// manual snapshot is retained. If the value is -1, the manual snapshot is retained
+/// indefinitely."
+fn outside_retention(s: &Snapshot, c: &Caller, days: i64) -> bool {
+    !s.automated && days >= 0 && age_days(s, c) >= days as f64
+}
+
+/// Snapshot.ManualSnapshotRemainingDays: "The number of days until a manual snapshot
+/// will pass its retention period" (-1 for one kept indefinitely).
+fn remaining_days(s: &Snapshot, c: &Caller) -> i64 {
+    if s.retention < 0 {
+        -1
+    } else {
+        s.retention - age_days(s, c).floor() as i64
+    }
+}
+
+/// AWS deletes a manual snapshot once its retention period has passed
+/// (ManualSnapshotRetentionPeriod, ManualSnapshotRemainingDays): every Redshift call
+/// first forgets the region's snapshots that are past theirs.
+fn expire_snapshots(state: &mut State, c: &Caller) {
+    state
+        .region(&c.region)
+        .redshift
+        .snapshots
+        .retain(|_, s| !outside_retention(s, c, s.retention));
+}
+
 pub fn handle(state: &mut State, c: &Caller, action: &str, p: &Params) -> ApiResult<Reply> {
+    expire_snapshots(state, c);
     match action {
         "CreateCluster" => create_cluster(state, c, p),
         "DescribeClusters" => describe_clusters(state, c, p),
@@ -209,6 +250,7 @@ pub fn insert_automated(
             tags: Vec::new(),
             shared: Vec::new(),
             failed: false,
+            forced: None,
         },
     );
     id
@@ -224,6 +266,7 @@ fn matches_tags(tags: &[(String, String)], keys: &[String], values: &[String]) -
 }
 
 fn describe_clusters(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
+    let pager = state.pager("redshift:DescribeClusters", c, p, (20, 100, 100))?;
     let world = &state.region(&c.region).redshift;
     let id = p.get("ClusterIdentifier");
     let (keys, values) = (p.strings("TagKeys"), p.strings("TagValues"));
@@ -239,7 +282,7 @@ fn describe_clusters(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Rep
     {
         return Err(cluster_not_found(id));
     }
-    let (items, marker) = page(items, |cl| cl.id.clone(), p, (20, 100, 100))?;
+    let (items, marker) = pager.page(items, |cl| cl.id.clone());
     let mut x = Xml::default();
     x.open("Clusters");
     for cl in items {
@@ -296,6 +339,7 @@ fn delete_cluster(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply>
                 tags: Vec::new(),
                 shared: Vec::new(),
                 failed: false,
+                forced: None,
             },
         );
     }
@@ -320,16 +364,20 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         return Err(tag_limit());
     }
     let progress = state.progress(c);
+    let busy = state.cluster_busy("redshift", c, cluster_id);
     let world = &mut state.region(&c.region).redshift;
     let cluster = world
         .clusters
         .get(&key(&c.account, cluster_id))
         .cloned()
         .ok_or_else(|| cluster_not_found(cluster_id))?;
-    if cluster.status != "available" {
+    // CreateClusterSnapshot errors: InvalidClusterStateFault, "The specified cluster is
+    // not in the available state" (modifying, resizing, rebooting, deleting...).
+    let status = busy.as_deref().unwrap_or(cluster.status);
+    if status != "available" {
         return Err(ApiError::bad(
             "InvalidClusterState",
-            format!("Cluster {cluster_id} is not in the available state."),
+            format!("Cluster {cluster_id} is not in the available state: it is {status}."),
         ));
     }
     if world.snapshots.contains_key(&key(&c.account, id)) {
@@ -352,6 +400,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
         tags,
         shared: Vec::new(),
         failed: false,
+        forced: None,
     };
     let mut x = Xml::default();
     write_snapshot(&mut x, &snap, c);
@@ -360,6 +409,7 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
 }
 
 fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> {
+    let pager = state.pager("redshift:DescribeClusterSnapshots", c, p, (20, 100, 100))?;
     let world = &state.region(&c.region).redshift;
     let id = p.get("SnapshotIdentifier");
     let arn = p.get("SnapshotArn");
@@ -394,12 +444,7 @@ fn describe_snapshots(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Re
     {
         return Err(snapshot_not_found(missing));
     }
-    let (items, marker) = page(
-        items,
-        |s| format!("{}/{}", s.id, s.account),
-        p,
-        (20, 100, 100),
-    )?;
+    let (items, marker) = pager.page(items, |s| format!("{}/{}", s.id, s.account));
     let mut x = Xml::default();
     x.open("Snapshots");
     for s in items {
@@ -456,6 +501,7 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         tags: Vec::new(),
         shared: Vec::new(),
         failed: false,
+        forced: None,
         ..source
     };
     let mut x = Xml::default();
@@ -594,6 +640,35 @@ fn modify_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
                 snap.id
             ),
         ));
+    }
+    if let Some(r) = retention
+        && outside_retention(snap, c, r)
+    {
+        // ModifyClusterSnapshotMessage.ManualSnapshotRetentionPeriod: "If the manual
+        // snapshot falls outside of the new retention period, you can specify the force
+        // option to immediately delete the snapshot." Force: "A Boolean option to
+        // override an exception if the retention period has already passed." The
+        // exception is InvalidRetentionPeriodFault ("The retention period specified is
+        // either in the past or is not a valid value.", HTTP 400).
+        let id = snap.id.clone();
+        if p.bool("Force")? != Some(true) {
+            return Err(ApiError::bad(
+                "InvalidRetentionPeriodFault",
+                format!(
+                    "Snapshot {id} falls outside the new retention period of {r} days \
+                     (it is {} days old): specify Force to delete it now.",
+                    age_days(snap, c).floor()
+                ),
+            ));
+        }
+        let mut gone = world
+            .snapshots
+            .remove(&key(&c.account, &id))
+            .expect("found above");
+        gone.retention = r;
+        let mut x = Xml::default();
+        write_snapshot_with_status(&mut x, &gone, c, "deleted");
+        return Ok(Some(x));
     }
     if let Some(r) = retention {
         snap.retention = r;
@@ -763,12 +838,7 @@ fn write_snapshot_with_status(x: &mut Xml, s: &Snapshot, c: &Caller, status: &st
     x.tags("Tags", &s.tags);
     if !s.automated {
         x.leaf("ManualSnapshotRetentionPeriod", s.retention);
-        let remaining = if s.retention < 0 {
-            -1
-        } else {
-            s.retention - (c.now - s.created).num_days()
-        };
-        x.leaf("ManualSnapshotRemainingDays", remaining);
+        x.leaf("ManualSnapshotRemainingDays", remaining_days(s, c));
         x.time("SnapshotRetentionStartTime", s.created);
     }
     x.leaf("SnapshotArn", s.arn(&c.region));

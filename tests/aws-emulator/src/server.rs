@@ -79,6 +79,8 @@ pub fn router(state: Shared) -> Router {
             post(automated_snapshot),
         )
         .route("/_emulator/snapshots/fail", post(fail_snapshot))
+        .route("/_emulator/snapshots/status", post(snapshot_status))
+        .route("/_emulator/clusters/status", post(cluster_status))
         .route("/_emulator/seed", post(seed))
         .with_state(state)
 }
@@ -282,6 +284,8 @@ async fn get_settings(Extract(state): Extract<Shared>) -> Json<Value> {
     Json(json!({
         "snapshotSeconds": st.snapshot_seconds,
         "secondsPerDay": st.seconds_per_day,
+        "pageSize": st.paging.page_size.unwrap_or(0),
+        "deleteSeconds": st.delete_seconds,
     }))
 }
 
@@ -293,6 +297,13 @@ struct Settings {
     /// How many real seconds an emulated retention day lasts (default 86400): Redshift
     /// manual snapshots expire, and ManualSnapshotRemainingDays counts down, by it.
     seconds_per_day: Option<f64>,
+    /// The most items a Describe response holds (0: no cap, as by default), whatever
+    /// MaxRecords asks, clamped to each action's MaxRecords range (20..=100, ElastiCache
+    /// DescribeSnapshots 20..=50); see `query::Paging`.
+    page_size: Option<i64>,
+    /// How long a deleted DocumentDB or ElastiCache snapshot stays `deleting`, its
+    /// name taken, in seconds (default 0: gone at once).
+    delete_seconds: Option<f64>,
 }
 
 async fn set_settings(
@@ -306,6 +317,12 @@ async fn set_settings(
         }
         if let Some(d) = settings.seconds_per_day {
             st.seconds_per_day = d.max(0.001);
+        }
+        if let Some(d) = settings.delete_seconds {
+            st.delete_seconds = d.max(0.0);
+        }
+        if let Some(n) = settings.page_size {
+            st.paging.page_size = (n > 0).then_some(n);
         }
     }
     get_settings(Extract(state)).await
@@ -385,6 +402,100 @@ struct FailSnapshot {
     region: String,
     #[serde(default = "default_account")]
     account: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotStatus {
+    service: String,
+    identifier: String,
+    /// The status to show from now on; null or empty: the snapshot's own again.
+    status: Option<String>,
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default = "default_account")]
+    account: String,
+}
+
+/// Shows a snapshot with the given status from now on: any status the service's model
+/// documents (Redshift `cancelled`, `final snapshot`; ElastiCache `restoring`,
+/// `copying`; ...) or one it does not.
+async fn snapshot_status(
+    Extract(state): Extract<Shared>,
+    Json(req): Json<SnapshotStatus>,
+) -> Response {
+    let mut st = lock(&state);
+    let region = st.region(&req.region);
+    let forced = req
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(crate::state::intern);
+    let key = (req.account.clone(), req.identifier.clone());
+    let lowered = (req.account.clone(), req.identifier.to_ascii_lowercase());
+    let found = match req.service.as_str() {
+        "redshift" => region
+            .redshift
+            .snapshots
+            .get_mut(&key)
+            .map(|s| s.forced = forced),
+        "docdb" => region
+            .docdb
+            .snapshots
+            .get_mut(&lowered)
+            .map(|s| s.forced = forced),
+        "elasticache" => region
+            .elasticache
+            .snapshots
+            .get_mut(&lowered)
+            .map(|s| s.forced = forced),
+        other => return bad_request(format!("unknown service {other}")),
+    };
+    match found {
+        Some(()) => StatusCode::NO_CONTENT.into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no {} snapshot {}", req.service, req.identifier) })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterStatus {
+    service: String,
+    /// The Redshift or DocumentDB cluster, ElastiCache replication group or cache
+    /// cluster.
+    identifier: String,
+    /// What it is meanwhile (`modifying`, `resizing`, `maintenance`...).
+    status: String,
+    /// For how long; 0 makes it available again.
+    seconds: f64,
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default = "default_account")]
+    account: String,
+}
+
+/// Makes a cluster unavailable for a while, as a modification, resize or maintenance
+/// window does: CreateClusterSnapshot, CreateDBClusterSnapshot and CreateSnapshot are
+/// refused with the service's fault meanwhile.
+async fn cluster_status(Extract(state): Extract<Shared>, Json(req): Json<ClusterStatus>) -> Response {
+    if !matches!(req.service.as_str(), "redshift" | "docdb" | "elasticache") {
+        return bad_request(format!("unknown service {}", req.service));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(req.seconds.max(0.0));
+    lock(&state).cluster_states.insert(
+        (
+            req.service,
+            req.region,
+            req.account,
+            req.identifier.to_ascii_lowercase(),
+        ),
+        (req.status, until),
+    );
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Marks a snapshot `failed`, as AWS does when a backup fails.

@@ -134,6 +134,23 @@ impl Faults {
     }
 }
 
+/// A status string set through the admin API, kept for the life of the process (the
+/// services' snapshot statuses are `&'static str`).
+pub fn intern(status: &str) -> &'static str {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = seen.get(status) {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(status.to_string().into_boxed_str());
+    seen.insert(leaked);
+    leaked
+}
+
 /// A token bucket refilled at `rate` per second, holding at most one second's worth.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -225,6 +242,11 @@ pub struct Counters {
     /// Deletes of a snapshot still shared with other accounts: refused (Redshift) or
     /// done (DocumentDB, as AWS allows). A careful client makes none.
     pub shared_deletes: u64,
+    /// Describe calls that passed a marker the emulator issued, per `service:Action`
+    /// (the caller followed a page).
+    pub markers_followed: BTreeMap<String, u64>,
+    /// Describe calls refused for a marker the emulator did not issue.
+    pub foreign_markers: u64,
 }
 
 pub struct State {
@@ -236,8 +258,16 @@ pub struct State {
     /// How many real seconds one emulated day lasts (Redshift manual snapshot
     /// retention); 86400 unless a test speeds the clock up.
     pub seconds_per_day: f64,
+    /// How long a deleted DocumentDB or ElastiCache snapshot stays `deleting` (its name
+    /// still taken) before it is gone, in seconds.
+    pub delete_seconds: f64,
+    /// Clusters (replication groups, cache clusters) made unavailable for a while by
+    /// the admin API: (service, region, account, lowercased id) -> (status, until).
+    pub cluster_states: HashMap<(String, String, String, String), (String, Instant)>,
     /// Access key id -> secret, for checking presigned URLs.
     pub credentials: HashMap<String, String>,
+    /// Marker paging: the emulator's page size and the key its markers are sealed with.
+    pub paging: crate::query::Paging,
     buckets: HashMap<String, TokenBucket>,
     seed: u64,
     rng: SmallRng,
@@ -257,7 +287,10 @@ impl State {
             faults,
             snapshot_seconds,
             seconds_per_day: 86_400.0,
+            delete_seconds: 0.0,
+            cluster_states: HashMap::new(),
             credentials,
+            paging: crate::query::Paging::default(),
             buckets: HashMap::new(),
             seed,
             rng: SmallRng::seed_from_u64(seed),
@@ -276,6 +309,7 @@ impl State {
         self.counters = Counters::default();
         self.exports.clear();
         self.buckets.clear();
+        self.cluster_states.clear();
     }
 
     /// Counts the call and decides whether a fault answers it instead.
@@ -315,6 +349,56 @@ impl State {
             return Err(crate::query::ApiError::internal());
         }
         Ok(())
+    }
+
+    /// The paging of one Describe call of `service:Action` (see
+    /// [`crate::query::Paging`]); `range` is the action's MaxRecords minimum, maximum
+    /// and default. Counts followed and refused markers.
+    pub fn pager(
+        &mut self,
+        action: &str,
+        caller: &Caller,
+        params: &crate::query::Params,
+        range: (i64, i64, i64),
+    ) -> crate::query::ApiResult<crate::query::Pager> {
+        let scope = format!("{action}/{}/{}", caller.account, caller.region);
+        match self.paging.begin(&scope, params, range) {
+            Ok((pager, followed)) => {
+                if followed {
+                    *self
+                        .counters
+                        .markers_followed
+                        .entry(action.to_string())
+                        .or_default() += 1;
+                }
+                Ok(pager)
+            }
+            Err(e) => {
+                if params.get("Marker").is_some() && e.message.contains("Marker") {
+                    self.counters.foreign_markers += 1;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The status of a cluster the admin API made unavailable, while it lasts.
+    pub fn cluster_busy(&self, service: &str, c: &Caller, id: &str) -> Option<String> {
+        let key = (
+            service.to_string(),
+            c.region.clone(),
+            c.account.clone(),
+            id.to_ascii_lowercase(),
+        );
+        match self.cluster_states.get(&key) {
+            Some((status, until)) if c.instant < *until => Some(status.clone()),
+            _ => None,
+        }
+    }
+
+    /// How long a snapshot deleted now stays `deleting`.
+    pub fn deletion(&self, caller: &Caller) -> Progress {
+        Progress::new(caller.instant, self.delete_seconds)
     }
 
     pub fn progress(&self, caller: &Caller) -> Progress {

@@ -449,3 +449,181 @@ async fn fail_actions_are_denied_without_effect() {
     let calls = emu.admin_get("calls").await;
     assert_eq!(calls["calls"]["redshift"]["CreateTags"], 1);
 }
+
+/// The `dependentThrottleActions` fault: the named Redshift actions are answered
+/// DependentServiceRequestThrottlingFault (HTTP 400, Redshift's "Wait and retry the
+/// request") and take no effect; other services are unaffected.
+#[tokio::test]
+async fn dependent_throttle_actions_answer_redshifts_fault_without_effect() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    rs.create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    rs.create_cluster_snapshot()
+        .snapshot_identifier("s")
+        .cluster_identifier("analytics")
+        .send()
+        .await
+        .unwrap();
+    let r = emu
+        .admin_post(
+            "faults",
+            json!({"dependentThrottleActions": ["AuthorizeSnapshotAccess"]}),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let err = rs
+        .authorize_snapshot_access()
+        .snapshot_identifier("s")
+        .account_with_restore_access("111111111111")
+        .send()
+        .await
+        .unwrap_err();
+    match &err {
+        SdkError::ServiceError(e) => assert_eq!(e.raw().status().as_u16(), 400),
+        other => panic!("expected a service error, got {other:?}"),
+    }
+    assert_eq!(
+        code::<(), _>(Err(err)),
+        "DependentServiceRequestThrottlingFault"
+    );
+    let shared = |out: aws_sdk_redshift::operation::describe_cluster_snapshots::DescribeClusterSnapshotsOutput| {
+        out.snapshots()[0].accounts_with_restore_access().len()
+    };
+    let out = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shared(out), 0, "the faulted call took no effect");
+    emu.admin_post("faults", json!({"dependentThrottleActions": []}))
+        .await;
+    rs.authorize_snapshot_access()
+        .snapshot_identifier("s")
+        .account_with_restore_access("111111111111")
+        .send()
+        .await
+        .unwrap();
+    let out = rs
+        .describe_cluster_snapshots()
+        .snapshot_identifier("s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shared(out), 1);
+}
+
+/// Paging: the `pageSize` setting caps every Describe page (within the action's
+/// MaxRecords range), the SDK's paginators follow the emulator's opaque markers, and a
+/// marker the emulator did not issue (made up, tampered with, or another action's) is
+/// refused with InvalidParameterValue and counted.
+#[tokio::test]
+async fn page_size_setting_and_opaque_markers() {
+    let emu = emulator(0.0).await;
+    let rs = emu.redshift().await;
+    let ec = emu.elasticache().await;
+    rs.create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("ra3.xlplus")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..44 {
+        rs.create_cluster_snapshot()
+            .snapshot_identifier(format!("s-{i:02}"))
+            .cluster_identifier("analytics")
+            .send()
+            .await
+            .unwrap();
+    }
+    ec.create_replication_group()
+        .replication_group_id("g")
+        .replication_group_description("d")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..25 {
+        ec.create_snapshot()
+            .replication_group_id("g")
+            .snapshot_name(format!("e-{i:02}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // By default MaxRecords (or the model's default, 100) decides.
+    let all = rs.describe_cluster_snapshots().send().await.unwrap();
+    assert_eq!(all.snapshots().len(), 45);
+    assert!(all.marker().is_none());
+
+    let r = emu.admin_post("settings", json!({"pageSize": 20})).await;
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["pageSize"], 20);
+    let first = rs
+        .describe_cluster_snapshots()
+        .max_records(100)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.snapshots().len(), 20, "pageSize caps MaxRecords");
+    let marker = first.marker().unwrap().to_string();
+    assert!(!marker.contains("s-"), "markers are opaque: {marker}");
+    let sizes: Vec<usize> = rs
+        .describe_cluster_snapshots()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.snapshots().len())
+        .collect();
+    assert_eq!(sizes, [20, 20, 5]);
+    let sizes: Vec<usize> = ec
+        .describe_snapshots()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.snapshots().len())
+        .collect();
+    assert_eq!(sizes, [20, 5]);
+
+    // Markers the emulator did not issue.
+    let mut tampered = marker.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    for bad in ["s-20/123456789012", tampered.as_str()] {
+        assert_eq!(
+            code(rs.describe_cluster_snapshots().marker(bad).send().await),
+            "InvalidParameterValue",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        code(ec.describe_snapshots().marker(&marker).send().await),
+        "InvalidParameterValue",
+        "another action's marker"
+    );
+    let calls = emu.admin_get("calls").await;
+    assert_eq!(calls["foreignMarkers"], 3);
+    assert_eq!(
+        calls["markersFollowed"]["redshift:DescribeClusterSnapshots"],
+        2
+    );
+    assert_eq!(calls["markersFollowed"]["elasticache:DescribeSnapshots"], 1);
+
+    let r = emu.admin_post("settings", json!({"pageSize": 0})).await;
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["pageSize"], 0);
+    let all = rs.describe_cluster_snapshots().send().await.unwrap();
+    assert_eq!(all.snapshots().len(), 45);
+}
