@@ -159,6 +159,9 @@ pub struct Timing {
     /// Batched polling: the wait when AWS gives no estimate for any snapshot of the
     /// source (ElastiCache reports no progress).
     pub no_estimate_poll: Duration,
+    /// The length of a retention day (a real day; shorter only in tests against an
+    /// emulator whose days are).
+    pub day: Duration,
 }
 
 impl Default for Timing {
@@ -169,6 +172,7 @@ impl Default for Timing {
             max_poll: Duration::from_secs(60),
             batch_floor: Duration::from_secs(11),
             no_estimate_poll: Duration::from_millis(13_200),
+            day: Duration::from_secs(86_400),
         }
     }
 }
@@ -278,8 +282,98 @@ fn not_owned(d: &Desired, s: &Snapshot) -> Decision {
     }
 }
 
+/// Whether a manual snapshot created at `created` (RFC 3339) has outlived a retention
+/// period of `days` days of length `day` at `now`: AWS deletes a Redshift manual
+/// snapshot once its retention period has passed (ManualSnapshotRetentionPeriod; -1
+/// keeps it forever), and at once where a shortened period has (ModifyClusterSnapshot
+/// with Force).
+pub fn retention_passed(
+    created: &str,
+    days: i32,
+    day: Duration,
+    now: std::time::SystemTime,
+) -> bool {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+    let Ok(created) = DateTime::from_str(created, Format::DateTime) else {
+        return false;
+    };
+    let Ok(created) = std::time::SystemTime::try_from(created) else {
+        return false;
+    };
+    days > 0
+        && now
+            .duration_since(created)
+            .is_ok_and(|age| age >= day.saturating_mul(days as u32))
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use crate::api::Phase;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn a_retention_period_passes_days_after_creation() {
+        // 2026-11-20T00:00:00Z
+        let created = "2026-11-20T00:00:00Z";
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_795_132_800 + secs);
+        assert!(!retention_passed(created, 3, DAY, at(3 * 86_400 - 1)));
+        assert!(retention_passed(created, 3, DAY, at(3 * 86_400)));
+        assert!(!retention_passed(created, -1, DAY, at(3650 * 86_400)));
+        assert!(!retention_passed("not a time", 1, DAY, at(10 * 86_400)));
+        // Shorter days (an emulator's) count the same way.
+        assert!(retention_passed(created, 3, Duration::from_secs(2), at(6)));
+    }
+
+    #[test]
+    fn a_vanished_snapshot_is_expired_only_past_its_retention() {
+        let d = |days: i32, created: &str| Desired {
+            identifier: "snap".into(),
+            tags: Tags::new(),
+            prune_tags: true,
+            shared_with: vec![],
+            retention_days: Some(days),
+            owner_uid: "uid".into(),
+            deletion_policy: DeletionPolicy::Delete,
+            cancel_while_creating: false,
+            recorded: Some(Recorded {
+                arn: "arn:snap".into(),
+                created: created.into(),
+            }),
+            adopt_untagged: false,
+        };
+        let t = Timing::default();
+        let old = "2020-01-01T00:00:00Z";
+        let expired = apply(&d(7, old), true, &Observation::Missing, None, &t);
+        assert_eq!(expired.phase, Phase::Failed);
+        let Health::Stalled { reason, message } = &expired.health else {
+            panic!("{:?}", expired.health);
+        };
+        assert_eq!(reason, reasons::NOT_FOUND);
+        assert!(
+            message.contains("expired after 7 days (retention period)"),
+            "{message}"
+        );
+        let now = aws_smithy_types::DateTime::from(SystemTime::now())
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap();
+        for (days, created) in [(-1, old), (7, now.as_str())] {
+            let gone = apply(&d(days, created), true, &Observation::Missing, None, &t);
+            let Health::Stalled { reason, message } = &gone.health else {
+                panic!("{:?}", gone.health);
+            };
+            assert_eq!(reason, reasons::NOT_FOUND);
+            assert!(message.contains("deleted outside Kubernetes"), "{message}");
+        }
+    }
+}
+
 /// The next step towards what the object wants. `known`: the object has seen its
-/// snapshot on AWS before (so a missing one was deleted out of band).
+/// snapshot on AWS before (so a missing one was deleted out of band, or expired: the
+/// one place that reads the clock).
 pub fn apply(
     d: &Desired,
     known: bool,
@@ -289,14 +383,26 @@ pub fn apply(
 ) -> Decision {
     let s = match observed {
         Observation::Missing if known => {
+            let expired = d.retention_days.filter(|days| {
+                d.recorded.as_ref().is_some_and(|r| {
+                    retention_passed(&r.created, *days, timing.day, std::time::SystemTime::now())
+                })
+            });
+            let why = match expired {
+                Some(days) => format!(
+                    "expired after {days} day{} (retention period) and AWS deleted it",
+                    if days == 1 { "" } else { "s" }
+                ),
+                None => "no longer exists on AWS (deleted outside Kubernetes)".to_string(),
+            };
             return Decision {
                 step: Step::Nothing,
                 phase: Phase::Failed,
                 health: Health::stalled(
                     reasons::NOT_FOUND,
                     format!(
-                        "snapshot {} no longer exists on AWS (deleted outside Kubernetes); it is \
-                         not recreated: delete this object, or recreate it to take a new snapshot",
+                        "snapshot {} {why}; it is not recreated: delete this object, or \
+                         recreate it to take a new snapshot",
                         d.identifier
                     ),
                 ),
@@ -320,6 +426,26 @@ pub fn apply(
         }
         Observation::Found(s) => s,
     };
+    // AWS keeps a deleted snapshot `deleting` for a while, its name still taken (the
+    // snapshot of an object deleted just before this one, say). Not this object's:
+    // wait for it to go, then create.
+    if s.state() == SnapshotState::Deleting && d.owns(s) != Some(true) && !known {
+        return Decision {
+            step: Step::Nothing,
+            phase: Phase::Pending,
+            health: Health::progressing(
+                reasons::PENDING,
+                format!(
+                    "a snapshot named {} that is not this object's is being deleted on AWS \
+                     (status {}); this one is created once it is gone",
+                    d.identifier, s.aws_status
+                ),
+            ),
+            requeue: Some(timing.max_poll),
+            finished: false,
+            owned: false,
+        };
+    }
     if d.owns(s) == Some(false) {
         return not_owned(d, s);
     }
@@ -917,6 +1043,35 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_snapshot_being_deleted_is_waited_for_then_created() {
+        let t = timing();
+        let d = desired();
+        let mut old = snap("deleting");
+        old.tags = Some([(OWNER_UID_TAG.to_string(), "the-old-object".to_string())].into());
+        let got = apply(&d, false, &Observation::Found(Box::new(old.clone())), None, &t);
+        assert_eq!(got.step, Step::Nothing);
+        assert_eq!(got.phase, Phase::Pending);
+        assert_eq!(got.health.reason(), reasons::PENDING);
+        assert!(!got.owned);
+        assert_eq!(got.requeue, Some(t.max_poll));
+        // Untagged (ElastiCache lists without tags) counts the same.
+        old.tags = None;
+        let got = apply(&d, false, &Observation::Found(Box::new(old.clone())), None, &t);
+        assert_eq!(got.phase, Phase::Pending);
+        // Once it is gone: created.
+        let got = apply(&d, false, &Observation::Missing, None, &t);
+        assert_eq!(got.step, Step::Create);
+        // A foreign snapshot that is not being deleted is still NotOwned.
+        let mut foreign = snap("available");
+        foreign.tags = Some([(OWNER_UID_TAG.to_string(), "the-old-object".to_string())].into());
+        let got = apply(&d, false, &Observation::Found(Box::new(foreign)), None, &t);
+        assert_eq!(got.health.reason(), reasons::NOT_OWNED);
+        // This object's own snapshot being deleted out of band is NotFound, as before.
+        let got = apply(&d, true, &Observation::Found(Box::new(snap("deleting"))), None, &t);
+        assert_eq!(got.health.reason(), reasons::NOT_FOUND);
+    }
+
+    #[test]
     fn cleanup_table() {
         let t = timing();
         let d = desired();
@@ -1428,6 +1583,10 @@ pub struct ExportDecision {
     pub requeue: Option<Duration>,
     /// Whether AWS is now known to have taken the export (to record).
     pub accepted: bool,
+    /// Whether to send the export call again: it was requested but its answer was not
+    /// seen and the source shows no export. Safe, as ElastiCache refuses a second
+    /// export to a key already in the bucket ([`export_key_taken`]).
+    pub request_again: bool,
 }
 
 /// An ElastiCache export to S3 after its CopySnapshot call may have been sent, from the
@@ -1449,6 +1608,7 @@ pub fn export(
         health,
         requeue,
         accepted,
+        request_again: false,
     };
     let unknown = "ElastiCache's API does not report an export's result (a failure shows \
                    only as an ElastiCache event): check the bucket";
@@ -1509,21 +1669,27 @@ pub fn export(
         "available" | "restoring" if record.accepted => {
             decide(Phase::Available, Health::ready(ended(location)), None, true)
         }
-        "available" | "restoring" => decide(
-            Phase::Failed,
-            Health::stalled(
-                reasons::FAILED,
-                format!(
-                    "the export to {location} was requested, but ElastiCache's answer was not \
-                     seen (a restart came between) and the source snapshot has not been seen \
-                     exporting: whether ElastiCache ran the export is not known, and it is \
-                     not requested again (a second request would write a second object). \
-                     Check the bucket; recreate this object to export again"
+        // Whether ElastiCache ran it is not known: it is asked again. ElastiCache refuses
+        // an export to a key already in the bucket, so a second request cannot write a
+        // second object: it is either the one export (the first never ran, or failed
+        // and wrote nothing) or refused because this object's export wrote the key.
+        "available" | "restoring" => ExportDecision {
+            request_again: true,
+            ..decide(
+                Phase::Creating,
+                Health::progressing(
+                    reasons::COPYING,
+                    format!(
+                        "the export to {location} was requested, but ElastiCache's answer was \
+                         not seen (a restart came between) and the source snapshot has not \
+                         been seen exporting: requesting it again (ElastiCache refuses a \
+                         second object at the same key)"
+                    ),
                 ),
-            ),
-            Some(timing.resync),
-            false,
-        ),
+                Some(timing.min_poll),
+                false,
+            )
+        },
         "failed" => decide(
             Phase::Failed,
             Health::stalled(
@@ -1553,6 +1719,63 @@ pub fn export(
         // "creating", "copying" (another operation on the snapshot) and anything not
         // documented: not decided yet.
         _ => waiting(),
+    }
+}
+
+/// Whether AWS refused an export (ElastiCache CopySnapshot with TargetBucket) because
+/// the bucket already holds an object at the export's key: CopySnapshot's documented
+/// "The S3 bucket %s already contains an object with key %s" (code
+/// InvalidParameterValue), for `bucket` and a key made from the export's name
+/// `identifier` (ElastiCache names the objects after TargetSnapshotName). Pure.
+pub fn export_key_taken(code: Option<&str>, message: &str, bucket: &str, identifier: &str) -> bool {
+    const TAKEN: &str = "already contains an object with key ";
+    let Some((head, key)) = message.split_once(TAKEN) else {
+        return false;
+    };
+    code == Some("InvalidParameterValue")
+        && head.contains(&format!("bucket {bucket} "))
+        && key
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .starts_with(&identifier.to_ascii_lowercase())
+}
+
+/// An export whose call was sent again after a lost answer ([`ExportDecision::
+/// request_again`]) and refused because the key is taken: the object is the one this
+/// object's first request wrote. Its export has ended. Pure.
+pub fn export_found_written(location: &str) -> ExportDecision {
+    ExportDecision {
+        phase: Phase::Available,
+        health: Health::ready(format!(
+            "the export to {location} has ended: its answer was not seen (a restart came \
+             between), and ElastiCache, asked again, reports the bucket already holds the \
+             object this export wrote. ElastiCache's API does not report an export's result \
+             (a failure shows only as an ElastiCache event): check the bucket for the object"
+        )),
+        requeue: None,
+        accepted: true,
+        request_again: false,
+    }
+}
+
+/// A first export refused because the bucket already holds an object at its key (not
+/// one this object wrote): the fix is another name or bucket. Pure.
+pub fn export_key_in_use(location: &str, error: &str, timing: &Timing) -> ExportDecision {
+    ExportDecision {
+        phase: Phase::Failed,
+        health: Health::stalled(
+            reasons::AWS_ERROR,
+            format!(
+                "{error}. The bucket already holds an object at the key of the export to \
+                 {location}, and ElastiCache does not overwrite it: set \
+                 spec.targetSnapshotIdentifier to a new name, or spec.targetBucket to another \
+                 bucket"
+            ),
+        ),
+        requeue: Some(timing.resync),
+        accepted: false,
+        request_again: false,
     }
 }
 
@@ -1628,8 +1851,11 @@ mod export_tests {
              Phase::Available, true, reasons::AVAILABLE, None, true),
             ("accepted, a restore running from it: ended", accepted, Some("restoring"),
              Phase::Available, true, reasons::AVAILABLE, None, true),
-            ("never seen accepted nor exporting", unconfirmed, Some("available"),
-             Phase::Failed, false, reasons::FAILED, resync, false),
+            ("never seen accepted nor exporting: asked again", unconfirmed, Some("available"),
+             Phase::Creating, false, reasons::COPYING, Some(t.min_poll), false),
+            ("never seen accepted, a restore running: asked again", unconfirmed,
+             Some("restoring"), Phase::Creating, false, reasons::COPYING, Some(t.min_poll),
+             false),
             ("accepted, source gone", accepted, gone,
              Phase::Failed, false, reasons::NOT_FOUND, resync, true),
             ("unconfirmed, source gone", unconfirmed, gone,
@@ -1657,11 +1883,36 @@ mod export_tests {
             assert_eq!(d.health.reason(), reason, "{name}");
             assert_eq!(d.requeue, requeue, "{name}");
             assert_eq!(d.accepted, now_accepted, "{name}");
+            assert_eq!(d.request_again, name.ends_with("asked again"), "{name}");
             assert!(d.health.message().contains(loc), "{name}");
         }
         // The Ready message says what is and is not known.
         let d = export(accepted, Some(&source("available")), None, loc, &t);
         assert!(d.health.message().contains("does not report"), "{d:?}");
+    }
+
+    #[test]
+    fn an_export_key_taken_is_recognised_from_aws_answer() {
+        let msg = "The S3 bucket my-exports already contains an object with key sessions-dr-0001.rdb.";
+        let code = Some("InvalidParameterValue");
+        assert!(export_key_taken(code, msg, "my-exports", "sessions-dr"));
+        assert!(export_key_taken(code, msg, "my-exports", "Sessions-DR"));
+        assert!(!export_key_taken(code, msg, "other-bucket", "sessions-dr"));
+        assert!(!export_key_taken(code, msg, "my-exports", "nightly"));
+        assert!(!export_key_taken(Some("AccessDenied"), msg, "my-exports", "sessions-dr"));
+        assert!(!export_key_taken(
+            code,
+            "The S3 bucket my-exports does not exist.",
+            "my-exports",
+            "sessions-dr"
+        ));
+        let t = timing();
+        let d = export_found_written("s3://b/x");
+        assert_eq!((d.phase, d.accepted), (Phase::Available, true));
+        assert!(matches!(d.health, Health::Ready { .. }));
+        let d = export_key_in_use("s3://b/x", "CopySnapshot failed", &t);
+        assert_eq!(d.phase, Phase::Failed);
+        assert!(d.health.message().contains("spec.targetSnapshotIdentifier"));
     }
 
     #[test]

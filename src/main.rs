@@ -115,6 +115,16 @@ struct RunArgs {
     /// Seconds a leader holds the Lease without renewing it (a standby takes over after).
     #[arg(long, default_value_t = 15, env = "DBSNAPSHOT_LEASE_DURATION_SECONDS")]
     lease_duration_seconds: u64,
+    /// Testing only: the seconds in a retention day, to match an emulator whose days are
+    /// shorter (its `secondsPerDay` setting). Decides only whether a vanished snapshot
+    /// is reported as expired.
+    #[arg(
+        long,
+        default_value_t = 86_400,
+        hide = true,
+        env = "DBSNAPSHOT_SECONDS_PER_DAY"
+    )]
+    seconds_per_day: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -191,6 +201,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             max_poll: Duration::from_secs(args.max_poll_seconds.max(2)),
             batch_floor: Duration::from_secs(args.min_poll_seconds.max(1)),
             no_estimate_poll: Duration::from_secs(args.min_poll_seconds.max(1)).mul_f64(1.2),
+            day: Duration::from_secs(args.seconds_per_day.max(1)),
             ..Timing::default()
         },
         polling: match args.polling {

@@ -101,7 +101,8 @@ pub struct ClusterSnapshotSpec {
     pub region: Option<String>,
 
     /// Redshift only: days AWS keeps the manual snapshot, -1 (forever, the default) or
-    /// 1 to 3653. Mutable.
+    /// 1 to 3653, counted from its creation. Mutable; shortened below the snapshot's
+    /// age, AWS deletes the snapshot at once (sent with Force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = -1, max = 3653))]
     #[x_kube(validation = Rule::new("self != 0").message("retentionDays must be -1 or 1 to 3653"))]

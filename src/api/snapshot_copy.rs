@@ -134,8 +134,9 @@ pub struct SnapshotCopySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_tags: Option<bool>,
 
-    /// Redshift only: days AWS keeps the copy, -1 (forever, the default) or 1 to 3653.
-    /// Mutable.
+    /// Redshift only: days AWS keeps the copy, -1 (forever, the default) or 1 to 3653,
+    /// counted from its creation. Mutable; shortened below the copy's age, AWS deletes
+    /// the copy at once (sent with Force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = -1, max = 3653))]
     #[x_kube(validation = Rule::new("self != 0").message("retentionDays must be -1 or 1 to 3653"))]

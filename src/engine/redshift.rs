@@ -17,6 +17,9 @@ const CODES: ServiceCodes = ServiceCodes {
     not_found: &["ClusterSnapshotNotFound"],
     already_exists: &["ClusterSnapshotAlreadyExists"],
     invalid_state: &["InvalidClusterSnapshotState"],
+    // CreateClusterSnapshot: "The specified cluster is not in the available state"
+    // (InvalidClusterStateFault).
+    source_unavailable: &["InvalidClusterState"],
 };
 
 pub struct Redshift {
@@ -291,11 +294,16 @@ impl SnapshotEngine for Redshift {
         Ok(())
     }
 
+    /// The spec's retention is the one wanted: where the snapshot already falls outside
+    /// it, AWS refuses the change (InvalidRetentionPeriodFault) unless Force is given,
+    /// and with Force deletes the snapshot at once, as it would have when the period
+    /// ended (ModifyClusterSnapshotMessage.ManualSnapshotRetentionPeriod, Force).
     async fn set_retention(&self, snapshot: &Snapshot, days: i32) -> Result<(), EngineError> {
         self.client
             .modify_cluster_snapshot()
             .snapshot_identifier(&snapshot.identifier)
             .manual_snapshot_retention_period(days)
+            .force(true)
             .send()
             .await
             .map_err(|e| classify(SERVICE, "ModifyClusterSnapshot", e, &CODES))?;

@@ -1158,3 +1158,92 @@ async fn snapshots_shared_from_another_account() {
         Some("123456789012")
     );
 }
+
+/// Manual snapshots expire when their retention period has passed (in days of the
+/// `secondsPerDay` setting), the remaining days count down by it, and shortening the
+/// period below a snapshot's age needs Force, which deletes the snapshot at once.
+#[tokio::test]
+async fn retention_expires_snapshots_and_shortening_past_it_needs_force() {
+    let emu = emulator(0.0).await;
+    let settings = emu
+        .admin_post("settings", serde_json::json!({"secondsPerDay": 1.0}))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(settings["secondsPerDay"], 1.0);
+    let rs = emu.redshift().await;
+    cluster(&rs, "analytics").await;
+    for (id, days) in [("short", 2), ("old", -1), ("kept", -1)] {
+        rs.create_cluster_snapshot()
+            .cluster_identifier("analytics")
+            .snapshot_identifier(id)
+            .manual_snapshot_retention_period(days)
+            .send()
+            .await
+            .expect("CreateClusterSnapshot");
+    }
+    let described = |id: &'static str| {
+        let rs = rs.clone();
+        async move {
+            rs.describe_cluster_snapshots()
+                .snapshot_identifier(id)
+                .send()
+                .await
+        }
+    };
+    let short = described("short").await.unwrap();
+    assert_eq!(
+        short.snapshots()[0].manual_snapshot_remaining_days(),
+        Some(2)
+    );
+    sleep_secs(1.2).await;
+    let short = described("short").await.unwrap();
+    assert_eq!(
+        short.snapshots()[0].manual_snapshot_remaining_days(),
+        Some(1)
+    );
+    // "old" is a day old now: a retention of 1 day is already in the past.
+    let refused = rs
+        .modify_cluster_snapshot()
+        .snapshot_identifier("old")
+        .manual_snapshot_retention_period(1)
+        .send()
+        .await;
+    assert_eq!(code(refused), "InvalidRetentionPeriodFault");
+    assert!(
+        described("old").await.is_ok(),
+        "a refused call changes nothing"
+    );
+    // A longer period needs no Force.
+    let kept = rs
+        .modify_cluster_snapshot()
+        .snapshot_identifier("kept")
+        .manual_snapshot_retention_period(30)
+        .send()
+        .await
+        .expect("ModifyClusterSnapshot");
+    assert_eq!(
+        kept.snapshot().unwrap().manual_snapshot_retention_period(),
+        Some(30)
+    );
+    assert_eq!(
+        kept.snapshot().unwrap().manual_snapshot_remaining_days(),
+        Some(29)
+    );
+    // Force deletes the snapshot that falls outside the new period.
+    let forced = rs
+        .modify_cluster_snapshot()
+        .snapshot_identifier("old")
+        .manual_snapshot_retention_period(1)
+        .force(true)
+        .send()
+        .await
+        .expect("ModifyClusterSnapshot with Force");
+    assert_eq!(forced.snapshot().unwrap().status(), Some("deleted"));
+    assert_eq!(code(described("old").await), "ClusterSnapshotNotFound");
+    // "short" (2 days) expires on its own.
+    sleep_secs(1.0).await;
+    assert_eq!(code(described("short").await), "ClusterSnapshotNotFound");
+    assert!(described("kept").await.is_ok());
+}
