@@ -38,7 +38,9 @@ pub mod reasons {
     /// The operator's Kubernetes permissions do not allow a call it needs; the message
     /// names it.
     pub const FORBIDDEN: &str = "Forbidden";
-    /// SnapshotCopy: the source ClusterSnapshot is not Ready yet.
+    /// SnapshotCopy: the source ClusterSnapshot is not Ready yet. ClusterSnapshot: the
+    /// cluster to snapshot is not available now (AWS's words in the message); tried
+    /// again with backoff.
     pub const SOURCE_NOT_READY: &str = "SourceNotReady";
     /// SnapshotCopy: the source cannot be copied.
     pub const INVALID_SOURCE: &str = "InvalidSource";

@@ -210,7 +210,7 @@ async fn apply(
     if let Some(b) = &mut batch {
         b.first_pass = old.snapshot_identifier.is_none();
     }
-    let (mut decision, observed) = drive::converge(
+    let converged = drive::converge(
         &engine,
         &plan.desired,
         &current,
@@ -223,7 +223,34 @@ async fn apply(
                 .map(|s| Creation::Created(Box::new(s)))
         },
     )
-    .await?;
+    .await;
+    let (mut decision, observed) = match converged {
+        Ok(c) => c,
+        // The cluster is busy (maintenance, a resize, another snapshot): said on the
+        // object, and tried again with the error policy's backoff.
+        Err(Error::Engine(e)) if e.class == crate::engine::ErrorClass::SourceUnavailable => {
+            let mut status = base_status(obj, &plan);
+            status.phase = Some(Phase::Pending);
+            let status = with_health(
+                status,
+                &Health::progressing(
+                    reasons::SOURCE_NOT_READY,
+                    format!(
+                        "AWS cannot snapshot {} now ({}); trying again with backoff",
+                        plan.source,
+                        e.code
+                            .as_deref()
+                            .map(|c| format!("{c}: {}", e.message))
+                            .unwrap_or_else(|| e.message.clone())
+                    ),
+                ),
+                generation,
+            );
+            write_status(api, ctx, obj, &current, &status).await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(b) = &batch {
         drive::after_batched(
             ctx,

@@ -15,9 +15,14 @@ use crate::api::{Engine, Progress, Tags};
 
 const SERVICE: &str = "docdb";
 const CODES: ServiceCodes = ServiceCodes {
-    not_found: &["DBClusterSnapshotNotFoundFault"],
+    // The tagging actions answer DBSnapshotNotFoundFault (code DBSnapshotNotFound) for a
+    // missing snapshot; the others DBClusterSnapshotNotFoundFault.
+    not_found: &["DBClusterSnapshotNotFoundFault", "DBSnapshotNotFound"],
     already_exists: &["DBClusterSnapshotAlreadyExistsFault"],
     invalid_state: &["InvalidDBClusterSnapshotStateFault"],
+    // CreateDBClusterSnapshot, CopyDBClusterSnapshot: "The cluster isn't in a valid
+    // state" (InvalidDBClusterStateFault).
+    source_unavailable: &["InvalidDBClusterStateFault"],
 };
 
 pub struct Docdb {
@@ -25,6 +30,8 @@ pub struct Docdb {
     region: String,
     endpoint_override: Option<String>,
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    /// This account, asked of STS (once) only to tell a snapshot shared into it by ARN.
+    caller: super::CallerAccount,
 }
 
 impl Docdb {
@@ -42,6 +49,7 @@ impl Docdb {
             region: region.to_string(),
             endpoint_override: config.endpoint_url().map(str::to_string),
             credentials: config.credentials_provider(),
+            caller: super::CallerAccount::new(config),
         }
     }
 
@@ -149,6 +157,39 @@ pub fn map_snapshot(s: &aws_sdk_docdb::types::DbClusterSnapshot) -> Snapshot {
     }
 }
 
+/// The `snapshot_type` of a snapshot another account shared with this one.
+pub const SHARED: &str = "shared";
+
+/// How DescribeDBClusterSnapshots must be asked for one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lookup<'a> {
+    snapshot_type: Option<&'static str>,
+    include_shared: bool,
+    /// The account an ARN names.
+    arn_account: Option<&'a str>,
+}
+
+/// DescribeDBClusterSnapshotsMessage: "If this identifier is for an automated snapshot,
+/// the SnapshotType parameter must also be specified" (DocumentDB's automated snapshots
+/// are `rds:<cluster>-<time>`), and another account's snapshot shared with this one is
+/// returned only with `IncludeShared` ("The default is false") -- which also returns the
+/// account's own manual snapshots, so one call serves any ARN. Pure.
+fn lookup(identifier: &str) -> Lookup<'_> {
+    let arn: Option<Vec<&str>> = identifier
+        .starts_with("arn:")
+        .then(|| identifier.splitn(7, ':').collect());
+    let (id, account) = match arn.as_deref() {
+        Some([_, _, _, _, account, _, id]) => (*id, Some(*account)),
+        _ => (identifier, None),
+    };
+    let automated = id.to_ascii_lowercase().starts_with("rds:");
+    Lookup {
+        snapshot_type: automated.then_some("automated"),
+        include_shared: account.is_some() && !automated,
+        arn_account: account,
+    }
+}
+
 fn tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -175,10 +216,13 @@ impl SnapshotEngine for Docdb {
         identifier: &str,
         detail: bool,
     ) -> Result<Option<Snapshot>, EngineError> {
+        let lookup = lookup(identifier);
         let out = match self
             .client
             .describe_db_cluster_snapshots()
             .db_cluster_snapshot_identifier(identifier)
+            .set_snapshot_type(lookup.snapshot_type.map(str::to_string))
+            .set_include_shared(lookup.include_shared.then_some(true))
             .send()
             .await
         {
@@ -204,6 +248,13 @@ impl SnapshotEngine for Docdb {
         else {
             return Ok(None);
         };
+        // Another account's snapshot (shared with this one) is told apart by its ARN's
+        // account; STS is asked once, and only for sources named by ARN.
+        if let Some(owner) = lookup.arn_account
+            && owner != self.caller.get().await?
+        {
+            snapshot.snapshot_type = Some(SHARED.to_string());
+        }
         if detail {
             match self.detail(&mut snapshot).await {
                 Ok(()) => {}
@@ -362,5 +413,43 @@ impl SnapshotEngine for Docdb {
         snapshot.tags = Some(request.tags.clone());
         snapshot.shared_with = Some(Vec::new());
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automated_and_shared_sources_are_asked_for_as_aws_requires() {
+        let plain = lookup("nightly");
+        assert_eq!(plain.snapshot_type, None);
+        assert!(!plain.include_shared);
+        assert_eq!(plain.arn_account, None);
+        // rds:<cluster>-<time> is automated: SnapshotType automated, by id or by ARN.
+        for id in [
+            "rds:orders-2026-11-30-00-00",
+            "RDS:orders-2026-11-30-00-00",
+            "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:rds:orders-2026-11-30-00-00",
+        ] {
+            let l = lookup(id);
+            assert_eq!(l.snapshot_type, Some("automated"), "{id}");
+            assert!(!l.include_shared, "{id}");
+        }
+        // Any other ARN may be another account's: IncludeShared, which also finds the
+        // account's own manual snapshots.
+        let shared = lookup("arn:aws:rds:us-east-1:210987654321:cluster-snapshot:theirs");
+        assert_eq!(shared.snapshot_type, None);
+        assert!(shared.include_shared);
+        assert_eq!(shared.arn_account, Some("210987654321"));
+    }
+
+    #[test]
+    fn both_not_found_codes_mean_not_found() {
+        // DescribeDBClusterSnapshots & co.: DBClusterSnapshotNotFoundFault; the tagging
+        // actions: DBSnapshotNotFoundFault, whose code is DBSnapshotNotFound.
+        for code in ["DBClusterSnapshotNotFoundFault", "DBSnapshotNotFound"] {
+            assert!(CODES.not_found.contains(&code), "{code}");
+        }
     }
 }

@@ -18,6 +18,10 @@ const CODES: ServiceCodes = ServiceCodes {
     not_found: &["SnapshotNotFoundFault"],
     already_exists: &["SnapshotAlreadyExistsFault"],
     invalid_state: &["InvalidSnapshotState"],
+    // CreateSnapshot: "The requested replication group (cluster) is not in the
+    // available state" (InvalidReplicationGroupStateFault, InvalidCacheClusterStateFault),
+    // as while it takes another snapshot.
+    source_unavailable: &["InvalidReplicationGroupState", "InvalidCacheClusterState"],
 };
 
 pub struct ElastiCache {

@@ -21,6 +21,10 @@ pub enum ErrorClass {
     /// The resource is in a state that does not allow the call now (still creating,
     /// still shared): try again later.
     InvalidState,
+    /// The cluster (or replication group, or cache cluster) to snapshot is not
+    /// available now (maintenance, a resize, ElastiCache's snapshot in progress): try
+    /// again with backoff, and say so on the object.
+    SourceUnavailable,
     /// AWS refused the call for a reason retrying will not fix (permissions, bad
     /// parameters, a missing cluster, a quota).
     Terminal,
@@ -35,6 +39,7 @@ impl ErrorClass {
             ErrorClass::NotFound => "not_found",
             ErrorClass::AlreadyExists => "already_exists",
             ErrorClass::InvalidState => "invalid_state",
+            ErrorClass::SourceUnavailable => "source_unavailable",
             ErrorClass::Terminal => "terminal",
         }
     }
@@ -42,7 +47,10 @@ impl ErrorClass {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::InvalidState
+            ErrorClass::Throttled
+                | ErrorClass::Transient
+                | ErrorClass::InvalidState
+                | ErrorClass::SourceUnavailable
         )
     }
 }
@@ -174,6 +182,8 @@ pub fn class_of_code(c: &str, status: u16, codes: &ServiceCodes) -> ErrorClass {
         ErrorClass::AlreadyExists
     } else if codes.invalid_state.contains(&c) {
         ErrorClass::InvalidState
+    } else if codes.source_unavailable.contains(&c) {
+        ErrorClass::SourceUnavailable
     } else {
         ErrorClass::Terminal
     }
@@ -184,6 +194,8 @@ pub struct ServiceCodes {
     pub not_found: &'static [&'static str],
     pub already_exists: &'static [&'static str],
     pub invalid_state: &'static [&'static str],
+    /// The source cluster is not available now.
+    pub source_unavailable: &'static [&'static str],
 }
 
 impl ServiceCodes {
@@ -192,6 +204,7 @@ impl ServiceCodes {
         not_found: &[],
         already_exists: &[],
         invalid_state: &[],
+        source_unavailable: &[],
     };
 }
 
@@ -220,6 +233,22 @@ mod tests {
         assert_eq!(
             class_of_code("InternalFailure", 500, &ServiceCodes::NONE),
             ErrorClass::Transient
+        );
+    }
+
+    #[test]
+    fn a_source_cluster_that_is_not_available_is_waited_for() {
+        let codes = ServiceCodes {
+            source_unavailable: &["InvalidClusterState"],
+            invalid_state: &["InvalidClusterSnapshotState"],
+            ..ServiceCodes::NONE
+        };
+        let class = class_of_code("InvalidClusterState", 400, &codes);
+        assert_eq!(class, ErrorClass::SourceUnavailable);
+        assert!(class.is_retryable());
+        assert_eq!(
+            class_of_code("InvalidClusterSnapshotState", 400, &codes),
+            ErrorClass::InvalidState
         );
     }
 }
