@@ -220,12 +220,13 @@ async fn sharing_through_the_restore_attribute() {
     assert_eq!(a.attribute_name(), Some("restore"));
     assert_eq!(a.attribute_values(), [OTHER_ACCOUNT, "111111111111"]);
 
-    // The other account sees it as shared, by ARN or with IncludeShared.
+    // The other account sees it as shared, by ARN with IncludeShared.
     let other = aws_sdk_docdb::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
     let arn = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:shared-one";
     let seen = other
         .describe_db_cluster_snapshots()
         .db_cluster_snapshot_identifier(arn)
+        .include_shared(true)
         .send()
         .await
         .unwrap();
@@ -349,15 +350,14 @@ async fn same_region_copies_progress_and_cancel() {
         .target_db_cluster_snapshot_identifier("dst")
         .copy_tags(true)
         .tags(tag("copy", "yes"))
-        .kms_key_id("alias/backups")
         .send()
         .await
         .unwrap();
     let s = copy.db_cluster_snapshot().unwrap();
     assert_eq!(s.status(), Some("copying"));
     assert_eq!(s.percent_progress(), Some(0));
-    assert_eq!(s.storage_encrypted(), Some(true));
-    assert_eq!(s.kms_key_id(), Some("alias/backups"));
+    assert_eq!(s.storage_encrypted(), Some(false));
+    assert_eq!(s.kms_key_id(), None);
     assert_eq!(
         s.source_db_cluster_snapshot_arn(),
         Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:src")
@@ -683,7 +683,7 @@ async fn filters_paging_and_tags() {
                 .send()
                 .await
         ),
-        "DBClusterSnapshotNotFoundFault"
+        "DBSnapshotNotFound"
     );
     assert_eq!(
         code(
@@ -1020,16 +1020,38 @@ async fn snapshots_shared_from_another_account() {
     ] {
         assert!(ids(out).iter().all(|(_, a)| a != arn));
     }
-    // Named by its ARN, it is found; by its bare identifier, it is not the caller's.
+    // Named by its ARN, it is found with IncludeShared (or SnapshotType shared), not
+    // without; by its bare identifier, it is not the caller's.
     assert_eq!(
         ids(me
             .describe_db_cluster_snapshots()
             .db_cluster_snapshot_identifier(arn)
+            .include_shared(true)
             .send()
             .await
             .unwrap())
         .len(),
         1
+    );
+    assert_eq!(
+        ids(me
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(arn)
+            .snapshot_type("shared")
+            .send()
+            .await
+            .unwrap())
+        .len(),
+        1
+    );
+    assert_eq!(
+        code(
+            me.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier(arn)
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
     );
     assert_eq!(
         code(
@@ -1071,7 +1093,7 @@ async fn snapshots_shared_from_another_account() {
                 .send()
                 .await
         ),
-        "DBClusterSnapshotNotFoundFault"
+        "DBSnapshotNotFound"
     );
     // It can be copied into the caller's account.
     let copy = me
@@ -1101,4 +1123,221 @@ async fn snapshots_shared_from_another_account() {
             .attribute_values(),
         ["123456789012"]
     );
+}
+
+/// DescribeDBClusterSnapshotsMessage DBClusterSnapshotIdentifier: "If this identifier
+/// is for an automated snapshot, the SnapshotType parameter must also be specified";
+/// a listing without SnapshotType shows automated and manual snapshots alike.
+#[tokio::test]
+async fn automated_snapshots_are_found_by_identifier_only_with_their_type() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    cluster(&db, "orders").await;
+    snapshot(&db, "orders", "manual-one").await;
+    let listed = db.describe_db_cluster_snapshots().send().await.unwrap();
+    let auto = listed
+        .db_cluster_snapshots()
+        .iter()
+        .find(|s| s.snapshot_type() == Some("automated"))
+        .and_then(|s| s.db_cluster_snapshot_identifier())
+        .expect("the cluster's automated snapshot is listed")
+        .to_string();
+    assert!(auto.starts_with("rds:orders-"), "{auto}");
+    let arn = format!("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:{auto}");
+    for id in [auto.as_str(), arn.as_str()] {
+        for kind in [None, Some("manual"), Some("shared")] {
+            assert_eq!(
+                code(
+                    db.describe_db_cluster_snapshots()
+                        .db_cluster_snapshot_identifier(id)
+                        .set_snapshot_type(kind.map(str::to_string))
+                        .send()
+                        .await
+                ),
+                "DBClusterSnapshotNotFoundFault",
+                "{id} {kind:?}"
+            );
+        }
+        let found = db
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(id)
+            .snapshot_type("automated")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(found.db_cluster_snapshots().len(), 1, "{id}");
+    }
+    // A manual snapshot is found without SnapshotType, and not as automated.
+    db.describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier("manual-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            db.describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier("manual-one")
+                .snapshot_type("automated")
+                .send()
+                .await
+        ),
+        "DBClusterSnapshotNotFoundFault"
+    );
+    // CopyDBClusterSnapshot takes the automated snapshot by identifier.
+    let copy = db
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier(&auto)
+        .target_db_cluster_snapshot_identifier("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.db_cluster_snapshot().unwrap().snapshot_type(),
+        Some("manual")
+    );
+}
+
+/// CopyDBClusterSnapshot: a shared snapshot is copied only in its own region; an
+/// encrypted one shared from another account needs KmsKeyId (KMSKeyNotAccessibleFault);
+/// KmsKeyId on an unencrypted source is an error, never a quiet encryption.
+#[tokio::test]
+async fn copy_rules_for_shared_and_encrypted_sources() {
+    let emu = emulator(0.0).await;
+    let owner = aws_sdk_docdb::Client::new(&emu.config("us-east-1", OTHER_KEY).await);
+    let owner_west = aws_sdk_docdb::Client::new(&emu.config("us-west-2", OTHER_KEY).await);
+    let me = emu.docdb("us-east-1").await;
+    owner
+        .create_db_cluster()
+        .db_cluster_identifier("vault")
+        .engine("docdb")
+        .storage_encrypted(true)
+        .kms_key_id("alias/theirs")
+        .send()
+        .await
+        .unwrap();
+    cluster(&owner, "plain").await;
+    cluster(&owner_west, "west").await;
+    cluster(&me, "mine").await;
+    for (db, c, s) in [
+        (&owner, "vault", "sealed"),
+        (&owner, "plain", "open"),
+        (&owner_west, "west", "far"),
+    ] {
+        snapshot(db, c, s).await;
+        db.modify_db_cluster_snapshot_attribute()
+            .db_cluster_snapshot_identifier(s)
+            .attribute_name("restore")
+            .values_to_add("123456789012")
+            .send()
+            .await
+            .unwrap();
+    }
+    snapshot(&me, "mine", "my-plain").await;
+    let theirs = |region: &str, id: &str| {
+        format!("arn:aws:rds:{region}:{OTHER_ACCOUNT}:cluster-snapshot:{id}")
+    };
+    let copy = |source: String, target: &str, kms: Option<&str>| {
+        me.copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(source)
+            .target_db_cluster_snapshot_identifier(target)
+            .set_kms_key_id(kms.map(str::to_string))
+            .send()
+    };
+
+    let (c, msg) = error(copy(theirs("us-east-1", "sealed"), "c1", None).await);
+    assert_eq!(c, "KMSKeyNotAccessibleFault", "{msg}");
+    let sealed = copy(theirs("us-east-1", "sealed"), "c1", Some("alias/mine"))
+        .await
+        .unwrap();
+    let s = sealed.db_cluster_snapshot().unwrap();
+    assert_eq!(s.storage_encrypted(), Some(true));
+    assert_eq!(s.kms_key_id(), Some("alias/mine"));
+
+    for source in [theirs("us-east-1", "open"), "my-plain".to_string()] {
+        let (c, msg) = error(copy(source.clone(), "c2", Some("alias/mine")).await);
+        assert_eq!(c, "InvalidParameterCombination", "{source}: {msg}");
+        assert!(msg.contains("KmsKeyId"), "{msg}");
+    }
+    let plain = copy(theirs("us-east-1", "open"), "c2", None).await.unwrap();
+    assert_eq!(
+        plain.db_cluster_snapshot().unwrap().storage_encrypted(),
+        Some(false)
+    );
+
+    // A shared snapshot in another region: refused even with a good PreSignedUrl.
+    let far = theirs("us-west-2", "far");
+    let url = presign_copy(
+        &CopyRequest {
+            endpoint: &emu.url,
+            source_arn: &far,
+            target_identifier: "c3",
+            source_region: "us-west-2",
+            destination_region: "us-east-1",
+        },
+        KEY,
+        SECRET,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (c, msg) = error(
+        me.copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(&far)
+            .target_db_cluster_snapshot_identifier("c3")
+            .pre_signed_url(url)
+            .send()
+            .await,
+    );
+    assert_eq!(c, "InvalidParameterValue");
+    assert!(msg.contains("own region"), "{msg}");
+}
+
+fn status<E>(
+    e: &aws_sdk_docdb::error::SdkError<E, aws_sdk_docdb::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// AddTagsToResource, RemoveTagsFromResource and ListTagsForResource list
+/// DBSnapshotNotFoundFault (code DBSnapshotNotFound, HTTP 404) for a missing snapshot.
+#[tokio::test]
+async fn tag_calls_on_a_missing_snapshot_answer_db_snapshot_not_found() {
+    let emu = emulator(0.0).await;
+    let db = emu.docdb("us-east-1").await;
+    let ghost = "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:ghost";
+    let add = db
+        .add_tags_to_resource()
+        .resource_name(ghost)
+        .tags(tag("k", "v"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        add.as_service_error().and_then(|e| e.meta().code()),
+        Some("DBSnapshotNotFound")
+    );
+    assert_eq!(status(&add), Some(404));
+    let remove = db
+        .remove_tags_from_resource()
+        .resource_name(ghost)
+        .tag_keys("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        remove.as_service_error().and_then(|e| e.meta().code()),
+        Some("DBSnapshotNotFound")
+    );
+    assert_eq!(status(&remove), Some(404));
+    let list = db
+        .list_tags_for_resource()
+        .resource_name(ghost)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        list.as_service_error()
+            .unwrap()
+            .is_db_snapshot_not_found_fault()
+    );
+    assert_eq!(status(&list), Some(404));
 }
