@@ -149,7 +149,19 @@ async fn redshift_copies_automated_snapshots_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docdb_same_region_copy_with_copy_tags_kms_and_sharing() {
     let h = Harness::new("copy-dd", 0.5).await;
-    seed_clusters(&h.aws).await;
+    // An encrypted source: AWS refuses KmsKeyId for an unencrypted one
+    // (CopyDBClusterSnapshotMessage KmsKeyId).
+    h.docdb()
+        .create_db_cluster()
+        .db_cluster_identifier("orders")
+        .engine("docdb")
+        .master_username("u")
+        .master_user_password("Secret123")
+        .storage_encrypted(true)
+        .kms_key_id("alias/orders")
+        .send()
+        .await
+        .unwrap();
     docdb_snapshot(&h, "us-east-1", "orders-src", &[("from-source", "yes")]).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     h.create_copy(json!({

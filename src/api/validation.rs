@@ -450,10 +450,124 @@ pub fn validate_snapshot_copy(
     Ok(())
 }
 
+/// A DocumentDB copy's source as AWS described it, for [`check_docdb_copy_source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocdbCopySource<'a> {
+    /// The identifier or ARN the spec names.
+    pub identifier: &'a str,
+    /// The account that shared it with this one; `None` for the account's own.
+    pub shared_by: Option<&'a str>,
+    pub encrypted: Option<bool>,
+    pub region: &'a str,
+}
+
+/// The rules of CopyDBClusterSnapshot that the source decides (its operation and
+/// `CopyDBClusterSnapshotMessage.KmsKeyId` documentation): "You can only copy a shared
+/// DB cluster snapshot, whether encrypted or not, in the same Amazon Web Services
+/// Region"; "If you copy an encrypted cluster snapshot that is shared from another
+/// Amazon Web Services account, then you must specify a value for KmsKeyId"; "If you
+/// copy an unencrypted cluster snapshot and specify a value for the KmsKeyId
+/// parameter, an error is returned". The fields are immutable, so the message says to
+/// create the object again. Pure.
+pub fn check_docdb_copy_source(
+    source: &DocdbCopySource<'_>,
+    kms_key_id: Option<&str>,
+    target_region: &str,
+) -> Result<(), SpecError> {
+    let id = source.identifier;
+    if let Some(owner) = source.shared_by
+        && source.region != target_region
+    {
+        return Err(err(
+            "spec.source.docdb.snapshotIdentifier",
+            format!(
+                "{id} is shared from account {owner} and lives in {}: AWS copies a shared \
+                 snapshot only within its own region, not into {target_region}. Create the \
+                 SnapshotCopy again with spec.region {} (and copy that copy across regions if \
+                 needed)",
+                source.region, source.region
+            ),
+        ));
+    }
+    if let Some(owner) = source.shared_by
+        && source.encrypted == Some(true)
+        && kms_key_id.is_none()
+    {
+        return Err(err(
+            "spec.kmsKeyId",
+            format!(
+                "{id} is encrypted and shared from account {owner}: AWS copies it only with a \
+                 KMS key of this account (in {target_region}) to encrypt the copy with. Create \
+                 the SnapshotCopy again with spec.kmsKeyId set"
+            ),
+        ));
+    }
+    if source.encrypted == Some(false)
+        && let Some(key) = kms_key_id
+    {
+        return Err(err(
+            "spec.kmsKeyId",
+            format!(
+                "{id} is not encrypted, and AWS refuses a KMS key ({key}) for a copy of an \
+                 unencrypted DocumentDB snapshot (it never encrypts one). Create the \
+                 SnapshotCopy again without spec.kmsKeyId"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::IDENTIFIER_PATTERN;
+
+    #[test]
+    fn docdb_copy_sources_follow_copy_db_cluster_snapshots_rules() {
+        let own = DocdbCopySource {
+            identifier: "plain",
+            shared_by: None,
+            encrypted: Some(false),
+            region: "us-east-1",
+        };
+        assert_eq!(check_docdb_copy_source(&own, None, "us-east-1"), Ok(()));
+        assert_eq!(check_docdb_copy_source(&own, None, "eu-west-1"), Ok(()));
+        let e = check_docdb_copy_source(&own, Some("alias/k"), "us-east-1").unwrap_err();
+        assert_eq!(e.field, "spec.kmsKeyId");
+        assert!(e.message.contains("not encrypted"), "{e}");
+        // Encrypted and shared: a key is required, and enough.
+        let sealed = DocdbCopySource {
+            identifier: "arn:aws:rds:us-east-1:210987654321:cluster-snapshot:s",
+            shared_by: Some("210987654321"),
+            encrypted: Some(true),
+            region: "us-east-1",
+        };
+        let e = check_docdb_copy_source(&sealed, None, "us-east-1").unwrap_err();
+        assert_eq!(e.field, "spec.kmsKeyId");
+        assert_eq!(
+            check_docdb_copy_source(&sealed, Some("alias/k"), "us-east-1"),
+            Ok(())
+        );
+        // The account's own encrypted snapshot keeps its key without one.
+        let mine = DocdbCopySource {
+            shared_by: None,
+            ..sealed
+        };
+        assert_eq!(check_docdb_copy_source(&mine, None, "us-east-1"), Ok(()));
+        // Shared: only in its own region, key or not.
+        let e = check_docdb_copy_source(&sealed, Some("alias/k"), "eu-west-1").unwrap_err();
+        assert_eq!(e.field, "spec.source.docdb.snapshotIdentifier");
+        assert!(e.message.contains("own region"), "{e}");
+        // Unknown encryption: left to AWS.
+        let unknown = DocdbCopySource {
+            encrypted: None,
+            ..own
+        };
+        assert_eq!(
+            check_docdb_copy_source(&unknown, Some("alias/k"), "us-east-1"),
+            Ok(())
+        );
+    }
     use proptest::prelude::*;
 
     fn spec(v: serde_json::Value) -> ClusterSnapshotSpec {

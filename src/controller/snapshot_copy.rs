@@ -13,7 +13,9 @@ use super::{
     remove_finalizer, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
-use crate::api::validation::{SpecError, copy_engine, validate_snapshot_copy};
+use crate::api::validation::{
+    DocdbCopySource, SpecError, check_docdb_copy_source, copy_engine, validate_snapshot_copy,
+};
 use crate::api::{
     ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
     SnapshotStatus,
@@ -517,6 +519,21 @@ async fn request_copy(
     let target = ctx.engines.get(plan.source.engine, &plan.region);
     match target.copy(&request).await {
         Ok(s) => Ok(Creation::Created(Box::new(s))),
+        // An export asked again, refused because its key is taken: the first call wrote
+        // it, so the record of the call stands.
+        Err(e)
+            if !fresh
+                && plan.request.target_bucket.as_deref().is_some_and(|b| {
+                    lifecycle::export_key_taken(
+                        e.code.as_deref(),
+                        &e.message,
+                        b,
+                        &plan.desired.identifier,
+                    )
+                }) =>
+        {
+            Err(e)
+        }
         Err(e) if refused(&e, fresh) => {
             call.write(false).await;
             Err(e)
@@ -576,6 +593,15 @@ async fn check_source(
             requeue: None,
         }));
     }
+    if plan.source.engine == Engine::Docdb
+        && let Err(e) = docdb_source_rules(plan, &source)
+    {
+        return Ok(Err(Creation::Blocked {
+            phase: Phase::Failed,
+            health: Health::stalled(reasons::INVALID_SPEC, e.to_string()),
+            requeue: None,
+        }));
+    }
     if matches!(
         source.state(),
         SnapshotState::Failed | SnapshotState::Deleting
@@ -619,6 +645,106 @@ async fn check_source(
     Ok(Ok(request))
 }
 
+/// CopyDBClusterSnapshot's rules on the described DocumentDB source (see
+/// [`check_docdb_copy_source`]); a source another account shared is named by its ARN.
+fn docdb_source_rules(plan: &CopyPlan, source: &crate::engine::Snapshot) -> Result<(), SpecError> {
+    let id = &plan.source.identifier;
+    let shared_by = (source.snapshot_type.as_deref() == Some(crate::engine::docdb::SHARED))
+        .then(|| id.split(':').nth(4))
+        .flatten();
+    check_docdb_copy_source(
+        &DocdbCopySource {
+            identifier: id,
+            shared_by,
+            encrypted: source.encrypted,
+            region: &plan.source.region,
+        },
+        plan.request.kms_key_id.as_deref(),
+        &plan.region,
+    )
+}
+
+/// The status last written, the status to write, and the phase, health and requeue to
+/// report.
+type ExportOutcome = (
+    SnapshotStatus,
+    SnapshotStatus,
+    (Phase, Health, Option<std::time::Duration>),
+);
+
+/// Sends the export call (recording first that it is being sent), the first time or
+/// again after a lost answer ([`lifecycle::ExportDecision::request_again`]): the status
+/// last written, the status to write and what to report. Asked again, a refusal because
+/// the bucket already holds the export's key means the first request wrote it: the
+/// export is this object's and has ended (ElastiCache never writes a second object at
+/// one key). The first time, the key is someone else's object.
+async fn request_export(
+    api: &Api<SnapshotCopy>,
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    current: &SnapshotStatus,
+    plan: &CopyPlan,
+    location: &str,
+) -> Result<ExportOutcome, Error> {
+    let bucket = plan.request.target_bucket.clone().unwrap_or_default();
+    let again = current.copy_requested == Some(true);
+    let mut call = CallRecord::new(api, ctx, obj, current);
+    let result = request_copy(ctx, plan, &mut call).await;
+    let written = call.finish()?;
+    let mut status = base_status(&written, plan);
+    let key_taken = |e: &EngineError| {
+        lifecycle::export_key_taken(
+            e.code.as_deref(),
+            &e.message,
+            &bucket,
+            &plan.desired.identifier,
+        )
+    };
+    let outcome = match result {
+        Ok(Creation::Created(s)) => {
+            status.export_location = Some(location.to_string());
+            status.aws_status = Some(s.aws_status.clone());
+            status.arn = s.arn.clone();
+            (
+                Phase::Creating,
+                Health::progressing(reasons::COPYING, format!("exporting to {location}")),
+                Some(lifecycle::watch_poll(&s, None, &ctx.timing)),
+            )
+        }
+        Ok(Creation::Blocked {
+            phase,
+            health,
+            requeue,
+        }) => (phase, health, requeue),
+        Err(e) if again && key_taken(&e) => {
+            let d = lifecycle::export_found_written(location);
+            status.export_location = Some(location.to_string());
+            status.copy_requested = Some(true);
+            (d.phase, d.health, d.requeue)
+        }
+        Err(e) if e.class.is_retryable() || e.class == ErrorClass::NotFound => {
+            return Err(e.into());
+        }
+        Err(e) if key_taken(&e) => {
+            let d = lifecycle::export_key_in_use(location, &e.to_string(), &ctx.timing);
+            (d.phase, d.health, d.requeue)
+        }
+        Err(e) => (
+            Phase::Failed,
+            Health::stalled(
+                reasons::AWS_ERROR,
+                format!(
+                    "{e}. ElastiCache writes the export with its own service principal: the \
+                     bucket {bucket} must be in the same region and its policy must allow \
+                     ElastiCache to write to it"
+                ),
+            ),
+            Some(ctx.timing.resync),
+        ),
+    };
+    Ok((written, status, outcome))
+}
+
 /// ElastiCache export to S3: one CopySnapshot with TargetBucket, then the source
 /// snapshot's status says when it is done. Nothing is kept in ElastiCache. Once the
 /// call is recorded as sent it is never sent again (a second export would be a second
@@ -636,43 +762,7 @@ async fn export(
     let engine = ctx.engines.get(plan.source.engine, &plan.region);
     let sent = current.copy_requested == Some(true) || current.export_location.is_some();
     let (written, mut status, (phase, health, requeue)) = if !sent {
-        let mut call = CallRecord::new(api, ctx, obj, current);
-        let result = request_copy(ctx, plan, &mut call).await;
-        let written = call.finish()?;
-        let mut status = base_status(&written, plan);
-        let outcome = match result {
-            Ok(Creation::Created(s)) => {
-                status.export_location = Some(location.clone());
-                status.aws_status = Some(s.aws_status.clone());
-                status.arn = s.arn.clone();
-                (
-                    Phase::Creating,
-                    Health::progressing(reasons::COPYING, format!("exporting to {location}")),
-                    Some(lifecycle::watch_poll(&s, None, &ctx.timing)),
-                )
-            }
-            Ok(Creation::Blocked {
-                phase,
-                health,
-                requeue,
-            }) => (phase, health, requeue),
-            Err(e) if e.class.is_retryable() || e.class == ErrorClass::NotFound => {
-                return Err(e.into());
-            }
-            Err(e) => (
-                Phase::Failed,
-                Health::stalled(
-                    reasons::AWS_ERROR,
-                    format!(
-                        "{e}. ElastiCache writes the export with its own service principal: the \
-                         bucket {bucket} must be in the same region and its policy must allow \
-                         ElastiCache to write to it"
-                    ),
-                ),
-                Some(ctx.timing.resync),
-            ),
-        };
-        (written, status, outcome)
+        request_export(api, ctx, obj, current, plan, &location).await?
     } else {
         let mut status = base_status(current, plan);
         let record = lifecycle::ExportRecord::from_status(current);
@@ -684,14 +774,18 @@ async fn export(
             engine.describe(&plan.source.identifier, false).await?
         };
         let d = lifecycle::export(record, source.as_ref(), None, &location, &ctx.timing);
-        if d.accepted {
-            status.export_location = Some(location.clone());
+        if d.request_again {
+            request_export(api, ctx, obj, current, plan, &location).await?
+        } else {
+            if d.accepted {
+                status.export_location = Some(location.clone());
+            }
+            if let Some(s) = &source {
+                status.aws_status = Some(s.aws_status.clone());
+            }
+            let outcome = (d.phase, d.health, d.requeue);
+            (current.clone(), status, outcome)
         }
-        if let Some(s) = &source {
-            status.aws_status = Some(s.aws_status.clone());
-        }
-        let outcome = (d.phase, d.health, d.requeue);
-        (current.clone(), status, outcome)
     };
     status.phase = Some(phase);
     status.ready_to_use = Some(phase == Phase::Available);
