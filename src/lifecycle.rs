@@ -1893,13 +1893,19 @@ mod export_tests {
 
     #[test]
     fn an_export_key_taken_is_recognised_from_aws_answer() {
-        let msg = "The S3 bucket my-exports already contains an object with key sessions-dr-0001.rdb.";
+        let msg =
+            "The S3 bucket my-exports already contains an object with key sessions-dr-0001.rdb.";
         let code = Some("InvalidParameterValue");
         assert!(export_key_taken(code, msg, "my-exports", "sessions-dr"));
         assert!(export_key_taken(code, msg, "my-exports", "Sessions-DR"));
         assert!(!export_key_taken(code, msg, "other-bucket", "sessions-dr"));
         assert!(!export_key_taken(code, msg, "my-exports", "nightly"));
-        assert!(!export_key_taken(Some("AccessDenied"), msg, "my-exports", "sessions-dr"));
+        assert!(!export_key_taken(
+            Some("AccessDenied"),
+            msg,
+            "my-exports",
+            "sessions-dr"
+        ));
         assert!(!export_key_taken(
             code,
             "The S3 bucket my-exports does not exist.",

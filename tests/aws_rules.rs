@@ -42,12 +42,18 @@ async fn a_share_throttled_by_a_dependent_service_waits_and_finishes() {
             "a throttled share must not fail the object:\n{}",
             serde_json::to_string_pretty(&s).unwrap()
         );
-        assert!(std::time::Instant::now() < deadline, "the share was not retried");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the share was not retried"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = h.status("shared").await;
     assert!(!bad(&s), "{}", serde_json::to_string_pretty(&s).unwrap());
-    assert!(!is_ready(&s), "not Ready while the share is throttled: {s:?}");
+    assert!(
+        !is_ready(&s),
+        "not Ready while the share is throttled: {s:?}"
+    );
 
     h.set_faults(json!({"dependentThrottleActions": []}));
     let s = h
@@ -72,4 +78,122 @@ async fn a_share_throttled_by_a_dependent_service_waits_and_finishes() {
         .filter_map(|a| a.account_id().map(str::to_string))
         .collect();
     assert_eq!(shares, ["111111111111"]);
+}
+
+/// The exports the emulator recorded (its `/_emulator/exports` endpoint).
+async fn exports(h: &Harness) -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/_emulator/exports", h.aws_url))
+        .await
+        .expect("exports")
+        .json()
+        .await
+        .expect("exports as JSON")
+}
+
+/// ElastiCache refuses a second export to a key already in the bucket ("The S3 bucket
+/// %s already contains an object with key %s", CopySnapshot's documentation). The
+/// operator killed after its export call took effect and before it recorded the answer
+/// (its intent, `copyRequested`, was recorded first) finds the export already ended
+/// when it restarts: the export it requested is its own, and the object ends Ready, not
+/// Failed; no second object is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_answer_was_lost_and_which_has_ended_is_ready() {
+    let mut h = Harness::new("export-key", 0.5).await;
+    seed_clusters(&h.aws).await;
+    elasticache_source(&h.aws, "sessions-src").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    h.set_faults(json!({"delayActions": ["CopySnapshot"], "delayResponseMs": 30000}));
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {
+        "source": {"elasticache": {"snapshotName": "sessions-src"}},
+        "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-dr",
+        "deletionPolicy": "Retain"}}))
+        .await
+        .unwrap();
+    h.wait_count("elasticache", "CopySnapshot", 1).await;
+    h.operator.as_mut().expect("operator").kill();
+    let s = h.copy_status("export").await;
+    assert_eq!(
+        s.copy_requested,
+        Some(true),
+        "the intent was recorded: {s:?}"
+    );
+    assert!(
+        s.export_location.is_none(),
+        "the answer was not recorded: {s:?}"
+    );
+    // The export ends (the object is written) while the operator is down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while exports(&h).await[0]["status"] != "completed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            exports(&h).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    h.set_faults(json!({"delayActions": []}));
+    h.start_operator(&[]);
+    let s = h
+        .wait_copy("export", Duration::from_secs(60), |s| {
+            is_ready(s) || is_stalled(s) || s.phase == Some(Phase::Failed)
+        })
+        .await;
+    assert!(
+        is_ready(&s),
+        "an export the operator requested, and which AWS ran, is not a failure:\n{}",
+        serde_json::to_string_pretty(&s).unwrap()
+    );
+    assert_eq!(
+        s.export_location.as_deref(),
+        Some("s3://my-exports/sessions-dr")
+    );
+    // Looked at for a few resyncs more: still Ready, and still the one object.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(is_ready(&h.copy_status("export").await));
+    let made = exports(&h).await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["status"], "completed");
+}
+
+/// A first export to a key the bucket already holds (another object's export wrote it)
+/// is refused by ElastiCache, and the object says which field to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_to_a_key_the_bucket_holds_fails_naming_the_fix() {
+    let h = Harness::new("export-taken", 0.5).await;
+    seed_clusters(&h.aws).await;
+    elasticache_source(&h.aws, "sessions-src").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Someone else's export already wrote sessions-dr-0001.rdb.
+    h.elasticache()
+        .copy_snapshot()
+        .source_snapshot_name("sessions-src")
+        .target_snapshot_name("sessions-dr")
+        .target_bucket("my-exports")
+        .send()
+        .await
+        .expect("export");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while exports(&h).await[0]["status"] != "completed" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {
+        "source": {"elasticache": {"snapshotName": "sessions-src"}},
+        "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-dr",
+        "deletionPolicy": "Retain"}}))
+        .await
+        .unwrap();
+    let s = h
+        .wait_copy("export", Duration::from_secs(60), is_stalled)
+        .await;
+    assert_eq!(s.phase, Some(Phase::Failed));
+    let message = condition(&s, "Stalled").unwrap().message.clone();
+    assert!(
+        message.contains("already contains an object with key")
+            && message.contains("spec.targetSnapshotIdentifier"),
+        "{message}"
+    );
+    assert_eq!(exports(&h).await.len(), 1);
 }

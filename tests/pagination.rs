@@ -53,9 +53,15 @@ async fn pollers_follow_markers_through_every_page() {
     h.set_snapshot_seconds(2.0);
 
     let sources = [
-        ("rs", json!({"redshift": {"clusterIdentifier": "analytics"}})),
+        (
+            "rs",
+            json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        ),
         ("db", json!({"docdb": {"clusterIdentifier": "orders"}})),
-        ("ec", json!({"elasticache": {"replicationGroupId": "sessions"}})),
+        (
+            "ec",
+            json!({"elasticache": {"replicationGroupId": "sessions"}}),
+        ),
     ];
     let mut names = Vec::new();
     for (engine, source) in &sources {

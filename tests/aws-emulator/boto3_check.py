@@ -838,11 +838,27 @@ def cluster_and_snapshot_states():
     admin("settings", {"deleteSeconds": 0, "snapshotSeconds": 1})
 
 
+def export_keys_are_unique():
+    """CopySnapshot's "The S3 bucket %s already contains an object with key %s": a second
+    export to the same key is InvalidParameterValue; a failed export left it free."""
+    ec = client("elasticache")
+    admin("settings", {"snapshotSeconds": 0})
+    ec.create_replication_group(ReplicationGroupId="g", ReplicationGroupDescription="d")
+    for name in ("a", "b"):
+        ec.create_snapshot(ReplicationGroupId="g", SnapshotName=name)
+    ec.copy_snapshot(SourceSnapshotName="a", TargetSnapshotName="out", TargetBucket="my-exports")
+    e = fails("InvalidParameterValue", ec.copy_snapshot, SourceSnapshotName="b",
+              TargetSnapshotName="out", TargetBucket="my-exports")
+    assert "already contains an object with key out-0001.rdb" in e.response["Error"]["Message"], e
+    ec.copy_snapshot(SourceSnapshotName="b", TargetSnapshotName="out", TargetBucket="other-bucket")
+    assert len(admin("exports")) == 2
+
+
 CHECKS = [cluster_and_snapshot_states,
           redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
           elasticache_paging, faults, identifier_case, tag_character_sets, cross_account_shares,
           export_and_action_faults, docdb_sources_and_copy_kms_rules, redshift_retention_expiry,
-          dependent_service_throttling, opaque_markers]
+          dependent_service_throttling, opaque_markers, export_keys_are_unique]
 
 
 def main():

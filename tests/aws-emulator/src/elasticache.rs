@@ -525,6 +525,20 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
                  S3 bucket {bucket}. Grant them to the ElastiCache service in the bucket's policy."
             )));
         }
+        // CopySnapshot's documentation, "Error Message: The S3 bucket %s already contains
+        // an object with key %s. Solution: Give the TargetSnapshotName a new and unique
+        // value": an export to a key an earlier export wrote (or is writing) is refused
+        // (InvalidParameterValueException, one of CopySnapshot's listed errors). A failed
+        // export wrote nothing.
+        let object = format!("{target}-0001.rdb");
+        if state.exports.iter().any(|e| {
+            e.bucket == bucket && e.key == object && e.status(c.instant) != "failed"
+        }) {
+            return Err(ApiError::invalid_value(format!(
+                "The S3 bucket {bucket} already contains an object with key {object}."
+            )));
+        }
+        let world = &mut state.region(&c.region).elasticache;
         let snap = world
             .snapshots
             .get_mut(&key(&c.account, source_name))
@@ -543,7 +557,7 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
             account: c.account.clone(),
             source_snapshot: source_name.to_string(),
             bucket: bucket.to_string(),
-            key: format!("{target}-0001.rdb"),
+            key: object,
             requested_at: c.now,
             progress,
             failure,

@@ -450,7 +450,11 @@ impl Paging {
 impl Pager {
     /// This call's page of `items` (sorted by `key`) and the marker of the next page,
     /// if any.
-    pub fn page<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    pub fn page<T>(
+        &self,
+        mut items: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
         items.sort_by_key(&key);
         if let Some(start) = &self.start {
             let at = items.iter().position(|i| key(i).as_str() >= start.as_str());
@@ -619,7 +623,11 @@ mod tests {
         let marker = pager.page(items, |s| s.clone()).1.unwrap();
         assert!(!marker.contains("s020"), "opaque: {marker}");
         let with = |m: &str| Params::from_pairs([("Marker", m)]);
-        assert!(paging.begin("rs:D:1:us", &with(&marker), (20, 100, 100)).is_ok());
+        assert!(
+            paging
+                .begin("rs:D:1:us", &with(&marker), (20, 100, 100))
+                .is_ok()
+        );
         let mut tampered = marker.clone();
         tampered.pop();
         tampered.push('1');
@@ -635,9 +643,21 @@ mod tests {
             assert_eq!(e.code, "InvalidParameterValue", "{bad}");
         }
         // Another action, account or region, or another emulator.
-        assert!(paging.begin("rs:E:1:us", &with(&marker), (20, 100, 100)).is_err());
-        assert!(paging.begin("rs:D:2:us", &with(&marker), (20, 100, 100)).is_err());
-        assert!(Paging::default().begin("rs:D:1:us", &with(&marker), (20, 100, 100)).is_err());
+        assert!(
+            paging
+                .begin("rs:E:1:us", &with(&marker), (20, 100, 100))
+                .is_err()
+        );
+        assert!(
+            paging
+                .begin("rs:D:2:us", &with(&marker), (20, 100, 100))
+                .is_err()
+        );
+        assert!(
+            Paging::default()
+                .begin("rs:D:1:us", &with(&marker), (20, 100, 100))
+                .is_err()
+        );
     }
 
     #[test]

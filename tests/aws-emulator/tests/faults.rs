@@ -627,3 +627,49 @@ async fn page_size_setting_and_opaque_markers() {
     let all = rs.describe_cluster_snapshots().send().await.unwrap();
     assert_eq!(all.snapshots().len(), 45);
 }
+
+/// ElastiCache refuses an export to a key the bucket already holds (CopySnapshot's
+/// documented "The S3 bucket %s already contains an object with key %s",
+/// InvalidParameterValue); a failed export wrote nothing and leaves the key free.
+#[tokio::test]
+async fn a_second_export_to_the_same_key_is_refused() {
+    let emu = emulator(0.0).await;
+    let ec = emu.elasticache().await;
+    ec.create_replication_group()
+        .replication_group_id("g")
+        .replication_group_description("d")
+        .send()
+        .await
+        .unwrap();
+    for name in ["a", "b"] {
+        ec.create_snapshot()
+            .replication_group_id("g")
+            .snapshot_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let export = |source: &'static str, target: &'static str| {
+        ec.copy_snapshot()
+            .source_snapshot_name(source)
+            .target_snapshot_name(target)
+            .target_bucket("my-exports")
+            .send()
+    };
+    export("a", "out").await.unwrap();
+    let (code, message) = error(export("b", "out").await);
+    assert_eq!(code, "InvalidParameterValue");
+    assert_eq!(
+        message,
+        "The S3 bucket my-exports already contains an object with key out-0001.rdb."
+    );
+    export("b", "other").await.unwrap();
+    // A failed export leaves the key free.
+    emu.admin_post("faults", json!({"failExports": ["my-exports"]}))
+        .await;
+    export("a", "doomed").await.unwrap();
+    emu.admin_post("faults", json!({"failExports": []})).await;
+    export("b", "doomed").await.unwrap();
+    let exports = emu.admin_get("exports").await;
+    assert_eq!(exports.as_array().unwrap().len(), 4, "{exports}");
+}
