@@ -227,10 +227,19 @@ where
 {
     let key = ObjectRef::from_obj(&*obj).to_string();
     let throttled = matches!(err, Error::Engine(e) if e.class == ErrorClass::Throttled);
+    // A busy source cluster frees up when AWS is done with it (another snapshot, a
+    // modification): looked at no less often than a snapshot being made.
+    let source_busy =
+        matches!(err, Error::Engine(e) if e.class == ErrorClass::SourceUnavailable);
     let jitter = rand::rng().random_range(0.5..1.5);
-    let (attempt, wait) = ctx
-        .failures
-        .failed(&key, Instant::now(), |n| backoff(n, throttled, jitter));
+    let (attempt, wait) = ctx.failures.failed(&key, Instant::now(), |n| {
+        let wait = backoff(n, throttled, jitter);
+        if source_busy {
+            wait.min(ctx.timing.max_poll)
+        } else {
+            wait
+        }
+    });
     ctx.metrics
         .reconcile_error(K::kind(&()).as_ref(), err.label());
     tracing::warn!(object = %key, attempt, error = %err, retry_in = ?wait, "reconcile failed; retrying");

@@ -678,14 +678,30 @@ pub async fn docdb_source(aws: &SdkConfig, id: &str) -> String {
 }
 
 /// A snapshot `name` of the ElastiCache replication group `sessions`, to copy.
+/// ElastiCache takes one snapshot of a group at a time (the group is `snapshotting`
+/// meanwhile): a refusal for that is waited out.
 pub async fn elasticache_source(aws: &SdkConfig, name: &str) {
-    aws_sdk_elasticache::Client::new(aws)
-        .create_snapshot()
-        .replication_group_id("sessions")
-        .snapshot_name(name)
-        .send()
-        .await
-        .expect("elasticache source snapshot");
+    use aws_sdk_elasticache::error::ProvideErrorMetadata;
+    let client = aws_sdk_elasticache::Client::new(aws);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client
+            .create_snapshot()
+            .replication_group_id("sessions")
+            .snapshot_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => return,
+            Err(e)
+                if e.code() == Some("InvalidReplicationGroupState")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("elasticache source snapshot {name}: {e:?}"),
+        }
+    }
 }
 
 /// Now, as `2026-11-22 08:14 UTC`.

@@ -400,6 +400,9 @@ fn create_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply
     let mut x = Xml::default();
     write_snapshot(&mut x, &snap, c, None);
     world.snapshots.insert(key(&c.account, name), snap);
+    if !state.one_snapshot_at_a_time {
+        return Ok(Some(x));
+    }
     state.cluster_states.insert(
         (
             "elasticache".to_string(),

@@ -286,6 +286,7 @@ async fn get_settings(Extract(state): Extract<Shared>) -> Json<Value> {
         "secondsPerDay": st.seconds_per_day,
         "pageSize": st.paging.page_size.unwrap_or(0),
         "deleteSeconds": st.delete_seconds,
+        "oneSnapshotAtATime": st.one_snapshot_at_a_time,
     }))
 }
 
@@ -304,6 +305,8 @@ struct Settings {
     /// How long a deleted DocumentDB or ElastiCache snapshot stays `deleting`, its
     /// name taken, in seconds (default 0: gone at once).
     delete_seconds: Option<f64>,
+    /// ElastiCache's one snapshot of a group at a time (default true, as AWS).
+    one_snapshot_at_a_time: Option<bool>,
 }
 
 async fn set_settings(
@@ -317,6 +320,9 @@ async fn set_settings(
         }
         if let Some(d) = settings.seconds_per_day {
             st.seconds_per_day = d.max(0.001);
+        }
+        if let Some(one) = settings.one_snapshot_at_a_time {
+            st.one_snapshot_at_a_time = one;
         }
         if let Some(d) = settings.delete_seconds {
             st.delete_seconds = d.max(0.0);

@@ -261,6 +261,10 @@ pub struct State {
     /// How long a deleted DocumentDB or ElastiCache snapshot stays `deleting` (its name
     /// still taken) before it is gone, in seconds.
     pub delete_seconds: f64,
+    /// ElastiCache takes one snapshot of a replication group or cache cluster at a time,
+    /// as AWS does. Off only for benches that start hundreds of snapshots of one group
+    /// at once to measure the operator's calls, not AWS's queue.
+    pub one_snapshot_at_a_time: bool,
     /// Clusters (replication groups, cache clusters) made unavailable for a while by
     /// the admin API: (service, region, account, lowercased id) -> (status, until).
     pub cluster_states: HashMap<(String, String, String, String), (String, Instant)>,
@@ -288,6 +292,7 @@ impl State {
             snapshot_seconds,
             seconds_per_day: 86_400.0,
             delete_seconds: 0.0,
+            one_snapshot_at_a_time: true,
             cluster_states: HashMap::new(),
             credentials,
             paging: crate::query::Paging::default(),
