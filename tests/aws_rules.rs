@@ -50,6 +50,14 @@ async fn a_share_throttled_by_a_dependent_service_waits_and_finishes() {
     }
     let s = h.status("shared").await;
     assert!(!bad(&s), "{}", serde_json::to_string_pretty(&s).unwrap());
+    let ready = condition(&s, "Ready").expect("a Ready condition");
+    assert!(
+        ready.message.contains("waiting")
+            && ready
+                .message
+                .contains("DependentServiceRequestThrottlingFault"),
+        "the object says it is waiting for the throttled share: {ready:?}"
+    );
     assert!(
         !is_ready(&s),
         "not Ready while the share is throttled: {s:?}"

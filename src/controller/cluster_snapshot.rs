@@ -249,6 +249,40 @@ async fn apply(
             write_status(api, ctx, obj, &current, &status).await?;
             return Err(e.into());
         }
+        // AWS (or, Redshift's DependentServiceRequestThrottlingFault, a service it calls
+        // for us) throttles a change not made yet: the object says it is waiting, and
+        // the call is retried with the error policy's backoff. A throttled look, or one
+        // at an object already Ready, changes nothing on it.
+        Err(Error::Engine(e))
+            if e.class == crate::engine::ErrorClass::Throttled
+                && !["Describe", "List"].iter().any(|r| e.action.starts_with(r))
+                && current
+                    .condition("Ready")
+                    .is_none_or(|c| c.status != "True") =>
+        {
+            let reason = current
+                .condition("Ready")
+                .map(|c| c.reason.clone())
+                .unwrap_or_else(|| reasons::PENDING.to_string());
+            let status = with_health(
+                base_status(obj, &plan),
+                &Health::progressing(
+                    &reason,
+                    format!(
+                        "waiting: AWS is throttling {} {} ({}); retrying with backoff",
+                        e.service,
+                        e.action,
+                        e.code
+                            .as_deref()
+                            .map(|c| format!("{c}: {}", e.message))
+                            .unwrap_or_else(|| e.message.clone())
+                    ),
+                ),
+                generation,
+            );
+            write_status(api, ctx, obj, &current, &status).await?;
+            return Err(e.into());
+        }
         Err(e) => return Err(e),
     };
     if let Some(b) = &batch {
