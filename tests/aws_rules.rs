@@ -205,3 +205,53 @@ async fn an_export_to_a_key_the_bucket_holds_fails_naming_the_fix() {
     );
     assert_eq!(exports(&h).await.len(), 1);
 }
+
+/// The export killed before its answer was recorded failed on AWS meanwhile (it wrote
+/// nothing): asked again after the restart, ElastiCache takes it, and the one object is
+/// written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_answer_was_lost_and_which_failed_is_requested_again() {
+    let mut h = Harness::new("export-again", 0.5).await;
+    seed_clusters(&h.aws).await;
+    elasticache_source(&h.aws, "sessions-src").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    h.set_faults(json!({
+        "delayActions": ["CopySnapshot"], "delayResponseMs": 30000,
+        "failExports": ["my-exports"]
+    }));
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {
+        "source": {"elasticache": {"snapshotName": "sessions-src"}},
+        "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-dr",
+        "deletionPolicy": "Retain"}}))
+        .await
+        .unwrap();
+    h.wait_count("elasticache", "CopySnapshot", 1).await;
+    h.operator.as_mut().expect("operator").kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while exports(&h).await[0]["status"] != "failed" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            exports(&h).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    h.set_faults(json!({"delayActions": [], "failExports": []}));
+    h.start_operator(&[]);
+    let s = h
+        .wait_copy("export", Duration::from_secs(60), |s| {
+            is_ready(s) || is_stalled(s) || s.phase == Some(Phase::Failed)
+        })
+        .await;
+    assert!(
+        is_ready(&s),
+        "{}",
+        serde_json::to_string_pretty(&s).unwrap()
+    );
+    let made = exports(&h).await;
+    let statuses: Vec<&str> = made.iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "completed"], "{made:?}");
+    assert_eq!(h.count("elasticache", "CopySnapshot"), 2);
+}
