@@ -228,7 +228,12 @@ async fn apply(
         Ok(c) => c,
         // The cluster is busy (maintenance, a resize, another snapshot): said on the
         // object, and tried again with the error policy's backoff.
-        Err(Error::Engine(e)) if e.class == crate::engine::ErrorClass::SourceUnavailable => {
+        // (Only the create: a tag call may answer the same code for a Ready snapshot.)
+        Err(Error::Engine(e))
+            if e.class == crate::engine::ErrorClass::SourceUnavailable
+                && ["CreateClusterSnapshot", "CreateDBClusterSnapshot", "CreateSnapshot"]
+                    .contains(&e.action) =>
+        {
             let mut status = base_status(obj, &plan);
             status.phase = Some(Phase::Pending);
             let status = with_health(
@@ -381,7 +386,11 @@ async fn copies_in_flight(
                 continue;
             }
         };
-        if target.state() == crate::engine::SnapshotState::Creating {
+        // A status nobody documents may be AWS still copying: held, like creating.
+        if matches!(
+            target.state(),
+            crate::engine::SnapshotState::Creating | crate::engine::SnapshotState::Unknown
+        ) {
             let wait = crate::lifecycle::next_poll(&target, drive::elapsed(&target), &ctx.timing);
             next = Some(next.map_or(wait, |n| n.min(wait)));
             waiting.push(c.name_any());

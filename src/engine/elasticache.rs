@@ -282,16 +282,29 @@ impl SnapshotEngine for ElastiCache {
     }
 
     async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError> {
-        let out = self
+        let call = self
             .client
             .copy_snapshot()
             .source_snapshot_name(&request.source)
             .target_snapshot_name(&request.target)
             .set_target_bucket(request.target_bucket.clone())
             .set_kms_key_id(request.kms_key_id.clone())
-            .set_tags((request.target_bucket.is_none()).then(|| tags(&request.tags)))
-            .send()
-            .await
+            .set_tags((request.target_bucket.is_none()).then(|| tags(&request.tags)));
+        // An export is never retried by the SDK: an attempt AWS took whose answer was
+        // lost would make the retry meet "the bucket already contains an object with
+        // key", and the export would look refused. The lifecycle asks AWS instead and
+        // requests it again only if it did not run.
+        let out = if request.target_bucket.is_some() {
+            call.customize()
+                .config_override(
+                    aws_sdk_elasticache::config::Builder::default()
+                        .retry_config(aws_sdk_elasticache::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await
+        } else {
+            call.send().await
+        }
             .map_err(|e| classify(SERVICE, "CopySnapshot", e, &CODES))?;
         let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(

@@ -95,7 +95,7 @@ impl EngineError {
 /// dependent service is throttling requests made by Amazon Redshift on your behalf.
 /// Wait and retry the request."; AuthorizeSnapshotAccess, CreateCluster,
 /// RestoreFromClusterSnapshot and others may answer it).
-const THROTTLING: &[&str] = &[
+pub(crate) const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",

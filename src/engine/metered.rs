@@ -13,15 +13,6 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::metrics::Metrics;
 
-/// Codes AWS answers a throttled call with (as in `error::THROTTLING`).
-const THROTTLE_MARKERS: &[&str] = &[
-    "<Code>Throttling</Code>",
-    "<Code>ThrottlingException</Code>",
-    "<Code>RequestLimitExceeded</Code>",
-    "<Code>TooManyRequestsException</Code>",
-    "<Code>SlowDown</Code>",
-];
-
 #[derive(Debug)]
 pub struct Metered {
     pub service: &'static str,
@@ -37,7 +28,11 @@ pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
         Some(s) if (200..300).contains(&s) => "ok",
         Some(s) => {
             let text = body.map(String::from_utf8_lossy).unwrap_or_default();
-            if s == 429 || THROTTLE_MARKERS.iter().any(|m| text.contains(m)) {
+            // The codes `error::THROTTLING` classifies as throttling.
+            let throttled = super::error::THROTTLING
+                .iter()
+                .any(|c| text.contains(&format!("<Code>{c}</Code>")));
+            if s == 429 || throttled {
                 "throttled"
             } else if s >= 500 {
                 "server_error"
@@ -100,6 +95,13 @@ mod tests {
             "throttled"
         );
         assert_eq!(outcome(Some(429), None), "throttled");
+        assert_eq!(
+            outcome(
+                Some(400),
+                Some(b"<Error><Code>DependentServiceRequestThrottlingFault</Code></Error>")
+            ),
+            "throttled"
+        );
         assert_eq!(
             outcome(Some(404), Some(b"<Code>ClusterSnapshotNotFound</Code>")),
             "client_error"
