@@ -1048,7 +1048,13 @@ mod tests {
         let d = desired();
         let mut old = snap("deleting");
         old.tags = Some([(OWNER_UID_TAG.to_string(), "the-old-object".to_string())].into());
-        let got = apply(&d, false, &Observation::Found(Box::new(old.clone())), None, &t);
+        let got = apply(
+            &d,
+            false,
+            &Observation::Found(Box::new(old.clone())),
+            None,
+            &t,
+        );
         assert_eq!(got.step, Step::Nothing);
         assert_eq!(got.phase, Phase::Pending);
         assert_eq!(got.health.reason(), reasons::PENDING);
@@ -1056,7 +1062,13 @@ mod tests {
         assert_eq!(got.requeue, Some(t.max_poll));
         // Untagged (ElastiCache lists without tags) counts the same.
         old.tags = None;
-        let got = apply(&d, false, &Observation::Found(Box::new(old.clone())), None, &t);
+        let got = apply(
+            &d,
+            false,
+            &Observation::Found(Box::new(old.clone())),
+            None,
+            &t,
+        );
         assert_eq!(got.phase, Phase::Pending);
         // Once it is gone: created.
         let got = apply(&d, false, &Observation::Missing, None, &t);
@@ -1067,7 +1079,13 @@ mod tests {
         let got = apply(&d, false, &Observation::Found(Box::new(foreign)), None, &t);
         assert_eq!(got.health.reason(), reasons::NOT_OWNED);
         // This object's own snapshot being deleted out of band is NotFound, as before.
-        let got = apply(&d, true, &Observation::Found(Box::new(snap("deleting"))), None, &t);
+        let got = apply(
+            &d,
+            true,
+            &Observation::Found(Box::new(snap("deleting"))),
+            None,
+            &t,
+        );
         assert_eq!(got.health.reason(), reasons::NOT_FOUND);
     }
 
@@ -1742,9 +1760,36 @@ pub fn export_key_taken(code: Option<&str>, message: &str, bucket: &str, identif
 }
 
 /// An export whose call was sent again after a lost answer ([`ExportDecision::
-/// request_again`]) and refused because the key is taken: the object is the one this
-/// object's first request wrote. Its export has ended. Pure.
-pub fn export_found_written(location: &str) -> ExportDecision {
+/// request_again`]) and refused because the key is taken. With the default target name
+/// (unique to this object: it carries part of its uid) only this object's first request
+/// can have written the object, so its export has ended; with a name the spec chose,
+/// an earlier export (an object deleted and made again under that name) may have
+/// written it, and it is not taken for this one's. Pure.
+pub fn export_found_written(
+    location: &str,
+    name_is_ours_alone: bool,
+    timing: &Timing,
+) -> ExportDecision {
+    if !name_is_ours_alone {
+        return ExportDecision {
+            phase: Phase::Failed,
+            health: Health::stalled(
+                reasons::FAILED,
+                format!(
+                    "whether the export to {location} ran is not known: its answer was not \
+                     seen (a restart came between), and ElastiCache, asked again, reports the \
+                     bucket already holds an object at that key. It is this export's if the \
+                     first request ran, or an earlier export's under the same \
+                     spec.targetSnapshotIdentifier: compare the object's time with \
+                     status.conditions, or recreate this object with a new \
+                     spec.targetSnapshotIdentifier"
+                ),
+            ),
+            requeue: Some(timing.resync),
+            accepted: false,
+            request_again: false,
+        };
+    }
     ExportDecision {
         phase: Phase::Available,
         health: Health::ready(format!(
@@ -1913,9 +1958,13 @@ mod export_tests {
             "sessions-dr"
         ));
         let t = timing();
-        let d = export_found_written("s3://b/x");
+        let d = export_found_written("s3://b/x", true, &t);
         assert_eq!((d.phase, d.accepted), (Phase::Available, true));
         assert!(matches!(d.health, Health::Ready { .. }));
+        // A name the spec chose may have been written by an earlier export.
+        let d = export_found_written("s3://b/x", false, &t);
+        assert_eq!((d.phase, d.accepted), (Phase::Failed, false));
+        assert!(d.health.message().contains("spec.targetSnapshotIdentifier"));
         let d = export_key_in_use("s3://b/x", "CopySnapshot failed", &t);
         assert_eq!(d.phase, Phase::Failed);
         assert!(d.health.message().contains("spec.targetSnapshotIdentifier"));

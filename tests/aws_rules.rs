@@ -102,20 +102,32 @@ async fn exports(h: &Harness) -> Vec<serde_json::Value> {
 /// %s already contains an object with key %s", CopySnapshot's documentation). The
 /// operator killed after its export call took effect and before it recorded the answer
 /// (its intent, `copyRequested`, was recorded first) finds the export already ended
-/// when it restarts: the export it requested is its own, and the object ends Ready, not
-/// Failed; no second object is written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_export_whose_answer_was_lost_and_which_has_ended_is_ready() {
-    let mut h = Harness::new("export-key", 0.5).await;
+/// when it restarts, asks again and is refused for the key. With the default target
+/// name (unique to the object) the export is its own: Ready, not Failed, no second
+/// object. With a name the spec chose, an earlier export may have written that key: the
+/// object says it cannot tell, and is not Ready.
+async fn an_export_whose_answer_was_lost(explicit_name: bool) {
+    let mut h = Harness::new(
+        if explicit_name {
+            "export-key-named"
+        } else {
+            "export-key"
+        },
+        0.5,
+    )
+    .await;
     seed_clusters(&h.aws).await;
     elasticache_source(&h.aws, "sessions-src").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     h.set_faults(json!({"delayActions": ["CopySnapshot"], "delayResponseMs": 30000}));
-    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {
+    let mut spec = json!({
         "source": {"elasticache": {"snapshotName": "sessions-src"}},
-        "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-dr",
-        "deletionPolicy": "Retain"}}))
+        "targetBucket": "my-exports", "deletionPolicy": "Retain"});
+    if explicit_name {
+        spec["targetSnapshotIdentifier"] = json!("sessions-dr");
+    }
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": spec}))
         .await
         .unwrap();
     h.wait_count("elasticache", "CopySnapshot", 1).await;
@@ -130,6 +142,7 @@ async fn an_export_whose_answer_was_lost_and_which_has_ended_is_ready() {
         s.export_location.is_none(),
         "the answer was not recorded: {s:?}"
     );
+    let target = s.snapshot_identifier.clone().expect("identifier recorded");
     // The export ends (the object is written) while the operator is down.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while exports(&h).await[0]["status"] != "completed" {
@@ -148,21 +161,42 @@ async fn an_export_whose_answer_was_lost_and_which_has_ended_is_ready() {
             is_ready(s) || is_stalled(s) || s.phase == Some(Phase::Failed)
         })
         .await;
-    assert!(
-        is_ready(&s),
-        "an export the operator requested, and which AWS ran, is not a failure:\n{}",
-        serde_json::to_string_pretty(&s).unwrap()
-    );
-    assert_eq!(
-        s.export_location.as_deref(),
-        Some("s3://my-exports/sessions-dr")
-    );
-    // Looked at for a few resyncs more: still Ready, and still the one object.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(is_ready(&h.copy_status("export").await));
+    if explicit_name {
+        assert_eq!(s.phase, Some(Phase::Failed), "{s:?}");
+        let message = condition(&s, "Stalled").unwrap().message.clone();
+        assert!(message.contains("not known"), "{message}");
+        assert!(
+            message.contains("spec.targetSnapshotIdentifier"),
+            "{message}"
+        );
+    } else {
+        assert!(
+            is_ready(&s),
+            "an export the operator requested, and which AWS ran, is not a failure:\n{}",
+            serde_json::to_string_pretty(&s).unwrap()
+        );
+        assert_eq!(
+            s.export_location.as_deref(),
+            Some(format!("s3://my-exports/{target}").as_str())
+        );
+        // Looked at for a few resyncs more: still Ready.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(is_ready(&h.copy_status("export").await));
+    }
+    // Either way, still the one object.
     let made = exports(&h).await;
     assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(made[0]["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_answer_was_lost_and_which_has_ended_is_ready() {
+    an_export_whose_answer_was_lost(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_under_a_chosen_name_whose_answer_was_lost_is_not_taken_for_ours() {
+    an_export_whose_answer_was_lost(true).await;
 }
 
 /// A first export to a key the bucket already holds (another object's export wrote it)

@@ -717,7 +717,11 @@ async fn request_export(
             requeue,
         }) => (phase, health, requeue),
         Err(e) if again && key_taken(&e) => {
-            let d = lifecycle::export_found_written(location);
+            let d = lifecycle::export_found_written(
+                location,
+                obj.spec.target_snapshot_identifier.is_none(),
+                &ctx.timing,
+            );
             status.export_location = Some(location.to_string());
             status.copy_requested = Some(true);
             (d.phase, d.health, d.requeue)
@@ -746,9 +750,10 @@ async fn request_export(
 }
 
 /// ElastiCache export to S3: one CopySnapshot with TargetBucket, then the source
-/// snapshot's status says when it is done. Nothing is kept in ElastiCache. Once the
-/// call is recorded as sent it is never sent again (a second export would be a second
-/// S3 object): the source is only watched.
+/// snapshot's status says when it is done. Nothing is kept in ElastiCache. A call
+/// recorded as sent whose answer was lost is sent again only when the source is not
+/// exporting; ElastiCache never writes a second object at the same key, so a refusal
+/// for the key then means the first request ran (see `lifecycle::export_found_written`).
 async fn export(
     api: &Api<SnapshotCopy>,
     ctx: &Context,
