@@ -31,7 +31,8 @@ pub struct Docdb {
     endpoint_override: Option<String>,
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// This account, asked of STS (once) only to tell a snapshot shared into it by ARN.
-    caller: super::CallerAccount,
+    /// The account, asked of STS once per process (shared with every engine).
+    caller: std::sync::Arc<super::CallerAccount>,
 }
 
 impl Docdb {
@@ -40,6 +41,7 @@ impl Docdb {
         region: &str,
         metered: super::metered::Metered,
         retry: Option<super::RetryPartition>,
+        caller: std::sync::Arc<super::CallerAccount>,
     ) -> Self {
         let mut conf = aws_sdk_docdb::config::Builder::from(config).interceptor(metered);
         conf.set_retry_partition(retry);
@@ -49,7 +51,7 @@ impl Docdb {
             region: region.to_string(),
             endpoint_override: config.endpoint_url().map(str::to_string),
             credentials: config.credentials_provider(),
-            caller: super::CallerAccount::new(config),
+            caller,
         }
     }
 
@@ -258,7 +260,22 @@ impl SnapshotEngine for Docdb {
         if detail {
             match self.detail(&mut snapshot).await {
                 Ok(()) => {}
-                Err(e) if e.class == ErrorClass::NotFound => return Ok(None),
+                // Gone between the describe and the tag or attribute call, or just made
+                // and not visible to those calls yet: gone only if a describe agrees
+                // (a snapshot taken for gone would have its finalizer released).
+                Err(e) if e.class == ErrorClass::NotFound => {
+                    return match self.describe(identifier, false).await? {
+                        None => Ok(None),
+                        Some(_) => Err(EngineError {
+                            class: ErrorClass::Transient,
+                            message: format!(
+                                "snapshot {identifier} is listed, but {} does not find it yet",
+                                e.action
+                            ),
+                            ..e
+                        }),
+                    };
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -308,7 +308,13 @@ impl Engines {
                         retry,
                         self.caller.clone(),
                     )),
-                    Engine::Docdb => Arc::new(docdb::Docdb::new(&config, region, metered, retry)),
+                    Engine::Docdb => Arc::new(docdb::Docdb::new(
+                        &config,
+                        region,
+                        metered,
+                        retry,
+                        self.caller.clone(),
+                    )),
                     Engine::Elasticache => {
                         Arc::new(elasticache::ElastiCache::new(&config, metered, retry))
                     }
