@@ -63,7 +63,12 @@ async fn snapshots_of_one_source_share_one_listing() {
     h.operator = None;
     // AWS would take the six ElastiCache snapshots one at a time (tests/source_states.rs
     // covers that queue); here the listings are measured, with all six under way.
-    h.emulator.as_ref().unwrap().lock().unwrap().one_snapshot_at_a_time = false;
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .one_snapshot_at_a_time = false;
     seed_clusters(&h.aws).await;
     h.start_operator(&["--min-poll-seconds", "2", "--max-poll-seconds", "4"]);
     let mut names = create_many(

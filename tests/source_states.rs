@@ -127,7 +127,10 @@ async fn elasticache_snapshots_of_one_group_are_taken_one_at_a_time() {
         )
         .await;
     }
-    assert!(!ever_failed, "an object went Failed while the group was busy");
+    assert!(
+        !ever_failed,
+        "an object went Failed while the group was busy"
+    );
     assert_eq!(h.aws_snapshots().len(), 3);
 }
 
@@ -204,7 +207,10 @@ async fn cancelled_and_final_redshift_snapshots_are_cleaned_up() {
         .await;
     assert_eq!(reason(&s), "Failed");
     assert!(
-        condition(&s, "Ready").unwrap().message.contains("cancelled"),
+        condition(&s, "Ready")
+            .unwrap()
+            .message
+            .contains("cancelled"),
         "{s:?}"
     );
     // A `final snapshot` is available: the object stays Ready.
@@ -213,7 +219,10 @@ async fn cancelled_and_final_redshift_snapshots_are_cleaned_up() {
     assert!(is_ready(&s), "{s:?}");
     assert_eq!(s.aws_status.as_deref(), Some("final snapshot"));
     for name in ["cancelled", "final"] {
-        h.snapshots().delete(name, &Default::default()).await.unwrap();
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
     }
     for name in ["cancelled", "final"] {
         h.wait_gone(name).await;
@@ -233,7 +242,10 @@ async fn a_name_being_deleted_is_waited_for(engine: &str) {
         .await
         .unwrap();
     h.wait_ready("old").await;
-    h.snapshots().delete("old", &Default::default()).await.unwrap();
+    h.snapshots()
+        .delete("old", &Default::default())
+        .await
+        .unwrap();
     h.wait_gone("old").await;
     h.create(json!({"metadata": {"name": "new"}, "spec": spec}))
         .await
@@ -248,7 +260,14 @@ async fn a_name_being_deleted_is_waited_for(engine: &str) {
         )
         .await;
     assert!(!reasons.iter().any(|r| r == "NotOwned"), "{reasons:?}");
-    let new_uid = h.snapshots().get("new").await.unwrap().metadata.uid.unwrap();
+    let new_uid = h
+        .snapshots()
+        .get("new")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
     let aws = h.aws_snapshots();
     assert_eq!(aws.len(), 1, "{aws:?}");
     assert_eq!(aws[0].owner(), Some(new_uid.as_str()), "{aws:?}");

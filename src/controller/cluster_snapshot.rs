@@ -231,8 +231,12 @@ async fn apply(
         // (Only the create: a tag call may answer the same code for a Ready snapshot.)
         Err(Error::Engine(e))
             if e.class == crate::engine::ErrorClass::SourceUnavailable
-                && ["CreateClusterSnapshot", "CreateDBClusterSnapshot", "CreateSnapshot"]
-                    .contains(&e.action) =>
+                && [
+                    "CreateClusterSnapshot",
+                    "CreateDBClusterSnapshot",
+                    "CreateSnapshot",
+                ]
+                .contains(&e.action) =>
         {
             let mut status = base_status(obj, &plan);
             status.phase = Some(Phase::Pending);

@@ -229,8 +229,7 @@ where
     let throttled = matches!(err, Error::Engine(e) if e.class == ErrorClass::Throttled);
     // A busy source cluster frees up when AWS is done with it (another snapshot, a
     // modification): looked at no less often than a snapshot being made.
-    let source_busy =
-        matches!(err, Error::Engine(e) if e.class == ErrorClass::SourceUnavailable);
+    let source_busy = matches!(err, Error::Engine(e) if e.class == ErrorClass::SourceUnavailable);
     let jitter = rand::rng().random_range(0.5..1.5);
     let (attempt, wait) = ctx.failures.failed(&key, Instant::now(), |n| {
         let wait = backoff(n, throttled, jitter);

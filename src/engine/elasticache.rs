@@ -305,7 +305,7 @@ impl SnapshotEngine for ElastiCache {
         } else {
             call.send().await
         }
-            .map_err(|e| classify(SERVICE, "CopySnapshot", e, &CODES))?;
+        .map_err(|e| classify(SERVICE, "CopySnapshot", e, &CODES))?;
         let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,

@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::presign;
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id,
-    upsert_tag,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
 
@@ -64,7 +63,8 @@ pub struct Snapshot {
     pub restore: Vec<String>,
     pub encrypted: bool,
     pub kms_key_id: Option<String>,
-    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    pub failed: bool,
+    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
     /// instead of the one the snapshot would have: any the model documents, or one it
     /// does not.
     pub forced: Option<&'static str>,

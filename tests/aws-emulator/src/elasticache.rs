@@ -65,7 +65,8 @@ pub struct Snapshot {
     pub export: Option<Progress>,
     pub kms_key_id: Option<String>,
     pub tags: Vec<(String, String)>,
-    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    pub failed: bool,
+    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
     /// instead of the one the snapshot would have: any the model documents, or one it
     /// does not.
     pub forced: Option<&'static str>,
@@ -534,9 +535,11 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
         // (InvalidParameterValueException, one of CopySnapshot's listed errors). A failed
         // export wrote nothing.
         let object = format!("{target}-0001.rdb");
-        if state.exports.iter().any(|e| {
-            e.bucket == bucket && e.key == object && e.status(c.instant) != "failed"
-        }) {
+        if state
+            .exports
+            .iter()
+            .any(|e| e.bucket == bucket && e.key == object && e.status(c.instant) != "failed")
+        {
             return Err(ApiError::invalid_value(format!(
                 "The S3 bucket {bucket} already contains an object with key {object}."
             )));

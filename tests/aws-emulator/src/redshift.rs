@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::query::{
-    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id,
-    upsert_tag,
+    ApiError, ApiResult, Params, Reply, TagRules, Xml, check_identifier, is_account_id, upsert_tag,
 };
 use crate::state::{Caller, Progress, State};
 
@@ -48,7 +47,8 @@ pub struct Snapshot {
     pub retention: i64,
     pub tags: Vec<(String, String)>,
     pub shared: Vec<String>,
-    pub failed: bool,    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
+    pub failed: bool,
+    /// A status set through the admin API (`/_emulator/snapshots/status`), shown
     /// instead of the one the snapshot would have: any the model documents, or one it
     /// does not.
     pub forced: Option<&'static str>,

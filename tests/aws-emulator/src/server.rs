@@ -487,11 +487,15 @@ struct ClusterStatus {
 /// Makes a cluster unavailable for a while, as a modification, resize or maintenance
 /// window does: CreateClusterSnapshot, CreateDBClusterSnapshot and CreateSnapshot are
 /// refused with the service's fault meanwhile.
-async fn cluster_status(Extract(state): Extract<Shared>, Json(req): Json<ClusterStatus>) -> Response {
+async fn cluster_status(
+    Extract(state): Extract<Shared>,
+    Json(req): Json<ClusterStatus>,
+) -> Response {
     if !matches!(req.service.as_str(), "redshift" | "docdb" | "elasticache") {
         return bad_request(format!("unknown service {}", req.service));
     }
-    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(req.seconds.max(0.0));
+    let until =
+        std::time::Instant::now() + std::time::Duration::from_secs_f64(req.seconds.max(0.0));
     lock(&state).cluster_states.insert(
         (
             req.service,
