@@ -289,3 +289,42 @@ async fn an_export_whose_answer_was_lost_and_which_failed_is_requested_again() {
     assert_eq!(statuses, ["failed", "completed"], "{made:?}");
     assert_eq!(h.count("elasticache", "CopySnapshot"), 2);
 }
+
+/// A copy call AWS throttles (here Redshift's DependentServiceRequestThrottlingFault on
+/// CopyClusterSnapshot) is shown on the SnapshotCopy as a wait, retried, and the copy
+/// ends Ready once AWS lets it through; never Failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_copy_says_it_waits_and_finishes() {
+    let h = Harness::new("copy-throttle", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let auto = redshift_automated(&h.aws).await;
+    h.set_faults(json!({"dependentThrottleActions": ["CopyClusterSnapshot"]}));
+    h.create_copy(json!({
+        "metadata": {"name": "keep"},
+        "spec": {"source": {"redshift": {"snapshotIdentifier": auto, "clusterIdentifier": "analytics"}},
+                 "targetSnapshotIdentifier": "analytics-kept"}
+    }))
+    .await
+    .unwrap();
+    let s = h
+        .wait_copy("keep", Duration::from_secs(60), |s| {
+            condition(s, "Ready").is_some_and(|c| c.message.contains("waiting")) || is_stalled(s)
+        })
+        .await;
+    let ready = condition(&s, "Ready").unwrap();
+    assert!(
+        ready
+            .message
+            .contains("DependentServiceRequestThrottlingFault")
+            && ready.message.contains("CopyClusterSnapshot"),
+        "{ready:?}"
+    );
+    assert!(!is_stalled(&s), "{s:?}");
+    h.set_faults(json!({"dependentThrottleActions": []}));
+    let s = h
+        .wait_copy("keep", Duration::from_secs(90), |s| {
+            is_ready(s) || is_stalled(s)
+        })
+        .await;
+    assert!(is_ready(&s), "{s:?}");
+}

@@ -352,7 +352,53 @@ async fn apply(
     })
     .await;
     let current = call.finish()?;
-    let (mut decision, observed) = converged?;
+    let (mut decision, observed) = match converged {
+        Ok(c) => c,
+        // The copy call refused for now (DocumentDB's source cluster busy, or AWS
+        // throttling it): said on the object, retried with the error policy's backoff.
+        Err(Error::Engine(e))
+            if matches!(
+                e.class,
+                ErrorClass::SourceUnavailable | ErrorClass::Throttled
+            ) && e.action.starts_with("Copy")
+                && current
+                    .condition(crate::api::conditions::READY)
+                    .is_none_or(|c| c.status != "True") =>
+        {
+            let reason = if e.class == ErrorClass::SourceUnavailable {
+                reasons::SOURCE_NOT_READY.to_string()
+            } else {
+                current
+                    .condition(crate::api::conditions::READY)
+                    .map(|c| c.reason.clone())
+                    .unwrap_or_else(|| reasons::PENDING.to_string())
+            };
+            let what = e
+                .code
+                .as_deref()
+                .map(|c| format!("{c}: {}", e.message))
+                .unwrap_or_else(|| e.message.clone());
+            let message = if e.class == ErrorClass::SourceUnavailable {
+                format!(
+                    "AWS cannot copy {} now ({what}); trying again with backoff",
+                    plan.request.source
+                )
+            } else {
+                format!(
+                    "waiting: AWS is throttling {} {} ({what}); retrying with backoff",
+                    e.service, e.action
+                )
+            };
+            let status = with_health(
+                base_status(&current, &plan),
+                &Health::progressing(&reason, message),
+                generation,
+            );
+            write_status(api, ctx, obj, &current, &status).await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e),
+    };
     if plan.request.copy_tags
         && plan.source.engine == Engine::Docdb
         && decision.owned
