@@ -430,38 +430,61 @@ async fn snapshot_status(
     Extract(state): Extract<Shared>,
     Json(req): Json<SnapshotStatus>,
 ) -> Response {
-    let mut st = lock(&state);
-    let region = st.region(&req.region);
     let forced = req
         .status
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(crate::state::intern);
-    let key = (req.account.clone(), req.identifier.clone());
-    let lowered = (req.account.clone(), req.identifier.to_ascii_lowercase());
-    let found = match req.service.as_str() {
-        "redshift" => region
-            .redshift
-            .snapshots
-            .get_mut(&key)
-            .map(|s| s.forced = forced),
-        "docdb" => region
-            .docdb
-            .snapshots
-            .get_mut(&lowered)
-            .map(|s| s.forced = forced),
-        "elasticache" => region
-            .elasticache
-            .snapshots
-            .get_mut(&lowered)
-            .map(|s| s.forced = forced),
+    mark_snapshot(
+        &state,
+        &req.service,
+        &req.region,
+        &req.account,
+        &req.identifier,
+        Mark::Status(forced),
+    )
+}
+
+/// What the admin API does to one snapshot.
+enum Mark {
+    /// `failed`, as AWS marks a backup that failed.
+    Failed,
+    /// This status from now on (None: its own again).
+    Status(Option<&'static str>),
+}
+
+fn mark_snapshot(
+    state: &Shared,
+    service: &str,
+    region: &str,
+    account: &str,
+    identifier: &str,
+    mark: Mark,
+) -> Response {
+    let mut st = lock(state);
+    let r = st.region(region);
+    let key = (account.to_string(), identifier.to_string());
+    // DocumentDB and ElastiCache keep their identifiers lowercased.
+    let lowered = (account.to_string(), identifier.to_ascii_lowercase());
+    macro_rules! apply {
+        ($snapshot:expr) => {
+            $snapshot.map(|s| match mark {
+                Mark::Failed => s.failed = true,
+                Mark::Status(forced) => s.forced = forced,
+            })
+        };
+    }
+    let found = match service {
+        "redshift" => apply!(r.redshift.snapshots.get_mut(&key)),
+        "docdb" => apply!(r.docdb.snapshots.get_mut(&lowered)),
+        "elasticache" => apply!(r.elasticache.snapshots.get_mut(&lowered)),
         other => return bad_request(format!("unknown service {other}")),
     };
     match found {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no {} snapshot {}", req.service, req.identifier) })),
+            Json(json!({ "error": format!("no {service} snapshot {identifier}") })),
         )
             .into_response(),
     }
@@ -510,37 +533,14 @@ async fn cluster_status(
 
 /// Marks a snapshot `failed`, as AWS does when a backup fails.
 async fn fail_snapshot(Extract(state): Extract<Shared>, Json(req): Json<FailSnapshot>) -> Response {
-    let mut st = lock(&state);
-    let region = st.region(&req.region);
-    let key = (req.account.clone(), req.identifier.clone());
-    // DocumentDB and ElastiCache keep their identifiers lowercased.
-    let lowered = (req.account.clone(), req.identifier.to_ascii_lowercase());
-    let failed = match req.service.as_str() {
-        "redshift" => region
-            .redshift
-            .snapshots
-            .get_mut(&key)
-            .map(|s| s.failed = true),
-        "docdb" => region
-            .docdb
-            .snapshots
-            .get_mut(&lowered)
-            .map(|s| s.failed = true),
-        "elasticache" => region
-            .elasticache
-            .snapshots
-            .get_mut(&lowered)
-            .map(|s| s.failed = true),
-        other => return bad_request(format!("unknown service {other}")),
-    };
-    match failed {
-        Some(()) => StatusCode::NO_CONTENT.into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no {} snapshot {}", req.service, req.identifier) })),
-        )
-            .into_response(),
-    }
+    mark_snapshot(
+        &state,
+        &req.service,
+        &req.region,
+        &req.account,
+        &req.identifier,
+        Mark::Failed,
+    )
 }
 
 #[derive(Deserialize)]
