@@ -7,3 +7,4 @@ pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod naming;
+pub mod schedule;
