@@ -1,10 +1,11 @@
-//! The `dbsnapshot.io/v1alpha1` API: the `ClusterSnapshot` and `SnapshotCopy` kinds,
-//! their shared status, condition reasons and spec validation. No IO.
+//! The `dbsnapshot.io/v1alpha1` API: the `ClusterSnapshot`, `SnapshotCopy` and
+//! `SnapshotSchedule` kinds, their status, condition reasons and spec validation. No IO.
 
 pub mod cluster_snapshot;
 pub mod conditions;
 pub mod reference;
 pub mod snapshot_copy;
+pub mod snapshot_schedule;
 pub mod status;
 pub mod validation;
 
@@ -15,6 +16,11 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster_snapshot::{ClusterSnapshot, ClusterSnapshotSpec, ClusterSource};
 pub use snapshot_copy::{CopySource, SnapshotCopy, SnapshotCopySpec};
+pub use snapshot_schedule::{
+    ConcurrencyPolicy, CopyTemplate, CopyTemplateSpec, Retention, SnapshotSchedule,
+    SnapshotScheduleSpec, SnapshotScheduleStatus, SnapshotTemplate, SnapshotTemplateSpec,
+    TemplateMetadata,
+};
 pub use status::{Engine, Phase, Progress, SnapshotStatus};
 
 pub const GROUP: &str = "dbsnapshot.io";
@@ -25,6 +31,13 @@ pub const MANAGER: &str = "dbsnapshot-operator";
 pub const OWNER_UID_TAG: &str = "dbsnapshot.io/owner-uid";
 /// Tag on every snapshot the operator creates or copies: `<namespace>/<kind>/<name>`.
 pub const RESOURCE_TAG: &str = "dbsnapshot.io/resource";
+
+/// Label on every ClusterSnapshot a SnapshotSchedule creates: the schedule's name.
+/// Retention only ever deletes objects carrying it.
+pub const SCHEDULE_LABEL: &str = "dbsnapshot.io/schedule";
+/// Annotation on every ClusterSnapshot a SnapshotSchedule creates: the run's scheduled
+/// time (RFC 3339, UTC).
+pub const SCHEDULED_TIME_ANNOTATION: &str = "dbsnapshot.io/scheduled-time";
 
 /// An AWS resource identifier: a lowercase letter first, then lowercase letters, digits
 /// and single hyphens, not ending with a hyphen. AWS stores DocumentDB and ElastiCache
@@ -66,12 +79,16 @@ pub enum DeletionPolicy {
 /// User tags, kept in sync on the snapshot.
 pub type Tags = BTreeMap<String, String>;
 
-/// Both CustomResourceDefinitions as one multi-document YAML stream, as committed
+/// The CustomResourceDefinitions as one multi-document YAML stream, as committed
 /// under `crds/` and printed by `dbsnapshot-operator crd`.
 pub fn crds_yaml() -> String {
     use kube::CustomResourceExt;
     let mut out = String::new();
-    for crd in [ClusterSnapshot::crd(), SnapshotCopy::crd()] {
+    for crd in [
+        ClusterSnapshot::crd(),
+        SnapshotCopy::crd(),
+        SnapshotSchedule::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml_ng::to_string(&crd).expect("a CRD serialises to YAML"));
     }
