@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::cluster_snapshot::{ClusterSnapshotSpec, SourceCluster};
 use super::snapshot_copy::SnapshotCopySpec;
+use super::snapshot_schedule::SnapshotScheduleSpec;
 use super::status::Engine;
 use super::{DeletionPolicy, Tags};
 use crate::naming::is_valid_identifier;
@@ -447,6 +448,162 @@ pub fn validate_snapshot_copy(
         &[Engine::Elasticache],
         "ElastiCache",
     )?;
+    Ok(())
+}
+
+/// Moves an error found in a template's spec under the template's path:
+/// `spec.tags[k]` becomes `<prefix>.tags[k]`.
+fn reroot(e: SpecError, prefix: &str) -> SpecError {
+    let rest = e.field.strip_prefix("spec").unwrap_or(&e.field);
+    SpecError {
+        field: format!("{prefix}{rest}"),
+        message: e.message,
+    }
+}
+
+fn matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(pattern)
+        .expect("the API patterns compile")
+        .is_match(text)
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name of 1 to 63
+/// alphanumerics, `-`, `_` and `.` starting and ending with an alphanumeric.
+fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty() && l.len() <= 63 && matches(super::snapshot_schedule::DNS_LABEL_PATTERN, l)
+            })
+    });
+    prefix_ok
+        && !name.is_empty()
+        && name.len() <= 63
+        && matches(super::snapshot_schedule::LABEL_VALUE_PATTERN, name)
+}
+
+/// Checks a SnapshotSchedule spec: the cron expression, time zone and durations are
+/// parsed as the controller will parse them, the snapshot template must make a valid
+/// ClusterSnapshot spec and every copy template a valid SnapshotCopy spec (errors
+/// name the template's field, such as `spec.copyTemplates[0].spec.kmsKeyId`), and copy
+/// names are unique DNS labels.
+pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), SpecError> {
+    use super::snapshot_schedule::{DNS_LABEL_PATTERN, DURATION_PATTERN, LABEL_VALUE_PATTERN};
+    use crate::schedule::{parse_duration, parse_schedule, parse_time_zone};
+
+    parse_schedule(&spec.schedule).map_err(|e| err("spec.schedule", e))?;
+    parse_time_zone(spec.time_zone.as_deref()).map_err(|e| err("spec.timeZone", e))?;
+    if let Some(d) = spec.starting_deadline_seconds
+        && d < 0
+    {
+        return Err(err(
+            "spec.startingDeadlineSeconds",
+            format!("{d} is negative; use 0 or more seconds, or omit it to make a missed run however late"),
+        ));
+    }
+
+    let meta = &spec.snapshot_template.metadata;
+    for (k, v) in &meta.labels {
+        let field = format!("spec.snapshotTemplate.metadata.labels[{k}]");
+        if k == super::SCHEDULE_LABEL {
+            return Err(err(
+                field,
+                "the label dbsnapshot.io/schedule is set by the operator; remove it",
+            ));
+        }
+        if !is_label_key(k) {
+            return Err(err(
+                field,
+                format!("{k:?} is not a valid label key: an optional DNS subdomain and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+            ));
+        }
+        if v.len() > 63 || !matches(LABEL_VALUE_PATTERN, v) {
+            return Err(err(
+                field,
+                format!("{v:?} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+            ));
+        }
+    }
+    if meta.annotations.contains_key(super::SCHEDULED_TIME_ANNOTATION) {
+        return Err(err(
+            format!(
+                "spec.snapshotTemplate.metadata.annotations[{}]",
+                super::SCHEDULED_TIME_ANNOTATION
+            ),
+            "the annotation dbsnapshot.io/scheduled-time is set by the operator; remove it",
+        ));
+    }
+
+    let snapshot = spec.snapshot_spec();
+    let engine = validate_cluster_snapshot(&snapshot)
+        .map_err(|e| reroot(e, "spec.snapshotTemplate.spec"))?
+        .engine();
+
+    const MAX_COPIES: usize = 10;
+    if spec.copy_templates.len() > MAX_COPIES {
+        return Err(err(
+            "spec.copyTemplates",
+            format!(
+                "{} copy templates given; at most {MAX_COPIES} are allowed",
+                spec.copy_templates.len()
+            ),
+        ));
+    }
+    for (i, copy) in spec.copy_templates.iter().enumerate() {
+        let name = &copy.name;
+        if name.is_empty() || name.len() > 63 || !matches(DNS_LABEL_PATTERN, name) {
+            return Err(err(
+                format!("spec.copyTemplates[{i}].name"),
+                format!("{name:?} is not a DNS label: use 1 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"),
+            ));
+        }
+        if spec.copy_templates[..i].iter().any(|c| &c.name == name) {
+            return Err(err(
+                format!("spec.copyTemplates[{i}].name"),
+                format!("{name:?} is used by another copy template; copy names must be unique"),
+            ));
+        }
+        validate_snapshot_copy(&spec.copy_spec(copy, "run"), Some(engine))
+            .map_err(|e| reroot(e, &format!("spec.copyTemplates[{i}].spec")))?;
+    }
+
+    if let Some(r) = &spec.retention {
+        for (field, n) in [
+            ("keepLast", r.keep_last),
+            ("keepDaily", r.keep_daily),
+            ("keepWeekly", r.keep_weekly),
+            ("keepMonthly", r.keep_monthly),
+        ] {
+            if let Some(n) = n
+                && n < 1
+            {
+                return Err(err(
+                    format!("spec.retention.{field}"),
+                    format!("{n} is not allowed: keep at least 1, or omit {field} to turn the rule off"),
+                ));
+            }
+        }
+        if r.failed_history_limit < 0 {
+            return Err(err(
+                "spec.retention.failedHistoryLimit",
+                format!("{} is negative; use 0 or more", r.failed_history_limit),
+            ));
+        }
+        if let Some(age) = &r.max_age {
+            if !matches(DURATION_PATTERN, age) {
+                return Err(err(
+                    "spec.retention.maxAge",
+                    format!("{age:?} is not a Go-style duration; write hours, minutes and seconds, e.g. \"720h\" or \"1h30m\""),
+                ));
+            }
+            parse_duration(age).map_err(|e| err("spec.retention.maxAge", e))?;
+        }
+    }
     Ok(())
 }
 
