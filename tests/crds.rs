@@ -2,9 +2,12 @@
 //! schema, and (evaluated here with a CEL engine, since the v1.20 test server drops
 //! CEL) they accept valid specs and reject what the operator rejects.
 
-use dbsnapshot_operator::api::validation::{validate_cluster_snapshot, validate_snapshot_copy};
+use dbsnapshot_operator::api::validation::{
+    validate_cluster_snapshot, validate_snapshot_copy, validate_snapshot_schedule,
+};
 use dbsnapshot_operator::api::{
-    ClusterSnapshot, ClusterSnapshotSpec, SnapshotCopy, SnapshotCopySpec, crds_yaml,
+    ClusterSnapshot, ClusterSnapshotSpec, SnapshotCopy, SnapshotCopySpec, SnapshotSchedule,
+    SnapshotScheduleSpec, crds_yaml,
 };
 use kube::CustomResourceExt;
 use kube::core::cel::Validator;
@@ -101,12 +104,19 @@ fn object(kind: &str, spec: Value) -> Value {
     json!({"apiVersion": "dbsnapshot.io/v1alpha1", "kind": kind, "metadata": {"name": "x", "namespace": "n"}, "spec": spec})
 }
 
+fn crd_of(
+    kind: &str,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    match kind {
+        "ClusterSnapshot" => ClusterSnapshot::crd(),
+        "SnapshotCopy" => SnapshotCopy::crd(),
+        "SnapshotSchedule" => SnapshotSchedule::crd(),
+        _ => panic!("unknown kind {kind}"),
+    }
+}
+
 fn cel(kind: &str, spec: &Value, old: Option<&Value>) -> Result<(), String> {
-    let crd = if kind == "ClusterSnapshot" {
-        ClusterSnapshot::crd()
-    } else {
-        SnapshotCopy::crd()
-    };
+    let crd = crd_of(kind);
     let old = old.map(|o| object(kind, o.clone()));
     Validator::new()
         .validate(&schema(&crd), &object(kind, spec.clone()), old.as_ref())
@@ -117,14 +127,20 @@ fn cel(kind: &str, spec: &Value, old: Option<&Value>) -> Result<(), String> {
 /// values against `additionalProperties`), as the API server does; the error names the
 /// first field that does not match.
 fn patterns(kind: &str, spec: &Value) -> Result<(), String> {
-    let crd = if kind == "ClusterSnapshot" {
-        ClusterSnapshot::crd()
-    } else {
-        SnapshotCopy::crd()
-    };
+    let crd = crd_of(kind);
     fn walk(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         match v {
             Value::String(s) => {
+                if let Some(e) = schema["enum"].as_array()
+                    && !e.iter().any(|x| x == s)
+                {
+                    return Err(format!("{path}: {s:?} is not one of {e:?}"));
+                }
+                if let Some(min) = schema["minLength"].as_u64()
+                    && (s.chars().count() as u64) < min
+                {
+                    return Err(format!("{path}: shorter than {min}"));
+                }
                 if let Some(max) = schema["maxLength"].as_u64()
                     && s.chars().count() as u64 > max
                 {
@@ -146,7 +162,30 @@ fn patterns(kind: &str, spec: &Value) -> Result<(), String> {
                 }
                 Ok(())
             }
-            Value::Array(a) => a.iter().try_for_each(|x| walk(&schema["items"], x, path)),
+            Value::Array(a) => {
+                if let Some(max) = schema["maxItems"].as_u64()
+                    && a.len() as u64 > max
+                {
+                    return Err(format!("{path}: more than {max} items"));
+                }
+                a.iter()
+                    .enumerate()
+                    .try_for_each(|(i, x)| walk(&schema["items"], x, &format!("{path}[{i}]")))
+            }
+            Value::Number(n) => {
+                let n = n.as_f64().unwrap();
+                if let Some(min) = schema["minimum"].as_f64()
+                    && n < min
+                {
+                    return Err(format!("{path}: less than {min}"));
+                }
+                if let Some(max) = schema["maximum"].as_f64()
+                    && n > max
+                {
+                    return Err(format!("{path}: more than {max}"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -381,5 +420,493 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
             validate_snapshot_copy(&parsed, None).is_err(),
             "the operator accepted {spec}"
         );
+    }
+}
+
+/// The schedule's CRD: no immutability rule anywhere (templates may be edited), every
+/// list a rule iterates is bounded (the API server refuses a CRD whose rules it prices
+/// past its cost budget), and no rule scans a map key.
+#[test]
+fn snapshot_schedule_rules_are_bounded_and_templates_stay_mutable() {
+    let s = schema(&SnapshotSchedule::crd());
+    let mut rs = Vec::new();
+    rules(&s, &mut rs);
+    assert!(rs.len() >= 15, "{rs:?}");
+    for r in &rs {
+        assert!(
+            !r.contains("oldSelf"),
+            "a template rule is a transition rule: {r}"
+        );
+        assert!(
+            !r.contains("k.matches(") && !r.contains("k.contains("),
+            "a rule scans map keys: {r}"
+        );
+    }
+    let spec = &s["properties"]["spec"];
+    let copies = &spec["properties"]["copyTemplates"];
+    assert_eq!(copies["maxItems"], 10);
+    assert_eq!(copies["x-kubernetes-list-type"], "map");
+    assert_eq!(copies["x-kubernetes-list-map-keys"], json!(["name"]));
+    let template = &spec["properties"]["snapshotTemplate"]["properties"]["spec"];
+    let copy = &copies["items"]["properties"]["spec"];
+    for t in [template, copy] {
+        assert_eq!(t["properties"]["sharedWith"]["maxItems"], 20);
+        assert_eq!(t["properties"]["sharedWith"]["items"]["maxLength"], 23);
+        assert_eq!(t["properties"]["tags"]["maxProperties"], 48);
+        assert_eq!(
+            t["properties"]["tags"]["additionalProperties"]["maxLength"],
+            256
+        );
+    }
+    // Excluded from the templates: derived per run.
+    assert!(template["properties"].get("snapshotIdentifier").is_none());
+    assert!(copy["properties"].get("source").is_none());
+    assert!(copy["properties"].get("targetSnapshotIdentifier").is_none());
+    assert_eq!(spec["required"], json!(["schedule", "snapshotTemplate"]));
+    // Editing a template (source included) is allowed.
+    let old = json!({"schedule": "0 3 * * *", "snapshotTemplate": {"spec": {"source": {"redshift": {"clusterIdentifier": "a"}}, "region": "us-east-1"}}});
+    let new = json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "b"}}, "region": "eu-west-1"}}});
+    cel("SnapshotSchedule", &new, Some(&old)).unwrap();
+}
+
+/// How the API server refuses a bad SnapshotSchedule.
+#[derive(Debug)]
+enum Refused {
+    /// A CEL rule, whose message holds this text.
+    Cel(&'static str),
+    /// The structural schema (pattern, length, range, enum, item count), which every
+    /// API server enforces.
+    Schema,
+    /// Nothing the schema can say (a time zone's existence, a cron field's range, a
+    /// map key's characters): the operator alone refuses it.
+    OperatorOnly,
+}
+
+/// `spec.copyTemplates[0].spec.tags[a<b]` as the schema walk names it
+/// (`spec.copyTemplates[0].spec.tags.a<b`).
+fn schema_path(field: &str) -> String {
+    regex::Regex::new(r"\[([^\]0-9][^\]]*)\]")
+        .unwrap()
+        .replace_all(field, ".$1")
+        .into_owned()
+}
+
+/// Bad SnapshotSchedules: each is refused by the schema (CEL or structural) where the
+/// schema can say it, and always by the operator, whose error names the field.
+#[test]
+fn cel_and_the_operator_agree_on_snapshot_schedules() {
+    let rs = json!({"redshift": {"clusterIdentifier": "analytics"}});
+    let dd = json!({"docdb": {"clusterIdentifier": "orders"}});
+    let ec = json!({"elasticache": {"replicationGroupId": "sessions"}});
+    let with = |source: &Value, patch: Value| -> Value {
+        let mut v =
+            json!({"schedule": "0 3 * * *", "snapshotTemplate": {"spec": {"source": source}}});
+        merge(&mut v, patch);
+        v
+    };
+    let valid = [
+        with(&rs, json!({})),
+        with(
+            &rs,
+            json!({"schedule": "@daily", "timeZone": "Europe/Berlin", "suspend": true,
+                "startingDeadlineSeconds": 0, "concurrencyPolicy": "Allow",
+                "snapshotTemplate": {"metadata": {"labels": {"team": "data", "example.com/tier": ""}, "annotations": {"note": "any text at all"}},
+                    "spec": {"retentionDays": 35, "sharedWith": ["111111111111", "amazon-redshift-support"], "tags": {"team": "data"}, "deletionPolicy": "Retain"}},
+                "copyTemplates": [{"name": "keep", "spec": {"retentionDays": 7}}],
+                "retention": {"keepLast": 7, "maxAge": "720h", "keepDaily": 7, "keepWeekly": 4, "keepMonthly": 12, "failedHistoryLimit": 0}}),
+        ),
+        with(
+            &dd,
+            json!({"schedule": "0 */6 * * *", "timeZone": "America/New_York",
+                "copyTemplates": [{"name": "dr", "spec": {"region": "eu-west-1", "sourceRegion": "us-east-1", "kmsKeyId": "alias/dr", "copyTags": true, "sharedWith": ["111111111111"]}},
+                    {"name": "dr-2", "spec": {}}],
+                "retention": {"maxAge": "1h30m"}}),
+        ),
+        with(
+            &ec,
+            json!({"schedule": "*/1 * * * *", "snapshotTemplate": {"spec": {"kmsKeyId": "alias/x"}},
+                "copyTemplates": [{"name": "s3", "spec": {"targetBucket": "my-exports", "deletionPolicy": "Retain", "kmsKeyId": "k"}}],
+                "retention": {"keepLast": 24, "maxAge": "1.5h"}}),
+        ),
+        with(
+            &rs,
+            json!({"schedule": "@yearly", "retention": {"maxAge": "45s"}}),
+        ),
+        with(
+            &rs,
+            json!({"schedule": "0 3 * * MON-FRI", "timeZone": "UTC"}),
+        ),
+    ];
+    for v in &valid {
+        cel("SnapshotSchedule", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
+        patterns("SnapshotSchedule", v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        let spec: SnapshotScheduleSpec = serde_json::from_value(v.clone()).unwrap();
+        validate_snapshot_schedule(&spec).unwrap_or_else(|e| panic!("{v}: {e}"));
+    }
+
+    use Refused::*;
+    let copy = |spec: Value| json!({"copyTemplates": [{"name": "dr", "spec": spec}]});
+    let tmpl = |spec: Value| json!({"snapshotTemplate": {"spec": spec}});
+    let invalid: Vec<(Value, &str, Refused)> = vec![
+        // Cron.
+        (
+            with(&rs, json!({"schedule": "0 3 * *"})),
+            "spec.schedule",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"schedule": "0 0 3 * * *"})),
+            "spec.schedule",
+            Schema,
+        ),
+        (with(&rs, json!({"schedule": ""})), "spec.schedule", Schema),
+        (
+            with(&rs, json!({"schedule": "@fortnightly"})),
+            "spec.schedule",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"schedule": "@every 5m"})),
+            "spec.schedule",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"schedule": "61 3 * * *"})),
+            "spec.schedule",
+            OperatorOnly,
+        ),
+        (
+            with(&rs, json!({"schedule": "0 3 * * funday"})),
+            "spec.schedule",
+            OperatorOnly,
+        ),
+        // Time zone.
+        (
+            with(&rs, json!({"timeZone": "Mars/Olympus_Mons"})),
+            "spec.timeZone",
+            OperatorOnly,
+        ),
+        (
+            with(&rs, json!({"timeZone": "Europe Berlin"})),
+            "spec.timeZone",
+            Schema,
+        ),
+        // Numbers.
+        (
+            with(&rs, json!({"startingDeadlineSeconds": -1})),
+            "spec.startingDeadlineSeconds",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"keepLast": 0}})),
+            "spec.retention.keepLast",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"keepDaily": -1}})),
+            "spec.retention.keepDaily",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"keepWeekly": 0}})),
+            "spec.retention.keepWeekly",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"keepMonthly": -3}})),
+            "spec.retention.keepMonthly",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"failedHistoryLimit": -1}})),
+            "spec.retention.failedHistoryLimit",
+            Schema,
+        ),
+        // Durations.
+        (
+            with(&rs, json!({"retention": {"maxAge": "30d"}})),
+            "spec.retention.maxAge",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"maxAge": "1h30"}})),
+            "spec.retention.maxAge",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"maxAge": "PT1H"}})),
+            "spec.retention.maxAge",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"maxAge": "-1h"}})),
+            "spec.retention.maxAge",
+            Schema,
+        ),
+        (
+            with(&rs, json!({"retention": {"maxAge": "0h0m"}})),
+            "spec.retention.maxAge",
+            Cel("longer than zero"),
+        ),
+        // Copy names.
+        (
+            with(
+                &dd,
+                json!({"copyTemplates": [{"name": "dr", "spec": {}}, {"name": "dr", "spec": {"region": "eu-west-1"}}]}),
+            ),
+            "spec.copyTemplates[1].name",
+            Cel("unique"),
+        ),
+        (
+            with(&dd, json!({"copyTemplates": [{"name": "DR"}]})),
+            "spec.copyTemplates[0].name",
+            Schema,
+        ),
+        (
+            with(&dd, json!({"copyTemplates": [{"name": "dr_1"}]})),
+            "spec.copyTemplates[0].name",
+            Schema,
+        ),
+        (
+            with(
+                &dd,
+                json!({"copyTemplates": (0..11).map(|i| json!({"name": format!("c{i}")})).collect::<Vec<_>>()}),
+            ),
+            "spec.copyTemplates",
+            Schema,
+        ),
+        // The snapshot template, as a ClusterSnapshot spec.
+        (
+            with(&json!({}), json!({})),
+            "spec.snapshotTemplate.spec.source",
+            Cel("exactly one"),
+        ),
+        (
+            with(
+                &json!({"redshift": {"clusterIdentifier": "a"}, "docdb": {"clusterIdentifier": "b"}}),
+                json!({}),
+            ),
+            "spec.snapshotTemplate.spec.source",
+            Cel("exactly one"),
+        ),
+        (
+            with(
+                &json!({"redshift": {"clusterIdentifier": "Analytics"}}),
+                json!({}),
+            ),
+            "spec.snapshotTemplate.spec.source.redshift.clusterIdentifier",
+            Schema,
+        ),
+        (
+            with(&dd, tmpl(json!({"retentionDays": 7}))),
+            "spec.snapshotTemplate.spec.retentionDays",
+            Cel("Redshift"),
+        ),
+        (
+            with(&rs, tmpl(json!({"retentionDays": 0}))),
+            "spec.snapshotTemplate.spec.retentionDays",
+            Cel("retentionDays"),
+        ),
+        (
+            with(&rs, tmpl(json!({"kmsKeyId": "alias/x"}))),
+            "spec.snapshotTemplate.spec.kmsKeyId",
+            Cel("ElastiCache"),
+        ),
+        (
+            with(&ec, tmpl(json!({"sharedWith": ["111111111111"]}))),
+            "spec.snapshotTemplate.spec.sharedWith",
+            Cel("ElastiCache"),
+        ),
+        (
+            with(
+                &dd,
+                tmpl(json!({"sharedWith": ["amazon-redshift-support"]})),
+            ),
+            "spec.snapshotTemplate.spec.sharedWith[0]",
+            Cel("12-digit"),
+        ),
+        (
+            with(&rs, tmpl(json!({"sharedWith": ["12345"]}))),
+            "spec.snapshotTemplate.spec.sharedWith[0]",
+            Schema,
+        ),
+        (
+            with(&rs, tmpl(json!({"region": "US-EAST-1"}))),
+            "spec.snapshotTemplate.spec.region",
+            Schema,
+        ),
+        (
+            with(&rs, tmpl(json!({"tags": {"aws:x": "y"}}))),
+            "spec.snapshotTemplate.spec.tags[aws:x]",
+            Cel("reserved"),
+        ),
+        (
+            with(&dd, tmpl(json!({"tags": {"k": "ops@example"}}))),
+            "spec.snapshotTemplate.spec.tags[k]",
+            Cel("DocumentDB"),
+        ),
+        (
+            with(&rs, tmpl(json!({"tags": {"k": "<b>"}}))),
+            "spec.snapshotTemplate.spec.tags[k]",
+            Schema,
+        ),
+        (
+            with(&rs, tmpl(json!({"tags": {"a<b": "x"}}))),
+            "spec.snapshotTemplate.spec.tags[a<b]",
+            OperatorOnly,
+        ),
+        // The snapshot template's metadata.
+        (
+            with(
+                &rs,
+                json!({"snapshotTemplate": {"metadata": {"labels": {"dbsnapshot.io/schedule": "other"}}}}),
+            ),
+            "spec.snapshotTemplate.metadata.labels[dbsnapshot.io/schedule]",
+            Cel("set by the operator"),
+        ),
+        (
+            with(
+                &rs,
+                json!({"snapshotTemplate": {"metadata": {"annotations": {"dbsnapshot.io/scheduled-time": "x"}}}}),
+            ),
+            "spec.snapshotTemplate.metadata.annotations[dbsnapshot.io/scheduled-time]",
+            Cel("set by the operator"),
+        ),
+        (
+            with(
+                &rs,
+                json!({"snapshotTemplate": {"metadata": {"labels": {"team": "data team"}}}}),
+            ),
+            "spec.snapshotTemplate.metadata.labels[team]",
+            Schema,
+        ),
+        (
+            with(
+                &rs,
+                json!({"snapshotTemplate": {"metadata": {"labels": {"my team": "data"}}}}),
+            ),
+            "spec.snapshotTemplate.metadata.labels[my team]",
+            OperatorOnly,
+        ),
+        // Copy templates, as SnapshotCopy specs of the template's engine.
+        (
+            with(&dd, copy(json!({"retentionDays": 7}))),
+            "spec.copyTemplates[0].spec.retentionDays",
+            Cel("Redshift"),
+        ),
+        (
+            with(&rs, copy(json!({"retentionDays": 0}))),
+            "spec.copyTemplates[0].spec.retentionDays",
+            Cel("retentionDays"),
+        ),
+        (
+            with(&rs, copy(json!({"kmsKeyId": "k"}))),
+            "spec.copyTemplates[0].spec.kmsKeyId",
+            Cel("kmsKeyId"),
+        ),
+        (
+            with(&rs, copy(json!({"sourceRegion": "us-west-2"}))),
+            "spec.copyTemplates[0].spec.sourceRegion",
+            Cel("DocumentDB"),
+        ),
+        (
+            with(&ec, copy(json!({"copyTags": true}))),
+            "spec.copyTemplates[0].spec.copyTags",
+            Cel("DocumentDB"),
+        ),
+        (
+            with(
+                &dd,
+                copy(json!({"targetBucket": "bkt", "deletionPolicy": "Retain"})),
+            ),
+            "spec.copyTemplates[0].spec.targetBucket",
+            Cel("ElastiCache"),
+        ),
+        (
+            with(&ec, copy(json!({"targetBucket": "bkt"}))),
+            "spec.copyTemplates[0].spec.deletionPolicy",
+            Cel("Retain"),
+        ),
+        (
+            with(&ec, copy(json!({"sharedWith": ["111111111111"]}))),
+            "spec.copyTemplates[0].spec.sharedWith",
+            Cel("ElastiCache"),
+        ),
+        (
+            with(
+                &dd,
+                copy(json!({"sharedWith": ["amazon-redshift-support"]})),
+            ),
+            "spec.copyTemplates[0].spec.sharedWith[0]",
+            Cel("12-digit"),
+        ),
+        (
+            with(&dd, copy(json!({"tags": {"rds:k": "v"}}))),
+            "spec.copyTemplates[0].spec.tags[rds:k]",
+            Cel("DocumentDB"),
+        ),
+        (
+            with(&dd, copy(json!({"tags": {"dbsnapshot.io/x": "v"}}))),
+            "spec.copyTemplates[0].spec.tags[dbsnapshot.io/x]",
+            Cel("reserved"),
+        ),
+        (
+            with(&dd, copy(json!({"region": "EU"}))),
+            "spec.copyTemplates[0].spec.region",
+            Schema,
+        ),
+        (
+            with(
+                &ec,
+                copy(json!({"targetBucket": "My_Bucket", "deletionPolicy": "Retain"})),
+            ),
+            "spec.copyTemplates[0].spec.targetBucket",
+            Schema,
+        ),
+        (
+            with(&dd, copy(json!({"tags": {"fish&chips": "x"}}))),
+            "spec.copyTemplates[0].spec.tags[fish&chips]",
+            OperatorOnly,
+        ),
+    ];
+    for (spec, field, how) in &invalid {
+        let parsed: SnapshotScheduleSpec =
+            serde_json::from_value(spec.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let e = validate_snapshot_schedule(&parsed)
+            .expect_err(&format!("the operator accepted {spec}"));
+        assert_eq!(e.field, *field, "{spec}: {e}");
+        assert!(!e.message.is_empty());
+        let by_cel = cel("SnapshotSchedule", spec, None);
+        let by_schema = patterns("SnapshotSchedule", spec);
+        match how {
+            Cel(text) => {
+                let err = by_cel.expect_err(&format!("CEL accepted {spec}"));
+                assert!(err.contains(text), "{spec}: {err}");
+            }
+            Schema => {
+                let err = by_schema.expect_err(&format!("the schema accepted {spec}"));
+                assert!(
+                    err.contains(&schema_path(field)),
+                    "{spec}: {err} (want {field})"
+                );
+            }
+            OperatorOnly => {
+                by_cel.unwrap_or_else(|err| panic!("{spec}: CEL refused it after all: {err}"));
+                by_schema
+                    .unwrap_or_else(|err| panic!("{spec}: the schema refused it after all: {err}"));
+            }
+        }
+    }
+}
+
+/// Merges `patch` into `v`, objects key by key (as a JSON merge patch without deletes).
+fn merge(v: &mut Value, patch: Value) {
+    match (v, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, x) in b {
+                merge(a.entry(k).or_insert(Value::Null), x);
+            }
+        }
+        (slot, x) => *slot = x,
     }
 }

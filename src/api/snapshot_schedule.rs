@@ -75,11 +75,7 @@ macro_rules! copy_rule {
         json_path = ".status.lastSuccessfulTime"
     ),
     printcolumn(name = "Next", type_ = "date", json_path = ".status.nextScheduleTime"),
-    printcolumn(
-        name = "Snapshots",
-        type_ = "integer",
-        json_path = ".status.snapshots"
-    ),
+    printcolumn(name = "Snapshots", type_ = "integer", json_path = ".status.snapshots"),
     printcolumn(
         name = "Ready",
         type_ = "string",
