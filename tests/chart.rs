@@ -118,14 +118,36 @@ fn chart_lints_and_renders_least_privilege() {
         .collect();
     for (g, r, v) in &rules {
         assert!(
-            (g == "dbsnapshot.io" && r.starts_with("clustersnapshots")
-                || r.starts_with("snapshotcopies"))
+            (g == "dbsnapshot.io"
+                && (r.starts_with("clustersnapshots")
+                    || r.starts_with("snapshotcopies")
+                    || r.starts_with("snapshotschedules")))
                 || (g == "events.k8s.io" && r == "events"),
             "unexpected permission {v} {g}/{r}"
         );
+        // Create and delete: Events, and the objects a SnapshotSchedule makes and
+        // prunes (never a schedule, a status or a finalizer list).
         assert!(
-            v != "*" && v != "delete" && v != "create" || r == "events",
+            v != "*"
+                && (v != "delete" && v != "create"
+                    || r == "events"
+                    || r == "clustersnapshots"
+                    || r == "snapshotcopies"),
             "{v} {g}/{r}"
+        );
+    }
+    for (r, v) in [
+        ("snapshotschedules", "watch"),
+        ("snapshotschedules", "patch"),
+        ("snapshotschedules/status", "patch"),
+        ("clustersnapshots", "create"),
+        ("clustersnapshots", "delete"),
+        ("snapshotcopies", "create"),
+        ("snapshotcopies", "delete"),
+    ] {
+        assert!(
+            rules.contains(&("dbsnapshot.io".to_string(), r.to_string(), v.to_string())),
+            "the operator may not {v} {r}"
         );
     }
     assert_eq!(find(&docs, "ClusterRoleBinding").len(), 1);

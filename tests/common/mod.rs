@@ -12,7 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_emulator::children::Child;
 use aws_emulator::server::{Options, Shared};
-use dbsnapshot_operator::api::{ClusterSnapshot, SnapshotCopy, SnapshotStatus};
+use dbsnapshot_operator::api::{ClusterSnapshot, SnapshotCopy, SnapshotSchedule, SnapshotStatus};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -74,7 +74,11 @@ pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     // Create or replace rather than server-side apply: the v1.20 server rejects
     // x-kubernetes-validations under apply but silently drops it on create/update.
-    for crd in [ClusterSnapshot::crd(), SnapshotCopy::crd()] {
+    for crd in [
+        ClusterSnapshot::crd(),
+        SnapshotCopy::crd(),
+        SnapshotSchedule::crd(),
+    ] {
         for attempt in 0.. {
             let result = match crds.get_opt(&crd.name_any()).await.expect("get CRD") {
                 None => crds.create(&PostParams::default(), &crd).await.map(|_| ()),
@@ -99,8 +103,9 @@ pub async fn install_crds(client: &Client) {
     loop {
         let a: Api<ClusterSnapshot> = Api::all(client.clone());
         let b: Api<SnapshotCopy> = Api::all(client.clone());
+        let c: Api<SnapshotSchedule> = Api::all(client.clone());
         let lp = kube::api::ListParams::default().limit(1);
-        if a.list(&lp).await.is_ok() && b.list(&lp).await.is_ok() {
+        if a.list(&lp).await.is_ok() && b.list(&lp).await.is_ok() && c.list(&lp).await.is_ok() {
             return;
         }
         assert!(Instant::now() < deadline, "CRDs not served");

@@ -34,14 +34,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The permissions the operator needs, and nothing else. */}}
 {{- define "dbsnapshot.rules" -}}
 - apiGroups: ["dbsnapshot.io"]
-  resources: ["clustersnapshots", "snapshotcopies"]
+  resources: ["clustersnapshots", "snapshotcopies", "snapshotschedules"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["dbsnapshot.io"]
-  resources: ["clustersnapshots/status", "snapshotcopies/status"]
+  resources: ["clustersnapshots/status", "snapshotcopies/status", "snapshotschedules/status"]
   verbs: ["get", "patch"]
 - apiGroups: ["dbsnapshot.io"]
   resources: ["clustersnapshots/finalizers", "snapshotcopies/finalizers"]
   verbs: ["update"]
+{{- /* A SnapshotSchedule creates each run's ClusterSnapshot and its copies, and its
+       retention deletes them. */}}
+- apiGroups: ["dbsnapshot.io"]
+  resources: ["clustersnapshots", "snapshotcopies"]
+  verbs: ["create", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
