@@ -4,7 +4,7 @@
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{ClusterSnapshot, SnapshotCopy};
+use super::{ClusterSnapshot, SnapshotCopy, SnapshotSchedule};
 
 fn kind_of(s: &Value) -> String {
     match s["type"].as_str() {
@@ -100,7 +100,11 @@ pub fn markdown() -> String {
          Generated from the CRDs (`crds/`); a test fails when it is out of date \
          (regenerate with `UPDATE_DOCS=1 cargo test --test docs`).\n",
     );
-    for crd in [ClusterSnapshot::crd(), SnapshotCopy::crd()] {
+    for crd in [
+        ClusterSnapshot::crd(),
+        SnapshotCopy::crd(),
+        SnapshotSchedule::crd(),
+    ] {
         let names = &crd.spec.names;
         let v = &crd.spec.versions[0];
         let schema = serde_json::to_value(
