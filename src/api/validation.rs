@@ -478,7 +478,9 @@ fn is_label_key(key: &str) -> bool {
         !p.is_empty()
             && p.len() <= 253
             && p.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && matches(super::snapshot_schedule::DNS_LABEL_PATTERN, l)
+                !l.is_empty()
+                    && l.len() <= 63
+                    && matches(super::snapshot_schedule::DNS_LABEL_PATTERN, l)
             })
     });
     prefix_ok
@@ -503,7 +505,9 @@ pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), Spe
     {
         return Err(err(
             "spec.startingDeadlineSeconds",
-            format!("{d} is negative; use 0 or more seconds, or omit it to make a missed run however late"),
+            format!(
+                "{d} is negative; use 0 or more seconds, or omit it to make a missed run however late"
+            ),
         ));
     }
 
@@ -519,17 +523,24 @@ pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), Spe
         if !is_label_key(k) {
             return Err(err(
                 field,
-                format!("{k:?} is not a valid label key: an optional DNS subdomain and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+                format!(
+                    "{k:?} is not a valid label key: an optional DNS subdomain and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+                ),
             ));
         }
         if v.len() > 63 || !matches(LABEL_VALUE_PATTERN, v) {
             return Err(err(
                 field,
-                format!("{v:?} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+                format!(
+                    "{v:?} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+                ),
             ));
         }
     }
-    if meta.annotations.contains_key(super::SCHEDULED_TIME_ANNOTATION) {
+    if meta
+        .annotations
+        .contains_key(super::SCHEDULED_TIME_ANNOTATION)
+    {
         return Err(err(
             format!(
                 "spec.snapshotTemplate.metadata.annotations[{}]",
@@ -559,7 +570,9 @@ pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), Spe
         if name.is_empty() || name.len() > 63 || !matches(DNS_LABEL_PATTERN, name) {
             return Err(err(
                 format!("spec.copyTemplates[{i}].name"),
-                format!("{name:?} is not a DNS label: use 1 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"),
+                format!(
+                    "{name:?} is not a DNS label: use 1 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"
+                ),
             ));
         }
         if spec.copy_templates[..i].iter().any(|c| &c.name == name) {
@@ -584,7 +597,9 @@ pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), Spe
             {
                 return Err(err(
                     format!("spec.retention.{field}"),
-                    format!("{n} is not allowed: keep at least 1, or omit {field} to turn the rule off"),
+                    format!(
+                        "{n} is not allowed: keep at least 1, or omit {field} to turn the rule off"
+                    ),
                 ));
             }
         }
@@ -598,7 +613,9 @@ pub fn validate_snapshot_schedule(spec: &SnapshotScheduleSpec) -> Result<(), Spe
             if !matches(DURATION_PATTERN, age) {
                 return Err(err(
                     "spec.retention.maxAge",
-                    format!("{age:?} is not a Go-style duration; write hours, minutes and seconds, e.g. \"720h\" or \"1h30m\""),
+                    format!(
+                        "{age:?} is not a Go-style duration; write hours, minutes and seconds, e.g. \"720h\" or \"1h30m\""
+                    ),
                 ));
             }
             parse_duration(age).map_err(|e| err("spec.retention.maxAge", e))?;
