@@ -6,9 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
-
 use super::Error;
+// Kept in the poller (the lower layer, which must not depend on this module).
+pub use super::poller::elapsed;
 use super::poller::{GroupKey, Listed, Pollers, Wake};
 use crate::api::conditions::{Health, reasons};
 use crate::api::{Phase, SnapshotStatus};
@@ -25,13 +25,6 @@ pub enum Creation {
         health: Health,
         requeue: Option<Duration>,
     },
-}
-
-/// How long ago AWS created the snapshot.
-pub fn elapsed(s: &Snapshot) -> Option<Duration> {
-    let created: Timestamp = s.created.as_deref()?.parse().ok()?;
-    let secs = Timestamp::now().duration_since(created).as_secs_f64();
-    Some(Duration::from_secs_f64(secs.max(0.0)))
 }
 
 fn since(observed: &Observation) -> Option<Duration> {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -73,6 +74,13 @@ fn key_of(identifier: &str) -> String {
     identifier.to_ascii_lowercase()
 }
 
+/// How long ago AWS created the snapshot.
+pub fn elapsed(s: &Snapshot) -> Option<Duration> {
+    let created: Timestamp = s.created.as_deref()?.parse().ok()?;
+    let secs = Timestamp::now().duration_since(created).as_secs_f64();
+    Some(Duration::from_secs_f64(secs.max(0.0)))
+}
+
 impl GroupState {
     fn fresh(&self, max_age: Duration) -> bool {
         self.listed_at.is_some_and(|t| t.elapsed() <= max_age)
@@ -98,7 +106,7 @@ impl GroupState {
             .filter_map(|id| self.snapshots.get(id))
             .map(|(s, seen)| {
                 let age = now.saturating_duration_since(*seen);
-                let elapsed = super::drive::elapsed(s);
+                let elapsed = elapsed(s);
                 Member {
                     estimate: lifecycle::aws_estimate(s, elapsed.map(|e| e.saturating_sub(age)))
                         .map(|e| e.saturating_sub(age)),

@@ -1,0 +1,202 @@
+//! The controllers' shared context: what a reconcile needs, each object's backoff and
+//! what this process knows of each object's snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+
+use super::poller;
+use crate::api::MANAGER;
+use crate::engine::Engines;
+use crate::lifecycle::Timing;
+use crate::metrics::Metrics;
+
+/// Everything a reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub engines: Engines,
+    pub recorder: Recorder,
+    pub timing: Timing,
+    pub metrics: Arc<Metrics>,
+    pub(super) failures: Backoffs,
+    /// Set once the CRDs are found and the caches are synced.
+    pub ready: Arc<AtomicBool>,
+    /// Batched polling (`None`: each object describes its own snapshot).
+    pub pollers: Option<Arc<poller::Pollers>>,
+    /// Queues a ClusterSnapshot's reconcile (the pollers wake objects through it).
+    pub wake_snapshot:
+        Option<futures::channel::mpsc::UnboundedSender<ObjectRef<crate::api::ClusterSnapshot>>>,
+    /// What this process knows of each object's snapshot, by object UID.
+    looks: Mutex<HashMap<String, Look>>,
+    /// The SnapshotCopy cache (a ClusterSnapshot being deleted waits for the copies of
+    /// it in flight); `None`: they are listed.
+    pub copies: Option<kube::runtime::reflector::Store<crate::api::SnapshotCopy>>,
+}
+
+/// Failed attempts in a row per object, and when each object's backoff runs out.
+#[derive(Default)]
+pub(super) struct Backoffs(Mutex<HashMap<String, Failures>>);
+
+struct Failures {
+    count: u32,
+    until: Instant,
+}
+
+impl Backoffs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    /// Counts a failed attempt and returns how many there were in a row and how long to
+    /// back off. An attempt made before the last backoff ran out (a wake-up from a
+    /// poller, a watch event) does not count again, so the backoff grows with the time
+    /// the failure lasts, not with how often something woke the object meanwhile.
+    pub(super) fn failed(
+        &self,
+        key: &str,
+        now: Instant,
+        wait_for: impl Fn(u32) -> Duration,
+    ) -> (u32, Duration) {
+        let mut f = self.map();
+        let e = f.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            until: now,
+        });
+        if e.count == 0 || now >= e.until {
+            e.count = e.count.saturating_add(1);
+        }
+        let wait = wait_for(e.count);
+        e.until = now + wait;
+        (e.count, wait)
+    }
+}
+
+/// What this process last knew of an object's snapshot in full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Look {
+    /// Tags and shares matched the spec of this generation at this time.
+    Checked {
+        generation: Option<i64>,
+        at: std::time::Instant,
+    },
+    /// A mutation was made since.
+    Dirty,
+}
+
+impl Context {
+    pub fn new(client: Client, engines: Engines, timing: Timing, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            engines,
+            timing,
+            metrics,
+            failures: Backoffs::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+            pollers: None,
+            wake_snapshot: None,
+            looks: Mutex::new(HashMap::new()),
+            copies: None,
+        }
+    }
+
+    fn looks(&self) -> std::sync::MutexGuard<'_, HashMap<String, Look>> {
+        self.looks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is known of the object's snapshot: (tags and shares known for this
+    /// generation, a mutation made since the last full look). A check older than six
+    /// resyncs no longer counts, so drift is looked for at least that often.
+    ///
+    /// A process that has not looked yet (after a restart) takes `in_sync` (the status
+    /// shows the object Ready at this generation, as the last process left it) as a
+    /// check made now: a restart then costs no detail calls for objects that were in
+    /// sync, and drift is still looked for within six resyncs.
+    pub fn look(&self, uid: &str, generation: Option<i64>, in_sync: bool) -> (bool, bool) {
+        let mut looks = self.looks();
+        if in_sync && !looks.contains_key(uid) {
+            looks.insert(
+                uid.to_string(),
+                Look::Checked {
+                    generation,
+                    at: std::time::Instant::now(),
+                },
+            );
+        }
+        match looks.get(uid) {
+            Some(Look::Dirty) => (false, true),
+            Some(Look::Checked { generation: g, at }) => (
+                *g == generation && at.elapsed() < self.timing.resync * 6,
+                false,
+            ),
+            None => (false, false),
+        }
+    }
+
+    /// For a cleanup: whether tags and shares were known recently, at any generation
+    /// (deleting bumps it, and shares changed since show as a mutation).
+    pub fn look_for_cleanup(&self, uid: &str) -> (bool, bool) {
+        match self.looks().get(uid) {
+            Some(Look::Dirty) => (false, true),
+            Some(Look::Checked { at, .. }) => (at.elapsed() < self.timing.resync * 6, false),
+            None => (false, false),
+        }
+    }
+
+    pub fn set_look(&self, uid: &str, look: Option<Look>) {
+        let mut looks = self.looks();
+        match look {
+            Some(l) => looks.insert(uid.to_string(), l),
+            None => looks.remove(uid),
+        };
+    }
+
+    /// Forgets an object's failed attempts after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.succeeded(key);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::backoff;
+
+    #[test]
+    fn backoff_grows_with_time_failing_not_with_wake_ups() {
+        let b = Backoffs::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let wait = |n| backoff(n, false, 1.0);
+        assert_eq!(b.failed("a", t0, wait), (1, s(1)));
+        // Woken (and failing) ten times within that second: still the first failure.
+        for i in 0..10 {
+            assert_eq!(b.failed("a", t0 + Duration::from_millis(90 * i), wait).0, 1);
+        }
+        // Failing after each backoff ran out: it grows.
+        let t1 = t0 + s(2);
+        assert_eq!(b.failed("a", t1, wait), (2, s(2)));
+        assert_eq!(b.failed("a", t1 + s(2), wait), (3, s(4)));
+        // Other objects keep their own count; success forgets it.
+        assert_eq!(b.failed("b", t1, wait).0, 1);
+        b.succeeded("a");
+        assert_eq!(b.failed("a", t1 + s(3), wait).0, 1);
+    }
+}

@@ -1,0 +1,300 @@
+//! The operator's startup: the endpoints, leader election, the watches and the
+//! controllers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::turns::in_turn;
+use super::{
+    Context, Turns, WithStatus, cluster_snapshot, controller_config, error_policy, poller,
+    snapshot_copy,
+};
+use crate::engine::Engines;
+use crate::lifecycle::Timing;
+use crate::metrics::Metrics;
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `Some`: only the replica holding the lease reconciles.
+    pub leader_election: Option<crate::leader::LeaderElection>,
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Objects reconciled at once.
+    pub concurrency: u16,
+    pub metrics_addr: std::net::SocketAddr,
+    pub timing: Timing,
+    pub polling: Polling,
+    /// The SDK's adaptive retry on top of the request budget (batched polling).
+    pub adaptive_retry: bool,
+}
+
+/// How snapshots are watched on AWS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Polling {
+    /// Shared pollers per source cluster and a request budget per region and service
+    /// (with the SDK's standard or adaptive retry on top).
+    Batched(crate::engine::budget::Rate),
+    /// Every object describes its own snapshot every 30 s while AWS works, with no
+    /// client-side budget: how other controllers behave; kept as the benchmark's
+    /// baseline.
+    PerObject,
+}
+
+/// Waits until the API server serves `K` (its CRD is installed), logging while not.
+async fn wait_for_crd<K>(api: &Api<K>)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut logged = false;
+    loop {
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => return,
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "waiting for the CRD to be installed");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// Waits until a store has its first full list, polling (see `run`).
+async fn wait_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Serves the endpoints, then runs the controllers until SIGTERM or Ctrl-C; with leader
+/// election only while this replica holds the lease (one that loses it exits, to be
+/// restarted as a standby).
+pub async fn run(
+    client: Client,
+    aws: aws_config::SdkConfig,
+    settings: Settings,
+) -> std::io::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (addr, _server) =
+        crate::metrics::serve(settings.metrics_addr, metrics.clone(), ready.clone()).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    let Some(le) = settings.leader_election.clone() else {
+        return run_controllers(client, aws, settings, metrics, ready).await;
+    };
+    // A standby is healthy and ready (so that rollouts proceed) while it waits.
+    ready.store(true, Ordering::Relaxed);
+    let Some(mut leadership) = le.acquire(&client).await? else {
+        return Ok(());
+    };
+    ready.store(false, Ordering::Relaxed);
+    let result = tokio::select! {
+        result = run_controllers(client, aws, settings, metrics, ready) => result,
+        () = leadership.lost() => {
+            tracing::error!(identity = %le.identity, "lost the lease; exiting so that another replica leads");
+            std::process::exit(1);
+        }
+    };
+    // Stopped by a signal, with the controllers finished: hand the lease over at once.
+    leadership.release().await;
+    result
+}
+
+/// `--polling per-object`: one describe per object this often while AWS works.
+pub const PER_OBJECT_POLL: Duration = Duration::from_secs(30);
+
+/// Runs the controllers until SIGTERM or Ctrl-C.
+async fn run_controllers(
+    client: Client,
+    aws: aws_config::SdkConfig,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+
+    use crate::api::{ClusterSnapshot, SnapshotCopy};
+
+    let rate = match settings.polling {
+        Polling::Batched(rate) => Some(rate),
+        Polling::PerObject => None,
+    };
+    let mut timing = settings.timing;
+    if settings.polling == Polling::PerObject {
+        timing.min_poll = PER_OBJECT_POLL;
+        timing.max_poll = PER_OBJECT_POLL;
+    }
+    let mut ctx = Context::new(
+        client.clone(),
+        Engines::new(aws, metrics.clone(), rate, settings.adaptive_retry),
+        timing,
+        metrics.clone(),
+    );
+    ctx.ready = ready;
+    let (wake_snapshot, snapshot_wakes) = futures::channel::mpsc::unbounded();
+    if rate.is_some() {
+        ctx.pollers = Some(Arc::new(poller::Pollers::new(timing, metrics.clone())));
+        ctx.wake_snapshot = Some(wake_snapshot);
+    }
+    let (copy_store, copy_writer) = reflector::store();
+    ctx.copies = Some(copy_store.clone());
+    let ctx = Arc::new(ctx);
+    let snapshots: Api<ClusterSnapshot> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let copies: Api<SnapshotCopy> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    wait_for_crd(&snapshots).await;
+    wait_for_crd(&copies).await;
+    // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
+    // the controller's own status writes do not, so progress updates cannot spin it.
+    let (snapshot_store, writer) = reflector::store();
+    let reach = ctx.metrics.clone();
+    let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .inspect(move |r| reach.reach.kube(r.is_ok()))
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
+        .with_config(controller_config())
+        .reconcile_on(snapshot_wakes)
+        .shutdown_on_signal();
+
+    let reach = ctx.metrics.clone();
+    let trigger = watcher(copies, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .inspect(move |r| reach.reach.kube(r.is_ok()))
+        .reflect(copy_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    // A ClusterSnapshot that changes (becomes Ready, say) wakes the copies naming it.
+    let copies_of = copy_store.clone();
+    let copy_controller = Controller::for_stream(trigger, copy_store.clone())
+        .with_config(controller_config())
+        .watches(
+            snapshots,
+            watcher::Config::default().any_semantic(),
+            move |cs: ClusterSnapshot| {
+                let namespace = cs.namespace();
+                let name = cs.name_any();
+                copies_of
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.namespace() == namespace
+                            && c.spec
+                                .source
+                                .cluster_snapshot_ref
+                                .as_ref()
+                                .map(|r| r.name.as_str())
+                                == Some(name.as_str())
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal();
+
+    // Objects by kind, engine and phase, counted from the caches every few seconds.
+    {
+        let (snapshots, copies, metrics) = (
+            snapshot_store.clone(),
+            copy_store.clone(),
+            ctx.metrics.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let mut counts = HashMap::new();
+                let statuses = snapshots
+                    .state()
+                    .iter()
+                    .map(|o| ("ClusterSnapshot", o.snapshot_status()))
+                    .chain(
+                        copies
+                            .state()
+                            .iter()
+                            .map(|o| ("SnapshotCopy", o.snapshot_status())),
+                    )
+                    .collect::<Vec<_>>();
+                for (kind, status) in statuses {
+                    let labels = crate::metrics::ObjectLabels {
+                        kind: kind.to_string(),
+                        engine: status
+                            .engine
+                            .map_or("unknown".to_string(), |e| e.to_string()),
+                        phase: status
+                            .phase
+                            .map_or("Pending".to_string(), |p| format!("{p:?}")),
+                    };
+                    *counts.entry(labels).or_insert(0) += 1;
+                }
+                metrics.set_objects(&counts);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+    let run_snapshots = in_turn(
+        Turns::new(settings.concurrency),
+        snapshot_store.clone(),
+        cluster_snapshot::reconcile,
+    );
+    let run_copies = in_turn(
+        Turns::new(settings.concurrency),
+        copy_store.clone(),
+        snapshot_copy::reconcile,
+    );
+    let ready = ctx.ready.clone();
+    tokio::spawn(async move {
+        // The controllers wait on the same stores; a waiter can miss the wake-up, so
+        // look again every second rather than waiting once.
+        for store_ready in [
+            Box::pin(async { wait_ready(&snapshot_store).await })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>,
+            Box::pin(async { wait_ready(&copy_store).await }),
+        ] {
+            if !store_ready.await {
+                return;
+            }
+        }
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; ready");
+    });
+    tracing::info!(namespace = ?settings.namespace, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
+    let log = |result: Result<_, _>| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "reconcile ended with an error");
+        }
+    };
+    futures::join!(
+        snapshot_controller
+            .run(run_snapshots, error_policy, ctx.clone())
+            .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
+        copy_controller
+            .run(run_copies, error_policy, ctx)
+            .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
+    );
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Status writing: conditions, the server-side apply of the status, the Event when the
+//! reason changes, and the statuses several paths share (invalid spec, recorded
+//! identity, forbidden).
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::error::kube_message;
+use super::{Context, Error};
+use crate::api::conditions::{self, Health};
+use crate::api::{MANAGER, SnapshotStatus};
+
+/// The new status with conditions for `health`, keeping transition times.
+pub fn with_health(
+    mut status: SnapshotStatus,
+    health: &Health,
+    generation: Option<i64>,
+) -> SnapshotStatus {
+    status.observed_generation = generation;
+    status.conditions =
+        conditions::conditions(&status.conditions, health, generation, Timestamp::now());
+    status
+}
+
+/// Writes the status by server-side apply when it changed, and records an Event when
+/// the reason changed.
+pub async fn write_status<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    new: &SnapshotStatus,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    if old == new {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let reason = |s: &SnapshotStatus| {
+        s.condition(conditions::READY)
+            .map(|c| (c.reason.clone(), c.status.clone()))
+    };
+    if reason(old) != reason(new)
+        && let Some(ready) = new.condition(conditions::READY)
+    {
+        let stalled = new
+            .condition(conditions::STALLED)
+            .is_some_and(|c| c.status == "True");
+        let event = Event {
+            type_: if stalled {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    }
+    Ok(())
+}
+
+/// Both kinds carry the same status.
+pub trait WithStatus {
+    fn snapshot_status(&self) -> SnapshotStatus;
+}
+
+impl WithStatus for crate::api::ClusterSnapshot {
+    fn snapshot_status(&self) -> SnapshotStatus {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+impl WithStatus for crate::api::SnapshotCopy {
+    fn snapshot_status(&self) -> SnapshotStatus {
+        self.status.clone().unwrap_or_default()
+    }
+}
+
+/// An invalid spec: Stalled `InvalidSpec` naming the field; no AWS call; wait for a
+/// change of the object.
+pub async fn invalid_spec<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    e: &crate::api::validation::SpecError,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    use crate::api::Phase;
+    let mut status = old.clone();
+    status.phase = Some(
+        status
+            .phase
+            .filter(|p| *p != Phase::Creating)
+            .unwrap_or(Phase::Pending),
+    );
+    let status = with_health(
+        status,
+        &Health::stalled(crate::api::conditions::reasons::INVALID_SPEC, e.to_string()),
+        obj.meta().generation,
+    );
+    write_status(api, ctx, obj, old, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Writes the identity fields (the snapshot identifier above all) before anything is
+/// created on AWS, so a restart never makes a second snapshot.
+pub async fn record<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    mut base: SnapshotStatus,
+    identifier: &str,
+) -> Result<SnapshotStatus, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    base.phase = Some(crate::api::Phase::Pending);
+    let status = with_health(
+        base,
+        &Health::progressing(
+            crate::api::conditions::reasons::PENDING,
+            format!("snapshot identifier {identifier} recorded"),
+        ),
+        obj.meta().generation,
+    );
+    write_status(api, ctx, obj, old, &status).await?;
+    Ok(status)
+}
+
+/// A Kubernetes call the operator's RBAC forbids: said in the log and, where the status
+/// may still be written, as Stalled `Forbidden`; looked at again every minute.
+pub async fn report_forbidden<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    err: &kube::core::Status,
+) -> Action
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug
+        + WithStatus,
+{
+    let message = format!(
+        "the operator's service account is not allowed to do this: {} - grant it the \
+         permissions of the Helm chart's {} (see charts/dbsnapshot-operator/templates/_helpers.tpl)",
+        err.message, "Role/ClusterRole"
+    );
+    tracing::error!(object = %obj.name_any(), kind = %K::kind(&()), "{message}");
+    let old = obj.snapshot_status();
+    let status = with_health(
+        old.clone(),
+        &Health::stalled(crate::api::conditions::reasons::FORBIDDEN, message),
+        obj.meta().generation,
+    );
+    if let Err(e) = write_status(api, ctx, obj, &old, &status).await {
+        tracing::error!(object = %obj.name_any(), error = %kube_message(&e), "could not write the Forbidden condition either");
+    }
+    Action::requeue(Duration::from_secs(60))
+}
