@@ -2,6 +2,8 @@
 //! schema, and (evaluated here with a CEL engine, since the v1.20 test server drops
 //! CEL) they accept valid specs and reject what the operator rejects.
 
+mod common;
+
 use dbsnapshot_operator::api::validation::{
     validate_cluster_snapshot, validate_snapshot_copy, validate_snapshot_schedule,
 };
@@ -908,5 +910,147 @@ fn merge(v: &mut Value, patch: Value) {
             }
         }
         (slot, x) => *slot = x,
+    }
+}
+
+/// The real API server takes the CRD, applies its defaults, serves the status
+/// subresource and the printer columns, and refuses what the structural schema refuses
+/// (the v1.20 test server drops CEL; the table above covers CEL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_serves_snapshot_schedules() {
+    use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+    let client = common::client().await;
+    common::install_crds(&client).await;
+    let ns = format!("it-ssched-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    common::create_namespace(&client, &ns).await;
+    let ar = ApiResource::erase::<SnapshotSchedule>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let typed: Api<SnapshotSchedule> = Api::namespaced(client.clone(), &ns);
+    let object = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotSchedule",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap()
+    };
+    let rs = json!({"redshift": {"clusterIdentifier": "analytics"}});
+
+    // Defaults come from the schema.
+    let made = raw
+        .create(
+            &PostParams::default(),
+            &object(
+                "orders-nightly",
+                json!({"schedule": "0 3 * * *", "snapshotTemplate": {"spec": {"source": rs}},
+                    "copyTemplates": [{"name": "dr"}], "retention": {"keepLast": 7}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let spec = &made.data["spec"];
+    assert_eq!(spec["suspend"], false, "{spec}");
+    assert_eq!(spec["concurrencyPolicy"], "Forbid", "{spec}");
+    assert_eq!(spec["retention"]["failedHistoryLimit"], 3, "{spec}");
+    assert_eq!(spec["snapshotTemplate"]["spec"]["deletionPolicy"], "Delete");
+    assert_eq!(spec["copyTemplates"][0]["spec"]["deletionPolicy"], "Delete");
+    let got = typed.get("orders-nightly").await.unwrap();
+    validate_snapshot_schedule(&got.spec).unwrap();
+
+    // The status subresource takes what the controller will write.
+    typed
+        .patch_status(
+            "orders-nightly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "observedGeneration": 1, "lastScheduleTime": "2026-11-22T02:00:00Z",
+                "nextScheduleTime": "2026-11-23T02:00:00Z", "lastSuccessfulTime": "2026-11-22T02:04:10Z",
+                "lastSnapshot": "orders-nightly-202611220200", "active": ["orders-nightly-202611230200"],
+                "snapshots": 7, "missedRuns": 1,
+            }})),
+        )
+        .await
+        .unwrap();
+    let st = typed
+        .get_status("orders-nightly")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(st.snapshots, 7);
+    assert_eq!(
+        st.last_successful_time.unwrap().to_string(),
+        "2026-11-22T02:04:10Z"
+    );
+    assert_eq!(st.active, ["orders-nightly-202611230200"]);
+
+    // The printer columns, as kubectl gets them.
+    let req = http::Request::get(format!(
+        "/apis/dbsnapshot.io/v1alpha1/namespaces/{ns}/snapshotschedules"
+    ))
+    .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+    .body(Vec::new())
+    .unwrap();
+    let table: Value = serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Schedule",
+            "Suspend",
+            "Last Success",
+            "Next",
+            "Snapshots",
+            "Ready",
+            "Age"
+        ]
+    );
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(cells[1], "0 3 * * *", "{cells}");
+    assert_eq!(cells[5], 7, "{cells}");
+
+    // The structural schema refuses, naming the field.
+    for (spec, field) in [
+        (
+            json!({"schedule": "0 3 * *", "snapshotTemplate": {"spec": {"source": rs}}}),
+            "spec.schedule",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": rs}}, "retention": {"keepLast": 0}}),
+            "spec.retention.keepLast",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": rs}}, "retention": {"maxAge": "30d"}}),
+            "spec.retention.maxAge",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": rs}}, "copyTemplates": [{"name": "DR"}]}),
+            // v1.20 names list items without their index.
+            "spec.copyTemplates.name",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": rs}}, "copyTemplates": [{"name": "dr"}, {"name": "dr"}]}),
+            "spec.copyTemplates[1]",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": rs}}, "startingDeadlineSeconds": -5}),
+            "spec.startingDeadlineSeconds",
+        ),
+        (
+            json!({"schedule": "@daily", "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "Orders"}}}}}),
+            "spec.snapshotTemplate.spec.source.docdb.clusterIdentifier",
+        ),
+    ] {
+        let err = raw
+            .create(&PostParams::default(), &object("bad", spec.clone()))
+            .await
+            .expect_err(&format!("the API server took {spec}"));
+        let msg = err.to_string();
+        assert!(msg.contains(field), "{spec}: {msg}");
     }
 }
