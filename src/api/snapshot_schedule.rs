@@ -587,4 +587,52 @@ mod tests {
         assert_eq!(back["lastScheduleTime"], "2026-11-22T02:00:00Z");
         assert_eq!(back["missedRuns"], 0);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Never a panic on any cron, zone, duration or copy name; an error names a field
+        /// under spec, and what passes matches the schema's patterns.
+        #[test]
+        fn any_schedule_is_judged_without_panic(
+            cron in prop_oneof![
+                "[0-9*/,-]{1,4}( [0-9*/,A-Za-z-]{1,4}){4}",
+                "@[a-z]{0,10}",
+                any::<String>(),
+            ],
+            zone in proptest::option::of(prop_oneof!["[A-Z][a-z]{2,8}/[A-Z][a-z_]{2,10}", any::<String>()]),
+            age in proptest::option::of(prop_oneof!["[0-9.]{1,4}[hmsd]{1,2}", any::<String>()]),
+            names in proptest::collection::vec("[a-z0-9_A-Z-]{0,8}", 0..4),
+            keep in proptest::option::of(-2..3i32),
+        ) {
+            let spec: SnapshotScheduleSpec = serde_json::from_value(serde_json::json!({
+                "schedule": cron, "timeZone": zone,
+                "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}},
+                "copyTemplates": names.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>(),
+                "retention": {"maxAge": age, "keepLast": keep},
+            }))
+            .unwrap();
+            match crate::api::validation::validate_snapshot_schedule(&spec) {
+                Ok(()) => {
+                    let m = |p: &str, t: &str| regex::Regex::new(p).unwrap().is_match(t);
+                    prop_assert!(m(SCHEDULE_PATTERN, &spec.schedule), "{}", spec.schedule);
+                    if let Some(z) = &spec.time_zone {
+                        prop_assert!(m(TIME_ZONE_PATTERN, z), "{z}");
+                    }
+                    if let Some(a) = spec.retention.as_ref().and_then(|r| r.max_age.as_ref()) {
+                        prop_assert!(m(DURATION_PATTERN, a), "{a}");
+                    }
+                    for c in &spec.copy_templates {
+                        prop_assert!(m(DNS_LABEL_PATTERN, &c.name), "{}", c.name);
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(e.field.starts_with("spec."), "{e}");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
 }
