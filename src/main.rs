@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dbsnapshot_operator::controller::snapshot_schedule::ScheduleClock;
 use dbsnapshot_operator::controller::{self, Polling, Settings};
 use dbsnapshot_operator::engine::budget::Rate;
 use dbsnapshot_operator::leader::LeaderElection;
@@ -28,8 +29,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the controllers (the default).
-    Run(RunArgs),
-    /// Print both CustomResourceDefinitions as YAML.
+    Run(Box<RunArgs>),
+    /// Print the CustomResourceDefinitions as YAML.
     Crd,
 }
 
@@ -125,6 +126,20 @@ struct RunArgs {
         env = "DBSNAPSHOT_SECONDS_PER_DAY"
     )]
     seconds_per_day: u64,
+    /// Testing only: SnapshotSchedules run on a clock this many times faster than the
+    /// real one, from --schedule-clock-origin (so a per-minute cron runs every few
+    /// seconds). Scheduled times, run names and retention ages are on that clock.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        hide = true,
+        env = "DBSNAPSHOT_SCHEDULE_CLOCK_SPEED"
+    )]
+    schedule_clock_speed: f64,
+    /// Testing only: when the fast schedule clock starts (RFC 3339; default: now). Give
+    /// the same origin to a restarted operator so that its clock goes on where it was.
+    #[arg(long, hide = true, env = "DBSNAPSHOT_SCHEDULE_CLOCK_ORIGIN")]
+    schedule_clock_origin: Option<jiff::Timestamp>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -212,6 +227,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             PollingMode::PerObject => Polling::PerObject,
         },
         adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
+        schedule_clock: ScheduleClock {
+            origin: args
+                .schedule_clock_origin
+                .unwrap_or_else(jiff::Timestamp::now),
+            speed: if args.schedule_clock_speed > 0.0 {
+                args.schedule_clock_speed
+            } else {
+                1.0
+            },
+        },
     };
     controller::run(client, aws, settings).await?;
     Ok(())
@@ -225,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", dbsnapshot_operator::api::crds_yaml());
             Ok(())
         }
-        Some(Command::Run(args)) => run(args).await,
+        Some(Command::Run(args)) => run(*args).await,
         None => run(cli.run).await,
     }
 }

@@ -61,8 +61,34 @@ struct ServiceRegion {
     region: String,
 }
 
+/// A SnapshotSchedule's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub namespace: String,
+    pub schedule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleOutcome {
+    namespace: String,
+    schedule: String,
+    outcome: String,
+}
+
+/// What a schedule's status says now, for its gauges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleState {
+    /// `status.lastSuccessfulTime` as Unix seconds (no series until a run succeeded).
+    pub last_success: Option<f64>,
+    /// `status.snapshots`.
+    pub snapshots: i64,
+}
+
 pub struct Metrics {
     registry: Registry,
+    schedule_runs: Family<ScheduleOutcome, Counter>,
+    schedule_last_success: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    schedule_snapshots: Family<ScheduleLabels, Gauge>,
     reconciles: Family<Outcome, Counter>,
     errors: Family<ErrorLabels, Counter>,
     duration: Family<Kind, Histogram>,
@@ -209,8 +235,32 @@ impl Default for Metrics {
             "Batched describes of a source cluster's snapshots, by service and region",
             polls.clone(),
         );
+        let schedule_runs = Family::<ScheduleOutcome, Counter>::default();
+        let schedule_last_success =
+            Family::<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let schedule_snapshots = Family::<ScheduleLabels, Gauge>::default();
+        registry.register(
+            "schedule_runs",
+            "SnapshotSchedule runs by outcome: created, skipped (concurrencyPolicy Forbid), \
+             missed (past startingDeadlineSeconds, or not made after downtime), failed (the \
+             run's ClusterSnapshot failed, or could not be created)",
+            schedule_runs.clone(),
+        );
+        registry.register(
+            "schedule_last_success_timestamp_seconds",
+            "When the newest run of a SnapshotSchedule became Ready (Unix seconds)",
+            schedule_last_success.clone(),
+        );
+        registry.register(
+            "schedule_snapshots",
+            "Ready snapshots a SnapshotSchedule keeps now",
+            schedule_snapshots.clone(),
+        );
         Self {
             registry,
+            schedule_runs,
+            schedule_last_success,
+            schedule_snapshots,
             aws_rate,
             polls,
             reach: Reach::default(),
@@ -297,6 +347,35 @@ impl Metrics {
         }
     }
 
+    /// Counts `n` runs of a schedule with this outcome.
+    pub fn schedule_runs(&self, namespace: &str, schedule: &str, outcome: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.schedule_runs
+            .get_or_create(&ScheduleOutcome {
+                namespace: namespace.to_string(),
+                schedule: schedule.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Sets the schedules' gauges from their statuses; schedules that are gone lose their
+    /// series (an alert on an old last success must not fire for a deleted schedule).
+    pub fn set_schedules(&self, states: &std::collections::HashMap<ScheduleLabels, ScheduleState>) {
+        self.schedule_last_success.clear();
+        self.schedule_snapshots.clear();
+        for (labels, state) in states {
+            if let Some(t) = state.last_success {
+                self.schedule_last_success.get_or_create(labels).set(t);
+            }
+            self.schedule_snapshots
+                .get_or_create(labels)
+                .set(state.snapshots);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("metrics encode");
@@ -361,6 +440,44 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_series_follow_the_schedules_that_exist() {
+        let m = Metrics::default();
+        m.schedule_runs("data", "nightly", "created", 2);
+        m.schedule_runs("data", "nightly", "missed", 0);
+        let labels = ScheduleLabels {
+            namespace: "data".to_string(),
+            schedule: "nightly".to_string(),
+        };
+        let state = ScheduleState {
+            last_success: Some(1_700_000_000.0),
+            snapshots: 3,
+        };
+        m.set_schedules(&[(labels, state)].into_iter().collect());
+        let out = m.render();
+        assert!(out.contains(
+            "dbsnapshot_schedule_runs_total{namespace=\"data\",schedule=\"nightly\",outcome=\"created\"} 2"
+        ), "{out}");
+        assert!(!out.contains("outcome=\"missed\""), "{out}");
+        assert!(out.contains(
+            "dbsnapshot_schedule_last_success_timestamp_seconds{namespace=\"data\",schedule=\"nightly\"} 1700000000"
+        ), "{out}");
+        assert!(
+            out.contains(
+                "dbsnapshot_schedule_snapshots{namespace=\"data\",schedule=\"nightly\"} 3"
+            ),
+            "{out}"
+        );
+        // The schedule is deleted: its gauges go.
+        m.set_schedules(&Default::default());
+        let out = m.render();
+        assert!(!out.contains("dbsnapshot_schedule_snapshots{"), "{out}");
+        assert!(
+            !out.contains("dbsnapshot_schedule_last_success_timestamp_seconds{"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn readiness_follows_what_the_calls_reach() {

@@ -36,6 +36,15 @@ pub struct Context {
     /// The SnapshotCopy cache (a ClusterSnapshot being deleted waits for the copies of
     /// it in flight); `None`: they are listed.
     pub copies: Option<kube::runtime::reflector::Store<crate::api::SnapshotCopy>>,
+    /// The ClusterSnapshot cache (a schedule reads its runs from it); `None` before the
+    /// controllers start.
+    pub snapshots: Option<kube::runtime::reflector::Store<crate::api::ClusterSnapshot>>,
+    /// The clock SnapshotSchedules run on (the real one but in tests).
+    pub schedule_clock: super::snapshot_schedule::ScheduleClock,
+    /// Failed schedule runs this process has counted.
+    pub schedule_failures: super::snapshot_schedule::SeenFailures,
+    /// When this process started (failures from before it were counted by another).
+    pub started: jiff::Timestamp,
 }
 
 /// Failed attempts in a row per object, and when each object's backoff runs out.
@@ -110,6 +119,10 @@ impl Context {
             wake_snapshot: None,
             looks: Mutex::new(HashMap::new()),
             copies: None,
+            snapshots: None,
+            schedule_clock: Default::default(),
+            schedule_failures: Default::default(),
+            started: jiff::Timestamp::now(),
         }
     }
 

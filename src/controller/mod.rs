@@ -9,6 +9,7 @@ mod finalizer;
 pub mod poller;
 mod run;
 pub mod snapshot_copy;
+pub mod snapshot_schedule;
 mod status;
 mod turns;
 
@@ -17,4 +18,4 @@ pub use error::{Error, backoff, error_policy};
 pub use finalizer::{ensure_finalizer, finish_cleanup, remove_finalizer};
 pub use run::{PER_OBJECT_POLL, Polling, Settings, run};
 pub use status::{WithStatus, invalid_spec, record, report_forbidden, with_health, write_status};
-pub use turns::{Turns, action, controller_config, reconcile_object};
+pub use turns::{Turns, action, controller_config, reconcile_object, reconcile_plain};

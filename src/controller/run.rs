@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::turns::in_turn;
 use super::{
     Context, Turns, WithStatus, cluster_snapshot, controller_config, error_policy, poller,
-    snapshot_copy,
+    snapshot_copy, snapshot_schedule,
 };
 use crate::engine::Engines;
 use crate::lifecycle::Timing;
@@ -33,6 +33,8 @@ pub struct Settings {
     pub polling: Polling,
     /// The SDK's adaptive retry on top of the request budget (batched polling).
     pub adaptive_retry: bool,
+    /// The clock SnapshotSchedules run on: the real one but in tests.
+    pub schedule_clock: super::snapshot_schedule::ScheduleClock,
 }
 
 /// How snapshots are watched on AWS.
@@ -131,7 +133,7 @@ async fn run_controllers(
     use futures::StreamExt;
     use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 
-    use crate::api::{ClusterSnapshot, SnapshotCopy};
+    use crate::api::{ClusterSnapshot, SCHEDULE_LABEL, SnapshotCopy, SnapshotSchedule};
 
     let rate = match settings.polling {
         Polling::Batched(rate) => Some(rate),
@@ -156,6 +158,9 @@ async fn run_controllers(
     }
     let (copy_store, copy_writer) = reflector::store();
     ctx.copies = Some(copy_store.clone());
+    let (snapshot_store, writer) = reflector::store();
+    ctx.snapshots = Some(snapshot_store.clone());
+    ctx.schedule_clock = settings.schedule_clock;
     let ctx = Arc::new(ctx);
     let snapshots: Api<ClusterSnapshot> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -165,11 +170,20 @@ async fn run_controllers(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let schedules: Api<SnapshotSchedule> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     wait_for_crd(&snapshots).await;
     wait_for_crd(&copies).await;
+    // The runs and copies of schedules: their changes (a run becoming Ready, a copy
+    // finishing) wake the schedule named by their label.
+    let labelled = watcher::Config::default()
+        .labels(SCHEDULE_LABEL)
+        .any_semantic();
+    let (labelled_snapshots, labelled_copies) = (snapshots.clone(), copies.clone());
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
-    let (snapshot_store, writer) = reflector::store();
     let reach = ctx.metrics.clone();
     let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
@@ -217,11 +231,60 @@ async fn run_controllers(
         )
         .shutdown_on_signal();
 
-    // Objects by kind, engine and phase, counted from the caches every few seconds.
+    // SnapshotSchedules: their own controller, started once their CRD is installed (an
+    // upgrade that has not applied the new CRD yet keeps the other kinds working).
+    let (schedule_store, schedule_writer) = reflector::store();
+    let schedule_controller = {
+        let reach = ctx.metrics.clone();
+        let store = schedule_store.clone();
+        let ctx = ctx.clone();
+        let concurrency = settings.concurrency;
+        async move {
+            wait_for_crd(&schedules).await;
+            let trigger = watcher(schedules, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .inspect(move |r| reach.reach.kube(r.is_ok()))
+                .reflect(schedule_writer)
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default());
+            fn owner<K: Resource<DynamicType = ()>>(
+                obj: &K,
+            ) -> Option<ObjectRef<SnapshotSchedule>> {
+                let name = obj.meta().labels.as_ref()?.get(SCHEDULE_LABEL)?;
+                let ns = obj.meta().namespace.as_deref()?;
+                Some(ObjectRef::new(name).within(ns))
+            }
+            let run = in_turn(
+                Turns::new(concurrency),
+                store.clone(),
+                snapshot_schedule::reconcile,
+            );
+            Controller::for_stream(trigger, store)
+                .with_config(controller_config())
+                .watches(
+                    labelled_snapshots,
+                    labelled.clone(),
+                    |cs: ClusterSnapshot| owner(&cs),
+                )
+                .watches(labelled_copies, labelled, |c: SnapshotCopy| owner(&c))
+                .shutdown_on_signal()
+                .run(run, error_policy, ctx)
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "reconcile ended with an error");
+                    }
+                })
+                .await;
+        }
+    };
+
+    // Objects by kind, engine and phase, and the schedules' gauges, from the caches
+    // every few seconds.
     {
-        let (snapshots, copies, metrics) = (
+        let (snapshots, copies, schedules, metrics) = (
             snapshot_store.clone(),
             copy_store.clone(),
+            schedule_store.clone(),
             ctx.metrics.clone(),
         );
         tokio::spawn(async move {
@@ -251,6 +314,26 @@ async fn run_controllers(
                     *counts.entry(labels).or_insert(0) += 1;
                 }
                 metrics.set_objects(&counts);
+                let gauges = schedules
+                    .state()
+                    .iter()
+                    .map(|s| {
+                        let status = s.status.clone().unwrap_or_default();
+                        (
+                            crate::metrics::ScheduleLabels {
+                                namespace: s.namespace().unwrap_or_default(),
+                                schedule: s.name_any(),
+                            },
+                            crate::metrics::ScheduleState {
+                                last_success: status
+                                    .last_successful_time
+                                    .map(|t| t.as_millisecond() as f64 / 1000.0),
+                                snapshots: status.snapshots,
+                            },
+                        )
+                    })
+                    .collect();
+                metrics.set_schedules(&gauges);
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         });
@@ -287,6 +370,9 @@ async fn run_controllers(
             tracing::debug!(error = %e, "reconcile ended with an error");
         }
     };
+    // The schedule controller waits for its CRD on its own; it has a few seconds to
+    // finish once the other two stopped.
+    let schedules = tokio::spawn(schedule_controller);
     futures::join!(
         snapshot_controller
             .run(run_snapshots, error_policy, ctx.clone())
@@ -295,6 +381,13 @@ async fn run_controllers(
             .run(run_copies, error_policy, ctx)
             .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
     );
+    let abort = schedules.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(5), schedules)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

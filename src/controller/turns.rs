@@ -33,8 +33,7 @@ where
 {
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let started = std::time::Instant::now();
-    let result = async {
+    let result = counted(&*obj, &ctx, async {
         if obj.meta().deletion_timestamp.is_some() {
             cleanup(&api, &obj, &ctx).await
         } else if ensure_finalizer(&api, &*obj).await? {
@@ -42,18 +41,71 @@ where
         } else {
             Ok(Action::await_change())
         }
-    }
+    })
     .await;
-    let result = match result {
+    match result {
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
             Ok(report_forbidden(&api, &ctx, &*obj, &e).await)
         }
         other => other,
-    };
-    ctx.metrics
-        .reconciled(&K::kind(&()), started.elapsed(), result.is_ok());
-    if result.is_ok() {
-        ctx.succeeded(&ObjectRef::from_obj(&*obj).to_string());
+    }
+}
+
+/// One reconcile of a kind that holds nothing on AWS (a SnapshotSchedule): no
+/// finalizer, nothing to clean up when it goes; a forbidden Kubernetes call is logged
+/// (the status may not be writable either) and looked at again every minute, and the
+/// outcome is counted as for the other kinds.
+pub async fn reconcile_plain<K, A>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+    A: AsyncFnOnce(&Api<K>, &K, &Context) -> Result<Action, Error>,
+{
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    if obj.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let result = counted(&*obj, &ctx, apply(&api, &obj, &ctx)).await;
+    match result {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
+            tracing::error!(
+                object = %obj.name_any(),
+                kind = %K::kind(&()),
+                "the operator's service account is not allowed to do this: {} - grant it the \
+                 permissions of the Helm chart's Role/ClusterRole",
+                e.message
+            );
+            Ok(Action::requeue(Duration::from_secs(60)))
+        }
+        other => other,
+    }
+}
+
+/// Runs one reconcile, counting its outcome and time and forgetting the object's
+/// failures when it succeeds.
+async fn counted<K>(
+    obj: &K,
+    ctx: &Context,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    let ok =
+        result.is_ok() || matches!(&result, Err(Error::Kube(kube::Error::Api(e))) if e.code == 403);
+    ctx.metrics.reconciled(&K::kind(&()), started.elapsed(), ok);
+    if ok {
+        ctx.succeeded(&ObjectRef::from_obj(obj).to_string());
     }
     result
 }
