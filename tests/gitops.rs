@@ -1,7 +1,9 @@
 //! GitOps health: the conditions and observedGeneration the operator writes read as
 //! kstatus defines them (InProgress / Current / Failed / Terminating), and the Argo CD
 //! health check (deploy/argocd/health.lua) run by a Lua 5.1 interpreter on status objects
-//! the operator really produced in the test bed says Progressing / Healthy / Degraded.
+//! the operator really produced in the test bed says Progressing / Healthy / Degraded,
+//! for ClusterSnapshots and for SnapshotSchedules. The Argo CD configuration snippets in
+//! docs/gitops.md register the check for every kind.
 
 mod common;
 
@@ -9,7 +11,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use dbsnapshot_operator::api::SnapshotSchedule;
+use kube::Api;
+use kube::api::PostParams;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// kstatus's rules for a custom resource (sigs.k8s.io/cli-utils/pkg/kstatus/status):
 /// deletion -> Terminating; an unobserved generation -> InProgress; Reconciling=True ->
@@ -163,4 +169,112 @@ async fn conditions_read_as_kstatus_and_argo_cd_health() {
         failed_message.contains("InvalidSpec") && failed_message.contains("retentionDays"),
         "{failed_message}"
     );
+}
+
+/// Waits until the schedule's status satisfies `done` (on its raw JSON), and returns it.
+async fn wait_schedule(
+    api: &Api<SnapshotSchedule>,
+    name: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let obj = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
+        if done(&obj) {
+            return obj;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SnapshotSchedule {name} did not reach the expected state: {obj:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_schedules_read_as_kstatus_and_argo_cd_health() {
+    let h = Harness::new("gitops-sched", 4.0).await;
+    seed_clusters(&h.aws).await;
+    let api: Api<SnapshotSchedule> = Api::namespaced(h.client.clone(), &h.ns);
+    let schedule = |name: &str, time_zone: &str| -> SnapshotSchedule {
+        serde_json::from_value(json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1",
+            "kind": "SnapshotSchedule",
+            "metadata": {"name": name},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "timeZone": time_zone,
+                "snapshotTemplate": {"spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}},
+                "retention": {"keepLast": 7},
+            },
+        }))
+        .unwrap()
+    };
+    let mut seen: Vec<(&str, Value)> = Vec::new();
+
+    let created = api
+        .create(
+            &PostParams::default(),
+            &schedule("nightly", "Europe/Berlin"),
+        )
+        .await
+        .unwrap();
+    seen.push(("created", serde_json::to_value(created).unwrap()));
+    let ready = wait_schedule(&api, "nightly", |o| {
+        o["status"]["observedGeneration"] == 1
+            && condition(o, "Ready").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    seen.push(("ready", ready));
+
+    // "Mars/Olympus" has the shape the schema's pattern asks for; the operator finds no
+    // such zone in the time zone database.
+    api.create(
+        &PostParams::default(),
+        &schedule("bad-zone", "Mars/Olympus"),
+    )
+    .await
+    .unwrap();
+    let failed = wait_schedule(&api, "bad-zone", |o| {
+        condition(o, "Stalled").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    seen.push(("failed", failed));
+
+    let expected = [
+        ("created", "InProgress", "Progressing"),
+        ("ready", "Current", "Healthy"),
+        ("failed", "Failed", "Degraded"),
+    ];
+    for ((stage, obj), (want_stage, want_kstatus, want_argo)) in seen.iter().zip(expected) {
+        assert_eq!(*stage, want_stage);
+        assert_eq!(kstatus(obj), want_kstatus, "{stage}: {obj:#}");
+        let (argo, message) = argo_health(obj);
+        assert_eq!(argo, want_argo, "{stage}: {message}");
+    }
+    let (_, ready_message) = argo_health(&seen[1].1);
+    assert!(ready_message.starts_with("next run at "), "{ready_message}");
+    let (_, failed_message) = argo_health(&seen[2].1);
+    assert!(
+        failed_message.contains("InvalidSpec") && failed_message.contains("timeZone"),
+        "{failed_message}"
+    );
+
+    // Every kind the operator serves is registered with the check in the Argo CD
+    // configuration the docs give.
+    let gitops = std::fs::read_to_string(root().join("docs/gitops.md")).unwrap();
+    for kind in ["ClusterSnapshot", "SnapshotCopy", "SnapshotSchedule"] {
+        assert!(
+            gitops.contains(&format!(
+                "resource.customizations.health.dbsnapshot.io_{kind}"
+            )),
+            "docs/gitops.md does not register the health check for {kind}"
+        );
+    }
 }

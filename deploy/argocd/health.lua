@@ -1,6 +1,8 @@
--- Argo CD health check for dbsnapshot.io ClusterSnapshot and SnapshotCopy, reading the
--- kstatus conditions the operator writes: Stalled=True is Degraded, Ready=True (for the
--- current generation) is Healthy, anything else is Progressing.
+-- Argo CD health check for dbsnapshot.io ClusterSnapshot, SnapshotCopy and
+-- SnapshotSchedule (register it for each: resource.customizations.health.dbsnapshot.io_<Kind>,
+-- see docs/gitops.md), reading the kstatus conditions the operator writes: Stalled=True is
+-- Degraded, Ready=True (for the current generation) is Healthy, anything else is
+-- Progressing.
 local hs = {status = "Progressing", message = "Waiting for the operator"}
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.message = "Deleting"
