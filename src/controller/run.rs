@@ -247,13 +247,15 @@ async fn run_controllers(
                 .reflect(schedule_writer)
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
-            fn owner<K: Resource<DynamicType = ()>>(
-                obj: &K,
-            ) -> Option<ObjectRef<SnapshotSchedule>> {
-                let name = obj.meta().labels.as_ref()?.get(SCHEDULE_LABEL)?;
-                let ns = obj.meta().namespace.as_deref()?;
-                Some(ObjectRef::new(name).within(ns))
-            }
+            // The schedule a run or copy is labelled for, if it exists (a label naming
+            // no schedule wakes nothing).
+            let known = store.clone();
+            let owner = move |meta: &kube::api::ObjectMeta| {
+                let name = meta.labels.as_ref()?.get(SCHEDULE_LABEL)?;
+                let key = ObjectRef::new(name).within(meta.namespace.as_deref()?);
+                known.get(&key).is_some().then_some(key)
+            };
+            let owner_of_copy = owner.clone();
             let run = in_turn(
                 Turns::new(concurrency),
                 store.clone(),
@@ -264,9 +266,11 @@ async fn run_controllers(
                 .watches(
                     labelled_snapshots,
                     labelled.clone(),
-                    |cs: ClusterSnapshot| owner(&cs),
+                    move |cs: ClusterSnapshot| owner(&cs.metadata),
                 )
-                .watches(labelled_copies, labelled, |c: SnapshotCopy| owner(&c))
+                .watches(labelled_copies, labelled, move |c: SnapshotCopy| {
+                    owner_of_copy(&c.metadata)
+                })
                 .shutdown_on_signal()
                 .run(run, error_policy, ctx)
                 .for_each(|r| async move {

@@ -1,0 +1,726 @@
+//! SnapshotSchedule against the real API server and the emulator: runs appear with the
+//! right names and labels, retention prunes (and AWS follows each run's
+//! deletionPolicy), copyTemplates copy every run, suspend and concurrencyPolicy hold
+//! runs back, downtime makes one run and counts the rest as missed, deleting the
+//! schedule leaves its snapshots, and neither a crash in the create window nor a
+//! second replica makes a run twice.
+//!
+//! The operator runs its schedules on a fast clock (the hidden flags
+//! `--schedule-clock-speed` and `--schedule-clock-origin`): at speed 12 a per-minute
+//! cron makes a run every 5 s. A restarted operator gets the same origin, so its clock
+//! goes on where the last one's was.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dbsnapshot_operator::api::{SnapshotSchedule, SnapshotScheduleStatus};
+use jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+/// A per-minute cron runs every 60 / SPEED seconds.
+const SPEED: &str = "12";
+const LABEL: &str = "dbsnapshot.io/schedule";
+const AT: &str = "dbsnapshot.io/scheduled-time";
+
+/// A harness whose operator runs schedules on the fast clock from now.
+async fn harness(name: &str, snapshot_seconds: f64) -> (Harness, String) {
+    let mut h = Harness::new(name, snapshot_seconds).await;
+    seed_clusters(&h.aws).await;
+    let origin = Timestamp::now().to_string();
+    restart(&mut h, &origin, &[]);
+    (h, origin)
+}
+
+/// (Re)starts the operator on the fast clock from `origin`.
+fn restart(h: &mut Harness, origin: &str, extra: &[&str]) {
+    h.operator = None;
+    let mut args = vec![
+        "--schedule-clock-speed",
+        SPEED,
+        "--schedule-clock-origin",
+        origin,
+    ];
+    args.extend(extra);
+    h.start_operator(&args);
+}
+
+fn schedules(h: &Harness) -> Api<SnapshotSchedule> {
+    Api::namespaced(h.client.clone(), &h.ns)
+}
+
+async fn create_schedule(h: &Harness, name: &str, spec: serde_json::Value) {
+    let obj: SnapshotSchedule = serde_json::from_value(json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1",
+        "kind": "SnapshotSchedule",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("a SnapshotSchedule");
+    schedules(h)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create schedule");
+}
+
+async fn schedule_status(h: &Harness, name: &str) -> SnapshotScheduleStatus {
+    schedules(h)
+        .get(name)
+        .await
+        .expect("get schedule")
+        .status
+        .unwrap_or_default()
+}
+
+/// The ClusterSnapshots labelled for the schedule, by name.
+async fn runs(h: &Harness, name: &str) -> Vec<dbsnapshot_operator::api::ClusterSnapshot> {
+    let mut list = h
+        .snapshots()
+        .list(&ListParams::default().labels(&format!("{LABEL}={name}")))
+        .await
+        .expect("list runs")
+        .items;
+    list.sort_by_key(|c| c.name_any());
+    list
+}
+
+fn ready_runs(list: &[dbsnapshot_operator::api::ClusterSnapshot]) -> usize {
+    list.iter()
+        .filter(|c| {
+            c.meta().deletion_timestamp.is_none()
+                && c.status
+                    .as_ref()
+                    .is_some_and(|s| s.ready_to_use == Some(true))
+        })
+        .count()
+}
+
+/// Polls `check` until it returns `Some`, panicking with `what` after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The schedule's Events' reasons, one per occurrence (the recorder folds repeats of a
+/// reason into one Event with a series count).
+async fn event_reasons(h: &Harness, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.client.clone(), &h.ns);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .flat_map(|e| {
+            let n = e.series.as_ref().map_or(1, |s| s.count.max(1)) as usize;
+            std::iter::repeat_n(e.reason.unwrap_or_default(), n)
+        })
+        .collect()
+}
+
+/// The scheduled time in a run's name: `<schedule>-<yyyymmddhhmm>`.
+fn name_time(run: &str) -> &str {
+    &run[run.len() - 12..]
+}
+
+fn is_schedule_ready(s: &SnapshotScheduleStatus) -> bool {
+    s.conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_appear_with_their_names_labels_and_status() {
+    let (h, _origin) = harness("sched-runs", 0.5).await;
+    create_schedule(
+        &h,
+        "nightly",
+        json!({
+            "schedule": "*/1 * * * *",
+            "snapshotTemplate": {
+                "metadata": {"labels": {"team": "data"}, "annotations": {"owner": "dba"}},
+                "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}},
+                         "tags": {"env": "test"}}
+            }
+        }),
+    )
+    .await;
+    let list = eventually("two Ready runs", Duration::from_secs(60), || async {
+        let list = runs(&h, "nightly").await;
+        (ready_runs(&list) >= 2).then_some(list)
+    })
+    .await;
+    for run in &list {
+        let name = run.name_any();
+        let at: Timestamp = run.annotations()[AT].parse().expect("an RFC 3339 time");
+        // The name is the schedule's and the scheduled minute in UTC.
+        assert_eq!(
+            name,
+            format!("nightly-{}", at.strftime("%Y%m%d%H%M")),
+            "{name} vs {at}"
+        );
+        assert_eq!(
+            at.as_second() % 60,
+            0,
+            "a per-minute cron runs on the minute"
+        );
+        assert_eq!(run.labels()["team"], "data");
+        assert_eq!(run.labels()[LABEL], "nightly");
+        assert_eq!(run.annotations()["owner"], "dba");
+        assert_eq!(run.spec.tags["env"], "test");
+        assert!(run.spec.snapshot_identifier.is_none());
+        // No owner reference: deleting the schedule must not collect its backups.
+        assert!(run.owner_references().is_empty());
+    }
+    // Consecutive minutes: no run skipped, none twice.
+    let times: Vec<Timestamp> = list
+        .iter()
+        .map(|r| r.annotations()[AT].parse().unwrap())
+        .collect();
+    for w in times.windows(2) {
+        assert_eq!(w[1].as_second() - w[0].as_second(), 60, "{times:?}");
+    }
+    let status = eventually(
+        "the status to catch up",
+        Duration::from_secs(30),
+        || async {
+            let s = schedule_status(&h, "nightly").await;
+            (s.snapshots >= 2 && is_schedule_ready(&s)).then_some(s)
+        },
+    )
+    .await;
+    assert!(status.last_schedule_time.is_some());
+    assert!(status.next_schedule_time > status.last_schedule_time);
+    assert!(status.last_successful_time.is_some());
+    assert!(status.last_snapshot.is_some());
+    assert_eq!(status.missed_runs, 0, "{status:?}");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(ready.message.contains("next run at"), "{}", ready.message);
+    // An Event per run.
+    let reasons = event_reasons(&h, "nightly").await;
+    assert!(
+        reasons.iter().filter(|r| *r == "RunCreated").count() >= 2,
+        "{reasons:?}"
+    );
+    // Each run's snapshot is on AWS, owned by its object.
+    let aws = h.aws_snapshots();
+    for run in &list {
+        let uid = run.uid().unwrap();
+        assert!(
+            aws.iter().any(|s| s.owner() == Some(uid.as_str())),
+            "no snapshot on AWS for {}",
+            run.name_any()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_last_prunes_and_aws_follows_each_deletion_policy() {
+    let (h, _origin) = harness("sched-prune", 0.3).await;
+    // A ClusterSnapshot whose name looks like a run but that lacks the label: never
+    // pruned.
+    h.create(json!({
+        "metadata": {"name": "keep-202001010000"},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}
+    }))
+    .await
+    .unwrap();
+    // ...nor one labelled for another schedule.
+    h.create(json!({
+        "metadata": {"name": "other-202001010000", "labels": {LABEL: "other"}},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}
+    }))
+    .await
+    .unwrap();
+    for (name, policy) in [("keep", "Delete"), ("retain", "Retain")] {
+        create_schedule(
+            &h,
+            name,
+            json!({
+                "schedule": "*/1 * * * *",
+                "concurrencyPolicy": "Allow",
+                "snapshotTemplate": {"spec": {
+                    "source": {"docdb": {"clusterIdentifier": "orders"}},
+                    "deletionPolicy": policy
+                }},
+                "retention": {"keepLast": 2}
+            }),
+        )
+        .await;
+    }
+    // Wait until each has pruned at least two runs.
+    for name in ["keep", "retain"] {
+        eventually(
+            &format!("{name} to prune two runs"),
+            Duration::from_secs(90),
+            || async {
+                let pruned = event_reasons(&h, name)
+                    .await
+                    .iter()
+                    .filter(|r| *r == "Pruned")
+                    .count();
+                (pruned >= 2).then_some(())
+            },
+        )
+        .await;
+    }
+    // Never more than keepLast Ready runs plus those still creating.
+    for name in ["keep", "retain"] {
+        let list = runs(&h, name).await;
+        let live: Vec<_> = list
+            .iter()
+            .filter(|c| c.meta().deletion_timestamp.is_none())
+            .collect();
+        assert!(
+            ready_runs(&list) <= 2 + 1,
+            "{name}: {:?}",
+            live.iter().map(|c| c.name_any()).collect::<Vec<_>>()
+        );
+        let s = schedule_status(&h, name).await;
+        assert!(s.snapshots <= 2, "{name}: {s:?}");
+    }
+    // Objects not labelled for the schedule are untouched.
+    assert!(
+        h.snapshots()
+            .get_opt("keep-202001010000")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        h.snapshots()
+            .get_opt("other-202001010000")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // AWS: a pruned Delete run's snapshot goes; a pruned Retain run's stays.
+    let resource = |name: &str| format!("{}/ClusterSnapshot/{name}", h.ns);
+    let on_aws = |schedule: &str| {
+        h.aws_snapshots()
+            .into_iter()
+            .filter(|s| {
+                s.tags
+                    .get("dbsnapshot.io/resource")
+                    .is_some_and(|r| r.starts_with(&resource(&format!("{schedule}-"))))
+            })
+            .count()
+    };
+    eventually(
+        "the pruned Delete runs to leave AWS",
+        Duration::from_secs(30),
+        || async {
+            let objects = runs(&h, "keep").await.len();
+            (on_aws("keep") <= objects).then_some(())
+        },
+    )
+    .await;
+    let retained_objects = runs(&h, "retain").await.len();
+    assert!(
+        on_aws("retain") >= retained_objects + 2,
+        "Retain: {} snapshots on AWS for {retained_objects} objects",
+        on_aws("retain")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_templates_copy_each_docdb_run_to_another_region() {
+    let (h, _origin) = harness("sched-copy", 0.3).await;
+    create_schedule(
+        &h,
+        "orders",
+        json!({
+            "schedule": "*/1 * * * *",
+            "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}},
+            "copyTemplates": [{"name": "dr", "spec": {"region": "eu-west-1", "copyTags": true}}]
+        }),
+    )
+    .await;
+    let copies = eventually("two Ready copies", Duration::from_secs(90), || async {
+        let list = h
+            .copies()
+            .list(&ListParams::default().labels(&format!("{LABEL}=orders")))
+            .await
+            .unwrap()
+            .items;
+        let ready: Vec<_> = list
+            .into_iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| s.ready_to_use == Some(true))
+            })
+            .collect();
+        (ready.len() >= 2).then_some(ready)
+    })
+    .await;
+    for copy in &copies {
+        let run = copy.labels()["dbsnapshot.io/schedule-run"].clone();
+        assert_eq!(copy.name_any(), format!("{run}-dr"));
+        assert_eq!(
+            copy.spec
+                .source
+                .cluster_snapshot_ref
+                .as_ref()
+                .map(|r| r.name.as_str()),
+            Some(run.as_str())
+        );
+        let s = copy.status.clone().unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+    }
+    // One copy per run, in eu-west-1 on AWS.
+    let names: BTreeSet<String> = copies.iter().map(|c| c.name_any()).collect();
+    assert_eq!(names.len(), copies.len());
+    let in_eu = h
+        .aws_snapshots()
+        .into_iter()
+        .filter(|s| s.engine == "docdb" && s.region == "eu-west-1")
+        .count();
+    assert!(in_eu >= 2, "{in_eu} DocumentDB snapshots in eu-west-1");
+    assert!(
+        event_reasons(&h, "orders")
+            .await
+            .iter()
+            .any(|r| r == "CopyCreated")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_runs_and_forbid_skips_while_a_run_is_creating() {
+    let (h, _origin) = harness("sched-hold", 0.3).await;
+    create_schedule(
+        &h,
+        "paused",
+        json!({
+            "schedule": "*/1 * * * *",
+            "suspend": true,
+            "snapshotTemplate": {"spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}
+        }),
+    )
+    .await;
+    eventually(
+        "the suspended schedule's status",
+        Duration::from_secs(30),
+        || async {
+            let s = schedule_status(&h, "paused").await;
+            is_schedule_ready(&s).then_some(())
+        },
+    )
+    .await;
+    // Three scheduled times pass: nothing is made.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    assert!(runs(&h, "paused").await.is_empty());
+    let s = schedule_status(&h, "paused").await;
+    assert!(s.next_schedule_time.is_none(), "{s:?}");
+    // Resumed: runs come.
+    schedules(&h)
+        .patch(
+            "paused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    eventually("a run after resuming", Duration::from_secs(30), || async {
+        (!runs(&h, "paused").await.is_empty()).then_some(())
+    })
+    .await;
+
+    // Forbid (the default): while a run is still creating (snapshots now take 12 s,
+    // runs come every 5 s), the next runs are skipped and counted.
+    h.set_snapshot_seconds(12.0);
+    create_schedule(
+        &h,
+        "slow",
+        json!({
+            "schedule": "*/1 * * * *",
+            "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}}
+        }),
+    )
+    .await;
+    let s = eventually("a skipped run", Duration::from_secs(60), || async {
+        let s = schedule_status(&h, "slow").await;
+        (s.missed_runs >= 1).then_some(s)
+    })
+    .await;
+    assert_eq!(s.active.len(), 1, "{s:?}");
+    let list = runs(&h, "slow").await;
+    let creating = list.len() - ready_runs(&list);
+    assert!(creating <= 1, "Forbid let {creating} runs create at once");
+    assert!(
+        event_reasons(&h, "slow")
+            .await
+            .iter()
+            .any(|r| r == "RunSkipped")
+    );
+    // Allow: runs overlap.
+    create_schedule(
+        &h,
+        "overlap",
+        json!({
+            "schedule": "*/1 * * * *",
+            "concurrencyPolicy": "Allow",
+            "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}}
+        }),
+    )
+    .await;
+    eventually(
+        "two runs creating at once",
+        Duration::from_secs(60),
+        || async {
+            let s = schedule_status(&h, "overlap").await;
+            (s.active.len() >= 2).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downtime_across_two_runs_makes_one_and_counts_the_other_missed() {
+    let (mut h, origin) = harness("sched-down", 0.3).await;
+    for (name, deadline) in [("late", 3600), ("strict", 1)] {
+        create_schedule(
+            &h,
+            name,
+            json!({
+                "schedule": "*/1 * * * *",
+                "startingDeadlineSeconds": deadline,
+                "concurrencyPolicy": "Allow",
+                "snapshotTemplate": {"spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}
+            }),
+        )
+        .await;
+    }
+    let before = eventually("a first run of each", Duration::from_secs(30), || async {
+        let late = schedule_status(&h, "late").await;
+        let strict = schedule_status(&h, "strict").await;
+        (late.last_schedule_time.is_some() && strict.last_schedule_time.is_some())
+            .then_some((late, strict))
+    })
+    .await;
+    // Down for 12.5 s: two or three scheduled times pass (a run every 5 s).
+    h.operator = None;
+    tokio::time::sleep(Duration::from_millis(12_500)).await;
+    restart(&mut h, &origin, &[]);
+    for (name, old) in [("late", &before.0), ("strict", &before.1)] {
+        let last_before = old.last_schedule_time.unwrap();
+        let after = eventually(
+            &format!("{name} to look at the downtime"),
+            Duration::from_secs(30),
+            || async {
+                let s = schedule_status(&h, name).await;
+                (s.missed_runs > old.missed_runs).then_some(s)
+            },
+        )
+        .await;
+        let last_after = after.last_schedule_time.unwrap();
+        let passed = (last_after.as_second() - last_before.as_second()) / 60;
+        assert!(passed >= 2, "{name}: only {passed} scheduled times passed");
+        let made: BTreeSet<String> = runs(&h, name)
+            .await
+            .iter()
+            .map(|r| r.annotations()[AT].clone())
+            .collect();
+        let newest_made = made.contains(&last_after.to_string());
+        if name == "late" {
+            // Within the deadline: the newest is made, the others are missed.
+            assert!(newest_made, "{name}: {made:?} lacks {last_after}");
+            assert_eq!(after.missed_runs - old.missed_runs, passed - 1, "{after:?}");
+        } else {
+            // Past a 1 s deadline (0.08 s real at speed 12): all are missed.
+            assert!(!newest_made, "{name}: {made:?} has {last_after}");
+            assert_eq!(after.missed_runs - old.missed_runs, passed, "{after:?}");
+        }
+        // No run was made for a time inside the downtime but the newest.
+        let inside: Vec<_> = made
+            .iter()
+            .filter(|t| {
+                let t: Timestamp = t.parse().unwrap();
+                t > last_before && t < last_after
+            })
+            .collect();
+        assert!(inside.is_empty(), "{name}: {inside:?}");
+    }
+    assert!(
+        event_reasons(&h, "late")
+            .await
+            .iter()
+            .any(|r| r == "RunsMissed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_schedule_leaves_its_snapshots() {
+    let (h, _origin) = harness("sched-delete", 0.3).await;
+    create_schedule(
+        &h,
+        "gone",
+        json!({
+            "schedule": "*/1 * * * *",
+            "snapshotTemplate": {"spec": {"source": {"elasticache": {"replicationGroupId": "sessions"}}}},
+            "retention": {"keepLast": 5}
+        }),
+    )
+    .await;
+    let before = eventually("two Ready runs", Duration::from_secs(60), || async {
+        let list = runs(&h, "gone").await;
+        (ready_runs(&list) >= 2).then_some(list)
+    })
+    .await;
+    schedules(&h)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the schedule to go", Duration::from_secs(30), || async {
+        schedules(&h)
+            .get_opt("gone")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Two more scheduled times: nothing new, nothing deleted.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let after = runs(&h, "gone").await;
+    let names = |l: &[dbsnapshot_operator::api::ClusterSnapshot]| {
+        l.iter().map(|c| c.name_any()).collect::<BTreeSet<_>>()
+    };
+    assert!(
+        names(&before).is_subset(&names(&after)),
+        "runs were deleted"
+    );
+    assert!(
+        after.len() <= before.len() + 1,
+        "runs were made after the schedule went"
+    );
+    for run in &after {
+        assert!(run.meta().deletion_timestamp.is_none());
+    }
+    let aws = h.aws_snapshots();
+    for run in &before {
+        let uid = run.uid().unwrap();
+        assert!(aws.iter().any(|s| s.owner() == Some(uid.as_str())));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_creating_a_run_or_a_second_replica_makes_no_run_twice() {
+    let (mut h, origin) = harness("sched-crash", 0.3).await;
+    // The operator holds right after creating the first run's object, before the
+    // status write that records it; it is SIGKILLed there.
+    h.operator = None;
+    let mut args = vec![
+        "--schedule-clock-speed",
+        SPEED,
+        "--schedule-clock-origin",
+        origin.as_str(),
+    ];
+    let held = Operator::start_with_env(
+        &h.ns,
+        &h.aws_url,
+        &args,
+        &kubeconfig(),
+        &format!("{}-held", h.ns),
+        &[("DBSNAPSHOT_TEST_HOLD_AFTER_RUN_CREATE", "1")],
+    );
+    create_schedule(
+        &h,
+        "crash",
+        json!({
+            "schedule": "*/1 * * * *",
+            "concurrencyPolicy": "Allow",
+            "snapshotTemplate": {"spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}
+        }),
+    )
+    .await;
+    let first = eventually(
+        "the first run's object",
+        Duration::from_secs(30),
+        || async { runs(&h, "crash").await.into_iter().next() },
+    )
+    .await;
+    // The window: the object exists, the schedule's status does not know it yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        schedule_status(&h, "crash")
+            .await
+            .last_schedule_time
+            .is_none()
+    );
+    drop(held); // SIGKILL
+    // Two replicas at once, without leader election, from now on.
+    restart(&mut h, &origin, &[]);
+    args.push("--metrics-addr");
+    let port = free_port().to_string();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    args.push(&metrics_addr);
+    let _second = Operator::start_logged(
+        &h.ns,
+        &h.aws_url,
+        &args,
+        &kubeconfig(),
+        &format!("{}-second", h.ns),
+    );
+    let list = eventually("four runs", Duration::from_secs(60), || async {
+        let list = runs(&h, "crash").await;
+        (list.len() >= 4).then_some(list)
+    })
+    .await;
+    // The first run is the object made before the crash (same UID), and every
+    // scheduled time has exactly one run.
+    assert!(list.iter().any(|r| r.uid() == first.uid()));
+    let times: Vec<String> = list.iter().map(|r| r.annotations()[AT].clone()).collect();
+    let distinct: BTreeSet<&String> = times.iter().collect();
+    assert_eq!(distinct.len(), times.len(), "{times:?}");
+    for run in &list {
+        let at: Timestamp = run.annotations()[AT].parse().unwrap();
+        assert_eq!(
+            name_time(&run.name_any()),
+            at.strftime("%Y%m%d%H%M").to_string()
+        );
+    }
+    // Consecutive scheduled minutes from the first: no gap, no repeat.
+    let mut seconds: Vec<i64> = list
+        .iter()
+        .map(|r| {
+            r.annotations()[AT]
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_second()
+        })
+        .collect();
+    seconds.sort();
+    for w in seconds.windows(2) {
+        assert_eq!(w[1] - w[0], 60, "{times:?}");
+    }
+    // On AWS: one snapshot per run.
+    let aws = h.aws_snapshots();
+    for run in &list {
+        let uid = run.uid().unwrap();
+        let n = aws
+            .iter()
+            .filter(|s| s.owner() == Some(uid.as_str()))
+            .count();
+        assert!(n <= 1, "{} has {n} snapshots", run.name_any());
+    }
+}
