@@ -724,3 +724,163 @@ async fn a_crash_after_creating_a_run_or_a_second_replica_makes_no_run_twice() {
         assert!(n <= 1, "{} has {n} snapshots", run.name_any());
     }
 }
+
+async fn metrics(port: &str) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the first series of `name` with these labels in a Prometheus text page.
+fn series(page: &str, name: &str, labels: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_are_shown_counted_and_kept_to_their_limit() {
+    let (mut h, origin) = harness("sched-fail", 0.3).await;
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    restart(&mut h, &origin, &["--metrics-addr", &addr]);
+    create_schedule(
+        &h,
+        "flaky",
+        json!({
+            "schedule": "*/1 * * * *",
+            "concurrencyPolicy": "Allow",
+            "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}},
+            "retention": {"keepLast": 1, "failedHistoryLimit": 1}
+        }),
+    )
+    .await;
+    let first = eventually("a Ready run", Duration::from_secs(60), || async {
+        runs(&h, "flaky").await.into_iter().find(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.ready_to_use == Some(true))
+        })
+    })
+    .await;
+    // From now on AWS fails every snapshot (each is failed as soon as it is recorded).
+    h.set_snapshot_seconds(60.0);
+    let http = reqwest::Client::new();
+    let mut failed = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        for run in runs(&h, "flaky").await {
+            let Some(id) = run
+                .status
+                .as_ref()
+                .and_then(|s| s.snapshot_identifier.clone())
+            else {
+                continue;
+            };
+            if run.uid() == first.uid() || failed.contains(&id) {
+                continue;
+            }
+            http.post(format!("{}/_emulator/snapshots/fail", h.aws_url))
+                .json(&json!({"service": "docdb", "identifier": id}))
+                .send()
+                .await
+                .unwrap();
+            failed.insert(id);
+        }
+        let pruned = event_reasons(&h, "flaky")
+            .await
+            .iter()
+            .filter(|r| *r == "Pruned")
+            .count();
+        if failed.len() >= 3 && pruned >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "failed {} runs, {pruned} pruned",
+            failed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The schedule says its newest finished run failed.
+    let s = eventually("Stalled RunFailed", Duration::from_secs(30), || async {
+        let s = schedule_status(&h, "flaky").await;
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "RunFailed")
+            .then_some(s)
+    })
+    .await;
+    // The only Ready run stays (keepLast 1 counts Ready runs only; failed runs never
+    // push it out), and failed runs are kept to failedHistoryLimit.
+    assert_eq!(s.snapshots, 1, "{s:?}");
+    let list = runs(&h, "flaky").await;
+    assert!(list.iter().any(|r| r.uid() == first.uid()));
+    let failed_now = list
+        .iter()
+        .filter(|r| {
+            r.meta().deletion_timestamp.is_none()
+                && r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Some(dbsnapshot_operator::api::Phase::Failed))
+        })
+        .count();
+    assert!(failed_now <= 1 + 1, "{failed_now} failed runs kept");
+    let reasons = event_reasons(&h, "flaky").await;
+    assert!(reasons.iter().any(|r| r == "RunFailed"), "{reasons:?}");
+    // Metrics: created and failed runs, the Ready count and the last success.
+    let labels = format!("namespace=\"{}\",schedule=\"flaky\"", h.ns);
+    let page = metrics(&port).await;
+    let failed_total = series(
+        &page,
+        "dbsnapshot_schedule_runs_total",
+        &format!("{labels},outcome=\"failed\""),
+    );
+    assert!(failed_total.unwrap_or(0.0) >= 2.0, "{page}");
+    assert!(
+        series(
+            &page,
+            "dbsnapshot_schedule_runs_total",
+            &format!("{labels},outcome=\"created\"")
+        )
+        .unwrap_or(0.0)
+            >= 4.0,
+        "{page}"
+    );
+    assert_eq!(
+        series(&page, "dbsnapshot_schedule_snapshots", &labels),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        series(
+            &page,
+            "dbsnapshot_schedule_last_success_timestamp_seconds",
+            &labels
+        )
+        .is_some(),
+        "{page}"
+    );
+    // AWS recovers: the next Ready run makes the schedule Ready again, and keepLast 1
+    // then prunes the old Ready run.
+    h.set_snapshot_seconds(0.3);
+    let stop_failing = failed.len();
+    eventually("Ready again", Duration::from_secs(60), || async {
+        let s = schedule_status(&h, "flaky").await;
+        is_schedule_ready(&s).then_some(())
+    })
+    .await;
+    assert_eq!(stop_failing, failed.len());
+    eventually("the first run pruned", Duration::from_secs(30), || async {
+        let list = runs(&h, "flaky").await;
+        (!list
+            .iter()
+            .any(|r| r.uid() == first.uid() && r.meta().deletion_timestamp.is_none()))
+        .then_some(())
+    })
+    .await;
+}
