@@ -407,7 +407,8 @@ pub struct Retention {
     pub failed_history_limit: i32,
 }
 
-/// The default of `retention.failedHistoryLimit`, also the limit without a retention.
+/// The default of `retention.failedHistoryLimit`. Without `retention` nothing is pruned,
+/// failed runs included.
 pub const DEFAULT_FAILED_HISTORY_LIMIT: i32 = 3;
 
 fn default_failed_history_limit() -> i32 {
@@ -510,7 +511,8 @@ impl SnapshotScheduleSpec {
         copy.spec.to_snapshot_copy_spec(snapshot_name)
     }
 
-    /// `retention.failedHistoryLimit`, or its default without a retention.
+    /// `retention.failedHistoryLimit`, or its default without a retention (which prunes
+    /// nothing: the figure is only what an at-rest bound would assume).
     pub fn failed_history_limit(&self) -> i32 {
         self.retention
             .as_ref()
