@@ -60,7 +60,8 @@ impl ScheduleClock {
         self.at(Timestamp::now())
     }
 
-    fn at(&self, real: Timestamp) -> Timestamp {
+    /// The schedules' time at the real instant `real`.
+    pub fn at(&self, real: Timestamp) -> Timestamp {
         if self.speed == 1.0 {
             return real;
         }
@@ -263,7 +264,11 @@ async fn apply(
     // Runs: at most one now, named for its scheduled time.
     let since = old
         .last_schedule_time
-        .or_else(|| obj.meta().creation_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| {
+            // A new schedule counts from its creation, read on the schedule clock.
+            let created = obj.meta().creation_timestamp.as_ref()?.0;
+            Some(clock.at(created))
+        })
         .unwrap_or(now);
     let deadline = obj
         .spec
