@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin dbsnapshot-operator
-bin=target/release/dbsnapshot-operator
+bin=${CARGO_TARGET_DIR:-target}/release/dbsnapshot-operator
 stripped=$(mktemp)
 trap 'rm -f "$stripped"' EXIT
 strip -o "$stripped" "$bin"
