@@ -24,29 +24,48 @@ use serde_json::json;
 
 /// A per-minute cron runs every 60 / SPEED seconds.
 const SPEED: &str = "12";
+/// For the tests that time a crash or a downtime within one period: a run every 15 s.
+const SLOW: &str = "4";
 const LABEL: &str = "dbsnapshot.io/schedule";
 const AT: &str = "dbsnapshot.io/scheduled-time";
 
 /// A harness whose operator runs schedules on the fast clock from now.
 async fn harness(name: &str, snapshot_seconds: f64) -> (Harness, String) {
+    harness_at(name, snapshot_seconds, SPEED).await
+}
+
+/// As `harness`, with the clock `speed` times faster than the real one.
+async fn harness_at(name: &str, snapshot_seconds: f64, speed: &str) -> (Harness, String) {
     let mut h = Harness::new(name, snapshot_seconds).await;
     seed_clusters(&h.aws).await;
     let origin = Timestamp::now().to_string();
-    restart(&mut h, &origin, &[]);
+    restart_at(&mut h, &origin, speed, &[]);
     (h, origin)
 }
 
 /// (Re)starts the operator on the fast clock from `origin`.
 fn restart(h: &mut Harness, origin: &str, extra: &[&str]) {
+    restart_at(h, origin, SPEED, extra);
+}
+
+fn restart_at(h: &mut Harness, origin: &str, speed: &str, extra: &[&str]) {
     h.operator = None;
     let mut args = vec![
         "--schedule-clock-speed",
-        SPEED,
+        speed,
         "--schedule-clock-origin",
         origin,
     ];
     args.extend(extra);
     h.start_operator(&args);
+}
+
+/// The schedule clock's time now, for an operator started with `origin` and `speed`.
+fn schedule_now(origin: &str, speed: &str) -> Timestamp {
+    let origin: Timestamp = origin.parse().unwrap();
+    let speed: f64 = speed.parse().unwrap();
+    let real = Timestamp::now().duration_since(origin).as_secs_f64();
+    origin + jiff::SignedDuration::from_secs_f64(real * speed)
 }
 
 fn schedules(h: &Harness) -> Api<SnapshotSchedule> {
@@ -283,20 +302,17 @@ async fn keep_last_prunes_and_aws_follows_each_deletion_policy() {
         )
         .await;
     }
-    // Never more than keepLast Ready runs plus those still creating.
+    // keepLast Ready runs are kept (a third exists only between its Ready and the
+    // prune that follows).
     for name in ["keep", "retain"] {
-        let list = runs(&h, name).await;
-        let live: Vec<_> = list
-            .iter()
-            .filter(|c| c.meta().deletion_timestamp.is_none())
-            .collect();
-        assert!(
-            ready_runs(&list) <= 2 + 1,
-            "{name}: {:?}",
-            live.iter().map(|c| c.name_any()).collect::<Vec<_>>()
-        );
         let s = schedule_status(&h, name).await;
-        assert!(s.snapshots <= 2, "{name}: {s:?}");
+        assert_eq!(s.snapshots, 2, "{name}: {s:?}");
+        eventually(
+            &format!("{name} to hold 2 Ready runs"),
+            Duration::from_secs(30),
+            || async { (ready_runs(&runs(&h, name).await) == 2).then_some(()) },
+        )
+        .await;
     }
     // Objects not labelled for the schedule are untouched.
     assert!(
@@ -315,30 +331,40 @@ async fn keep_last_prunes_and_aws_follows_each_deletion_policy() {
     );
     // AWS: a pruned Delete run's snapshot goes; a pruned Retain run's stays.
     let resource = |name: &str| format!("{}/ClusterSnapshot/{name}", h.ns);
-    let on_aws = |schedule: &str| {
-        h.aws_snapshots()
-            .into_iter()
-            .filter(|s| {
-                s.tags
-                    .get("dbsnapshot.io/resource")
-                    .is_some_and(|r| r.starts_with(&resource(&format!("{schedule}-"))))
-            })
-            .count()
+    // The snapshots on AWS of runs whose objects are gone (pruned).
+    let orphans = |schedule: &'static str| {
+        let h = &h;
+        async move {
+            // Every object's, the look-alikes' included.
+            let live: BTreeSet<String> = h
+                .snapshots()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|r| r.uid())
+                .collect();
+            h.aws_snapshots()
+                .into_iter()
+                .filter(|s| {
+                    s.tags
+                        .get("dbsnapshot.io/resource")
+                        .is_some_and(|r| r.starts_with(&resource(&format!("{schedule}-"))))
+                        && s.owner().is_some_and(|o| !live.contains(o))
+                })
+                .count()
+        }
     };
     eventually(
         "the pruned Delete runs to leave AWS",
         Duration::from_secs(30),
-        || async {
-            let objects = runs(&h, "keep").await.len();
-            (on_aws("keep") <= objects).then_some(())
-        },
+        || async { (orphans("keep").await == 0).then_some(()) },
     )
     .await;
-    let retained_objects = runs(&h, "retain").await.len();
+    let kept = orphans("retain").await;
     assert!(
-        on_aws("retain") >= retained_objects + 2,
-        "Retain: {} snapshots on AWS for {retained_objects} objects",
-        on_aws("retain")
+        kept >= 2,
+        "Retain: {kept} pruned runs' snapshots left on AWS"
     );
 }
 
@@ -406,7 +432,7 @@ async fn copy_templates_copy_each_docdb_run_to_another_region() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_stops_runs_and_forbid_skips_while_a_run_is_creating() {
-    let (h, _origin) = harness("sched-hold", 0.3).await;
+    let (mut h, origin) = harness("sched-hold", 0.3).await;
     create_schedule(
         &h,
         "paused",
@@ -444,6 +470,14 @@ async fn suspend_stops_runs_and_forbid_skips_while_a_run_is_creating() {
         (!runs(&h, "paused").await.is_empty()).then_some(())
     })
     .await;
+    // The times that passed while suspended are neither made nor counted missed.
+    assert_eq!(schedule_status(&h, "paused").await.missed_runs, 0);
+    assert!(
+        !event_reasons(&h, "paused")
+            .await
+            .iter()
+            .any(|r| r == "RunsMissed")
+    );
 
     // Forbid (the default): while a run is still creating (snapshots now take 12 s,
     // runs come every 5 s), the next runs are skipped and counted.
@@ -466,6 +500,19 @@ async fn suspend_stops_runs_and_forbid_skips_while_a_run_is_creating() {
     let list = runs(&h, "slow").await;
     let creating = list.len() - ready_runs(&list);
     assert!(creating <= 1, "Forbid let {creating} runs create at once");
+    // A restarted operator (its caches empty at first) does not make a run while one
+    // is creating either.
+    restart(&mut h, &origin, &[]);
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let list = runs(&h, "slow").await;
+        let creating = list.len() - ready_runs(&list);
+        assert!(
+            creating <= 1,
+            "after a restart, {creating} runs create at once"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert!(
         event_reasons(&h, "slow")
             .await
@@ -496,8 +543,9 @@ async fn suspend_stops_runs_and_forbid_skips_while_a_run_is_creating() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downtime_across_two_runs_makes_one_and_counts_the_other_missed() {
-    let (mut h, origin) = harness("sched-down", 0.3).await;
-    for (name, deadline) in [("late", 3600), ("strict", 1)] {
+    // A run every 15 s, so that the restart can be placed within one period.
+    let (mut h, origin) = harness_at("sched-down", 0.3, SLOW).await;
+    for (name, deadline) in [("late", 3600), ("strict", 10)] {
         create_schedule(
             &h,
             name,
@@ -510,17 +558,22 @@ async fn downtime_across_two_runs_makes_one_and_counts_the_other_missed() {
         )
         .await;
     }
-    let before = eventually("a first run of each", Duration::from_secs(30), || async {
+    let before = eventually("a first run of each", Duration::from_secs(60), || async {
         let late = schedule_status(&h, "late").await;
         let strict = schedule_status(&h, "strict").await;
         (late.last_schedule_time.is_some() && strict.last_schedule_time.is_some())
             .then_some((late, strict))
     })
     .await;
-    // Down for 12.5 s: two or three scheduled times pass (a run every 5 s).
+    // Down across two scheduled times; back 20 s (schedule time) after the second, so
+    // that it is missed by more than `strict`'s 10 s deadline and by less than
+    // `late`'s, and the next is 40 s (10 s real) away.
     h.operator = None;
-    tokio::time::sleep(Duration::from_millis(12_500)).await;
-    restart(&mut h, &origin, &[]);
+    let now = schedule_now(&origin, SLOW);
+    let back = (now.as_second() / 60 + 2) * 60 + 20;
+    let wait = (back - now.as_second()) as f64 / 4.0;
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    restart_at(&mut h, &origin, SLOW, &[]);
     for (name, old) in [("late", &before.0), ("strict", &before.1)] {
         let last_before = old.last_schedule_time.unwrap();
         let after = eventually(
@@ -535,30 +588,23 @@ async fn downtime_across_two_runs_makes_one_and_counts_the_other_missed() {
         let last_after = after.last_schedule_time.unwrap();
         let passed = (last_after.as_second() - last_before.as_second()) / 60;
         assert!(passed >= 2, "{name}: only {passed} scheduled times passed");
-        let made: BTreeSet<String> = runs(&h, name)
+        // The runs made for the times in (last_before, last_after].
+        let made: Vec<Timestamp> = runs(&h, name)
             .await
             .iter()
-            .map(|r| r.annotations()[AT].clone())
+            .map(|r| r.annotations()[AT].parse().unwrap())
+            .filter(|t: &Timestamp| *t > last_before && *t <= last_after)
             .collect();
-        let newest_made = made.contains(&last_after.to_string());
+        let missed = after.missed_runs - old.missed_runs;
         if name == "late" {
-            // Within the deadline: the newest is made, the others are missed.
-            assert!(newest_made, "{name}: {made:?} lacks {last_after}");
-            assert_eq!(after.missed_runs - old.missed_runs, passed - 1, "{after:?}");
+            // Within the deadline: the newest is made, the others are counted missed.
+            assert_eq!(made, vec![last_after], "{name}");
+            assert_eq!(missed, passed - 1, "{name}: {after:?}");
         } else {
-            // Past a 1 s deadline (0.08 s real at speed 12): all are missed.
-            assert!(!newest_made, "{name}: {made:?} has {last_after}");
-            assert_eq!(after.missed_runs - old.missed_runs, passed, "{after:?}");
+            // Past the deadline: none is made, all are counted missed.
+            assert!(made.is_empty(), "{name}: {made:?}");
+            assert_eq!(missed, passed, "{name}: {after:?}");
         }
-        // No run was made for a time inside the downtime but the newest.
-        let inside: Vec<_> = made
-            .iter()
-            .filter(|t| {
-                let t: Timestamp = t.parse().unwrap();
-                t > last_before && t < last_after
-            })
-            .collect();
-        assert!(inside.is_empty(), "{name}: {inside:?}");
     }
     assert!(
         event_reasons(&h, "late")
@@ -625,13 +671,15 @@ async fn deleting_the_schedule_leaves_its_snapshots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_creating_a_run_or_a_second_replica_makes_no_run_twice() {
-    let (mut h, origin) = harness("sched-crash", 0.3).await;
+    // A run every 15 s: the restart comes within the first run's period, so the
+    // restarted operator finds that run due again.
+    let (mut h, origin) = harness_at("sched-crash", 0.3, SLOW).await;
     // The operator holds right after creating the first run's object, before the
     // status write that records it; it is SIGKILLed there.
     h.operator = None;
     let mut args = vec![
         "--schedule-clock-speed",
-        SPEED,
+        SLOW,
         "--schedule-clock-origin",
         origin.as_str(),
     ];
@@ -669,7 +717,31 @@ async fn a_crash_after_creating_a_run_or_a_second_replica_makes_no_run_twice() {
     );
     drop(held); // SIGKILL
     // Two replicas at once, without leader election, from now on.
-    restart(&mut h, &origin, &[]);
+    restart_at(&mut h, &origin, SLOW, &[]);
+    // The restarted operator found the first run due and made already.
+    let log = h.operator.as_ref().unwrap().log.clone();
+    let first_name = first.name_any();
+    eventually(
+        "the restarted operator to find the first run made",
+        Duration::from_secs(30),
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines()
+                .any(|l| l.contains("the run exists already") && l.contains(&first_name))
+                .then_some(())
+        },
+    )
+    .await;
+    let s = eventually(
+        "the first run recorded",
+        Duration::from_secs(30),
+        || async {
+            let s = schedule_status(&h, "crash").await;
+            s.last_schedule_time.is_some().then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.missed_runs, 0, "the first run was counted missed: {s:?}");
     args.push("--metrics-addr");
     let port = free_port().to_string();
     let metrics_addr = format!("127.0.0.1:{port}");
@@ -681,9 +753,9 @@ async fn a_crash_after_creating_a_run_or_a_second_replica_makes_no_run_twice() {
         &kubeconfig(),
         &format!("{}-second", h.ns),
     );
-    let list = eventually("four runs", Duration::from_secs(60), || async {
+    let list = eventually("three runs", Duration::from_secs(60), || async {
         let list = runs(&h, "crash").await;
-        (list.len() >= 4).then_some(list)
+        (list.len() >= 3).then_some(list)
     })
     .await;
     // The first run is the object made before the crash (same UID), and every

@@ -28,6 +28,12 @@ use crate::schedule::{self, Clock, Retention, Run, RunState};
 /// The kind, as metrics and logs name it.
 pub const KIND: &str = "SnapshotSchedule";
 
+/// Condition reason (Stalled) and Event reason: the newest finished run failed.
+pub const RUN_FAILED: &str = "RunFailed";
+/// Condition reason (Stalled): the run due could not be created (a quota, a webhook,
+/// permissions: the message quotes the API server); tried again within 30 s.
+pub const RUN_NOT_CREATED: &str = "RunNotCreated";
+
 /// Tests only: when set, the operator stops (holds forever) right after creating a
 /// run's ClusterSnapshot, before the status write that records it, so that a test can
 /// SIGKILL it in that window.
@@ -82,12 +88,23 @@ impl ScheduleClock {
 pub struct SeenFailures(Mutex<HashSet<String>>);
 
 impl SeenFailures {
-    /// True the first time a run's UID is given.
-    fn first(&self, uid: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.to_string())
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a run's failure is still to be counted.
+    fn is_new(&self, uid: &str) -> bool {
+        !self.set().contains(uid)
+    }
+
+    /// The run's failure is counted.
+    fn counted(&self, uid: &str) {
+        self.set().insert(uid.to_string());
+    }
+
+    /// The run is gone.
+    fn forget(&self, uid: &str) {
+        self.set().remove(uid);
     }
 }
 
@@ -206,7 +223,8 @@ struct Outcomes {
     created: Option<String>,
     skipped: Option<String>,
     missed: u32,
-    failed: Vec<String>,
+    /// Runs that failed (name, UID), or could not be made (no UID).
+    failed: Vec<(String, String)>,
     pruned: Vec<(String, String)>,
     copies: Vec<String>,
 }
@@ -217,26 +235,45 @@ pub async fn reconcile(obj: Arc<SnapshotSchedule>, ctx: Arc<Context>) -> Result<
 
 async fn apply(
     api: &Api<SnapshotSchedule>,
-    obj: &SnapshotSchedule,
+    cached: &SnapshotSchedule,
     ctx: &Context,
 ) -> Result<Action, Error> {
+    let clock = ctx.schedule_clock;
+    // The caches of runs and copies, once they hold their first full list (right after
+    // a start they may be empty: deciding on them would make a run Forbid skips, or
+    // prune a snapshot a copy is reading).
+    let (Some(snapshot_store), Some(copy_store)) = (&ctx.snapshots, &ctx.copies) else {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
+    for ready in [
+        Box::pin(snapshot_store.wait_until_ready())
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
+        Box::pin(copy_store.wait_until_ready()),
+    ] {
+        if !tokio::time::timeout(Duration::from_secs(10), ready)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+    }
+    // The schedule as the API server has it now: its status records the runs made, and
+    // the cache may not have the last write yet (a run's watch event can wake this
+    // reconcile before the status write that recorded the run is back).
+    let Some(obj) = api.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if obj.uid() != cached.uid() || obj.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let obj = &obj;
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let generation = obj.meta().generation;
     let old = obj.status.clone().unwrap_or_default();
-    let clock = ctx.schedule_clock;
     let now = clock.now();
 
-    let checked = validate_snapshot_schedule(&obj.spec)
-        .and_then(|()| {
-            Clock::new(&obj.spec.schedule, obj.spec.time_zone.as_deref()).map_err(|e| {
-                match e.split_once(": ") {
-                    Some((field, message)) => SpecError::new(field, message),
-                    None => SpecError::new("spec.schedule", e),
-                }
-            })
-        })
-        .and_then(|c| Ok((c, retention(obj)?)));
+    let checked = check(obj).and_then(|c| Ok((c, retention(obj)?)));
     let (cron, retention) = match checked {
         Ok(v) => v,
         Err(e) => {
@@ -250,18 +287,66 @@ async fn apply(
         }
     };
 
-    let all_snapshots = ctx
-        .snapshots
-        .as_ref()
-        .map(|s| s.state())
-        .unwrap_or_default();
-    let all_copies = ctx.copies.as_ref().map(|s| s.state()).unwrap_or_default();
+    let all_snapshots = snapshot_store.state();
+    let all_copies = copy_store.state();
     let mut runs = members(obj, &all_snapshots, &all_copies);
     let mut done = Outcomes::default();
     let snapshots: Api<ClusterSnapshot> = Api::namespaced(ctx.client.clone(), &namespace);
     let copies: Api<SnapshotCopy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut status = old.clone();
 
-    // Runs: at most one now, named for its scheduled time.
+    // Failed runs: counted (once each) and shown before retention may prune them.
+    for m in runs.iter().filter(|m| m.run.state == RunState::Failed) {
+        let uid = m.object.uid().unwrap_or_default();
+        if failed_since_start(&m.object, ctx) && ctx.schedule_failures.is_new(&uid) {
+            done.failed.push((m.run.name.clone(), uid));
+        }
+    }
+    let newest_failed = runs
+        .iter()
+        .rev()
+        .find(|m| m.run.state != RunState::Creating)
+        .filter(|m| m.run.state == RunState::Failed)
+        .map(|m| m.run.name.clone());
+
+    // Retention first (a run it drops gets no copy, and a create refused by a quota
+    // does not keep old runs from going): objects of this schedule only, their
+    // finalizers decide what happens on AWS; the copies made by copyTemplates go with
+    // their snapshot.
+    let mut pruned = Vec::new();
+    if let Some(retention) = &retention {
+        let list: Vec<Run> = runs.iter().map(|m| m.run.clone()).collect();
+        pruned = schedule::prune(&list, retention, &cron.zone, now);
+        for m in runs.iter().filter(|m| pruned.contains(&m.run.name)) {
+            let why = match m.run.state {
+                RunState::Failed => {
+                    format!("failedHistoryLimit {}", retention.failed_history_limit)
+                }
+                _ => "retention".to_string(),
+            };
+            delete_run(&snapshots, &copies, &all_copies, obj, &m.object).await?;
+            ctx.schedule_failures
+                .forget(&m.object.uid().unwrap_or_default());
+            done.pruned.push((m.run.name.clone(), why));
+        }
+        runs.retain(|m| !pruned.contains(&m.run.name));
+    }
+
+    // Copies of the Ready runs kept, one per template.
+    for m in runs.iter().filter(|m| m.run.state == RunState::Ready) {
+        for template in &obj.spec.copy_templates {
+            let copy_name = schedule::copy_name(&m.run.name, &template.name);
+            let exists = all_copies.iter().any(|c| {
+                c.namespace().as_deref() == Some(namespace.as_str()) && c.name_any() == copy_name
+            });
+            if !exists && create_copy(&copies, obj, &m.run.name, &copy_name, template).await? {
+                done.copies.push(copy_name);
+            }
+        }
+    }
+
+    // Runs: at most one now, named for its scheduled time. While suspended the
+    // scheduled times pass unmade and uncounted (as they would without the schedule).
     let since = old
         .last_schedule_time
         .or_else(|| {
@@ -276,13 +361,17 @@ async fn apply(
         .map(|s| Duration::from_secs(s.max(0) as u64));
     let suspended = obj.spec.suspend;
     let due = schedule::due(&cron, since, now, deadline);
-    let mut status = old.clone();
-    if !suspended {
-        done.missed = due.missed;
+    let mut not_created = None;
+    if suspended {
+        if let Some(last) = due.last {
+            status.last_schedule_time = Some(last);
+        }
+    } else {
+        let mut record = true;
         if let Some(at) = due.run {
             let run_name = schedule::run_name(&name, at);
             let taken = all_snapshots.iter().find(|cs| {
-                cs.namespace().as_deref() == Some(&namespace) && cs.name_any() == run_name
+                cs.namespace().as_deref() == Some(namespace.as_str()) && cs.name_any() == run_name
             });
             let creating = runs.iter().any(|m| m.run.state == RunState::Creating);
             let forbid = obj.spec.concurrency_policy == ConcurrencyPolicy::Forbid;
@@ -299,89 +388,64 @@ async fn apply(
                         ),
                     )
                     .await;
-                    done.failed.push(run_name);
+                    done.failed.push((run_name, String::new()));
+                } else {
+                    // Made already (by this process before a restart, or by another
+                    // replica): never twice.
+                    tracing::debug!(schedule = %name, run = %run_name, "the run exists already");
                 }
-                // Else made already (by this process before a restart, or another replica).
             } else if forbid && creating {
                 done.skipped = Some(run_name);
             } else {
-                let made = create_run(&snapshots, obj, &run_name, at).await?;
-                if made && std::env::var_os(HOLD_AFTER_RUN_CREATE).is_some() {
-                    // Tests only: the crash window between a run's create and the
-                    // status write that records it.
-                    tracing::warn!(run = %run_name, "{HOLD_AFTER_RUN_CREATE} is set: holding before the status write");
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                }
-                if made {
-                    done.created = Some(run_name.clone());
+                match create_run(&snapshots, obj, &run_name, at).await {
+                    Ok(true) => {
+                        #[cfg(debug_assertions)]
+                        if std::env::var_os(HOLD_AFTER_RUN_CREATE).is_some() {
+                            // Tests only: the crash window between a run's create and
+                            // the status write that records it.
+                            tracing::warn!(run = %run_name, "{HOLD_AFTER_RUN_CREATE} is set: holding before the status write");
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                        ctx.metrics.schedule_runs(&namespace, &name, "created", 1);
+                        publish(
+                            ctx,
+                            obj,
+                            EventType::Normal,
+                            "RunCreated",
+                            format!("created ClusterSnapshot {run_name} for the run at {at}"),
+                        )
+                        .await;
+                        done.created = Some(run_name);
+                    }
+                    Ok(false) => {
+                        tracing::debug!(schedule = %name, run = %run_name, "the run exists already");
+                    }
+                    Err(e) => {
+                        // Not recorded: the run is tried again (within the deadline).
+                        record = false;
+                        not_created = Some(format!(
+                            "could not create ClusterSnapshot {run_name} for the run at {at}: {e}"
+                        ));
+                    }
                 }
             }
         }
-        if let Some(last) = due.last {
-            status.last_schedule_time = Some(last);
+        if record {
+            done.missed = due.missed;
+            if let Some(last) = due.last {
+                status.last_schedule_time = Some(last);
+            }
         }
     }
     status.next_schedule_time = if suspended { None } else { due.next };
 
-    // Copies of Ready runs, one per template.
-    for m in runs.iter().filter(|m| m.run.state == RunState::Ready) {
-        for template in &obj.spec.copy_templates {
-            let copy_name = schedule::copy_name(&m.run.name, &template.name);
-            let exists = all_copies
-                .iter()
-                .any(|c| c.namespace().as_deref() == Some(&namespace) && c.name_any() == copy_name);
-            if exists {
-                continue;
-            }
-            if create_copy(&copies, obj, &m.run.name, &copy_name, template).await? {
-                done.copies.push(copy_name);
-            }
-        }
-    }
-    // A copy just created reads its snapshot from now on.
-    for m in &mut runs {
-        if done.copies.iter().any(|c| {
-            obj.spec
-                .copy_templates
-                .iter()
-                .any(|t| schedule::copy_name(&m.run.name, &t.name) == *c)
-        }) {
-            m.run.in_use = true;
-        }
-    }
-
-    // Retention: objects of this schedule only (their finalizers decide what happens on
-    // AWS); the copies made by copyTemplates go with their snapshot.
-    if let Some(retention) = &retention {
-        let list: Vec<Run> = runs.iter().map(|m| m.run.clone()).collect();
-        let prune = schedule::prune(&list, retention, &cron.zone, now);
-        for m in runs.iter().filter(|m| prune.contains(&m.run.name)) {
-            let why = match m.run.state {
-                RunState::Failed => "failedHistoryLimit".to_string(),
-                _ => "retention".to_string(),
-            };
-            delete_run(&snapshots, &copies, &all_copies, obj, &m.object).await?;
-            done.pruned.push((m.run.name.clone(), why));
-        }
-        runs.retain(|m| !prune.contains(&m.run.name));
-    }
-
-    // Failed runs, each counted once.
-    for m in runs.iter().filter(|m| m.run.state == RunState::Failed) {
-        let uid = m.object.uid().unwrap_or_default();
-        if ctx.schedule_failures.first(&uid) && failed_since_start(&m.object, ctx) {
-            done.failed.push(m.run.name.clone());
-        }
-    }
-
+    // Status: what is kept now.
     let ready: Vec<&Member> = runs
         .iter()
         .filter(|m| m.run.state == RunState::Ready)
         .collect();
     status.snapshots = ready.len() as i64;
-    if let Some(newest) = ready.last() {
-        status.last_snapshot = Some(newest.run.name.clone());
-    }
+    status.last_snapshot = ready.last().map(|m| m.run.name.clone());
     let newest_success = ready.iter().filter_map(|m| ready_since(&m.object)).max();
     status.last_successful_time = match (status.last_successful_time, newest_success) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -399,34 +463,72 @@ async fn apply(
     let missed_now = done.missed + u32::from(done.skipped.is_some());
     status.missed_runs += i64::from(missed_now);
 
-    let newest_finished = runs
-        .iter()
-        .rev()
-        .find(|m| m.run.state != RunState::Creating);
-    let health = match newest_finished {
-        Some(m) if m.run.state == RunState::Failed => Health::stalled(
-            "RunFailed",
+    let health = if let Some(message) = &not_created {
+        Health::stalled(RUN_NOT_CREATED, message.clone())
+    } else if let Some(run) = &newest_failed {
+        let pruned_note = if pruned.contains(run) {
+            " (deleted since, by failedHistoryLimit)"
+        } else {
+            ""
+        };
+        Health::stalled(
+            RUN_FAILED,
             format!(
-                "the newest finished run, ClusterSnapshot {}, failed: see its conditions",
-                m.run.name
+                "the newest finished run, ClusterSnapshot {run}, failed{pruned_note}: see its conditions and events"
             ),
-        ),
-        _ if suspended => Health::ready(format!("suspended; {} snapshots kept", ready.len())),
-        _ => Health::ready(match status.next_schedule_time {
+        )
+    } else if suspended {
+        Health::ready(format!("suspended; {} snapshots kept", ready.len()))
+    } else {
+        Health::ready(match status.next_schedule_time {
             Some(next) => format!("next run at {next}; {} snapshots kept", ready.len()),
             None => format!(
                 "the schedule names no future time; {} snapshots kept",
                 ready.len()
             ),
-        }),
+        })
     };
     let status = with_health(status, &health, generation);
-    write_status(api, ctx, obj, &old, &status).await?;
-    report(ctx, obj, &done, due.run).await;
+    match write_status(api, ctx, obj, &old, &status).await {
+        Ok(()) => {}
+        // Another writer (a second replica, a reconcile on a newer view) got there
+        // first: look again.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            return Ok(Action::requeue(Duration::from_millis(200)));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    report(ctx, obj, &done).await;
 
-    Ok(match status.next_schedule_time {
-        Some(next) => Action::requeue(clock.until(now, next).max(Duration::from_millis(100))),
-        None => Action::await_change(),
+    // Wake at the next scheduled time (while suspended too: retention keeps working),
+    // sooner after a create that failed.
+    let next = due
+        .next
+        .map(|next| clock.until(now, next).max(Duration::from_millis(100)));
+    Ok(match (not_created, next) {
+        (Some(_), Some(next)) => Action::requeue(next.min(Duration::from_secs(30))),
+        (Some(_), None) => Action::requeue(Duration::from_secs(30)),
+        (None, Some(next)) => Action::requeue(next),
+        (None, None) => Action::await_change(),
+    })
+}
+
+/// The spec, checked: the schedule's clock, or the error naming the field.
+fn check(obj: &SnapshotSchedule) -> Result<Clock, SpecError> {
+    // The name is the value of each run's schedule label (at most 63 characters).
+    if obj.name_any().len() > 63 {
+        return Err(SpecError::new(
+            "metadata.name",
+            "is longer than 63 characters: it labels every run (dbsnapshot.io/schedule), and \
+             label values are at most 63; use a shorter name",
+        ));
+    }
+    validate_snapshot_schedule(&obj.spec)?;
+    Clock::new(&obj.spec.schedule, obj.spec.time_zone.as_deref()).map_err(|e| {
+        match e.split_once(": ") {
+            Some((field, message)) => SpecError::new(field, message),
+            None => SpecError::new("spec.schedule", e),
+        }
     })
 }
 
@@ -543,25 +645,13 @@ where
 }
 
 /// Events and run counters for what one reconcile did.
-async fn report(ctx: &Context, obj: &SnapshotSchedule, done: &Outcomes, at: Option<Timestamp>) {
+async fn report(ctx: &Context, obj: &SnapshotSchedule, done: &Outcomes) {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let count = |outcome: &str, n: usize| {
         ctx.metrics
             .schedule_runs(&namespace, &name, outcome, n as u64)
     };
-    if let Some(run) = &done.created {
-        count("created", 1);
-        let at = at.map(|t| t.to_string()).unwrap_or_default();
-        publish(
-            ctx,
-            obj,
-            EventType::Normal,
-            "RunCreated",
-            format!("created ClusterSnapshot {run} for the run at {at}"),
-        )
-        .await;
-    }
     if let Some(run) = &done.skipped {
         count("skipped", 1);
         publish(
@@ -589,13 +679,17 @@ async fn report(ctx: &Context, obj: &SnapshotSchedule, done: &Outcomes, at: Opti
         )
         .await;
     }
-    for run in &done.failed {
+    for (run, uid) in &done.failed {
         count("failed", 1);
+        if uid.is_empty() {
+            continue; // said by its own event (RunNameTaken)
+        }
+        ctx.schedule_failures.counted(uid);
         publish(
             ctx,
             obj,
             EventType::Warning,
-            "RunFailed",
+            RUN_FAILED,
             format!("run {run} failed: see the ClusterSnapshot's conditions"),
         )
         .await;
