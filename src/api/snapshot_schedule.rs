@@ -66,6 +66,8 @@ macro_rules! copy_rule {
     namespaced,
     status = "SnapshotScheduleStatus",
     derive = "PartialEq",
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name: at most 63 characters (it labels every run: dbsnapshot.io/schedule)"),
     doc = "ClusterSnapshots taken on a cron schedule in a time zone, copied by SnapshotCopies made from templates, and pruned by count, age or grandfather-father-son retention. Deleting the schedule leaves its snapshots.",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
