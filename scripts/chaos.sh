@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The chaos run: prepares a kube-apiserver of its own (target/testbed-chaos; built once
-# and cached), then runs benches/chaos.rs (release build): 200 objects through create →
-# Ready → delete while the AWS emulator injects faults, the operator is SIGKILLed at
-# random moments and the kube-apiserver restarts once; then checks the invariants.
-# Arguments go to the run, e.g. --objects 200 --kills 10 --seed 7 --runs 3.
+# and cached), then runs benches/chaos.rs (release build): 200 objects (by default)
+# through create → Ready → delete, and 5 SnapshotSchedules on a per-minute cron on the
+# operator's fast test clock, while the AWS emulator injects faults, the operator is
+# SIGKILLed at random moments and the kube-apiserver restarts once; then checks the
+# invariants (docs/reliability.md). Arguments go to the run, e.g. --objects 200
+# --kills 10 --seed 7 --runs 3 --schedules 5 --schedule-speed 6 (--schedules 0: none).
 # Appends the figures of each run to target/chaos/results.json; exits non-zero on the
 # first run whose invariants break.
 set -euo pipefail
