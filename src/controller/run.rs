@@ -235,15 +235,17 @@ async fn run_controllers(
     // upgrade that has not applied the new CRD yet keeps the other kinds working).
     let (schedule_store, schedule_writer) = reflector::store();
     let schedule_controller = {
-        let reach = ctx.metrics.clone();
         let store = schedule_store.clone();
         let ctx = ctx.clone();
         let concurrency = settings.concurrency;
         async move {
             wait_for_crd(&schedules).await;
+            // Not a reachability signal for /readyz: a watch of a kind with no objects
+            // yields nothing once it is back, so an error it reported while the API
+            // server restarted would be the last word and keep the operator not ready.
+            // The ClusterSnapshot and SnapshotCopy watches tell.
             let trigger = watcher(schedules, watcher::Config::default().any_semantic())
                 .default_backoff()
-                .inspect(move |r| reach.reach.kube(r.is_ok()))
                 .reflect(schedule_writer)
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
