@@ -36,6 +36,9 @@ nobody_run() {
 cp "$stripped" /tmp/dbsnapshot-operator-image-check
 chmod 755 /tmp/dbsnapshot-operator-image-check
 (cd / && nobody_run /tmp/dbsnapshot-operator-image-check --version)
-(cd / && nobody_run /tmp/dbsnapshot-operator-image-check crd) | grep -q "kind: CustomResourceDefinition"
+# All three CRDs, in full (grep -c reads to the end; `crd | head` must not fail either).
+crds=$( (cd / && nobody_run /tmp/dbsnapshot-operator-image-check crd) | grep -c "^kind: CustomResourceDefinition")
+[ "$crds" = 3 ] || { echo "build-release: crd printed $crds CustomResourceDefinitions, not 3" >&2; exit 1; }
+(cd / && nobody_run /tmp/dbsnapshot-operator-image-check crd) | head -1 >/dev/null
 rm -f /tmp/dbsnapshot-operator-image-check
 echo "build-release: ok"

@@ -247,8 +247,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Crd) => {
-            print!("{}", dbsnapshot_operator::api::crds_yaml());
-            Ok(())
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            match out
+                .write_all(dbsnapshot_operator::api::crds_yaml().as_bytes())
+                .and_then(|()| out.flush())
+            {
+                // `crd | head` or `crd | grep -q` closes the pipe early: not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Some(Command::Run(args)) => run(*args).await,
         None => run(cli.run).await,
