@@ -28,7 +28,9 @@ const CODES: ServiceCodes = ServiceCodes {
 pub struct Docdb {
     client: Client,
     region: String,
-    endpoint_override: Option<String>,
+    /// What DocumentDB's endpoint in another region (the presigned source request's)
+    /// depends on: the configured endpoint URL, FIPS, dual stack.
+    endpoints: presign::EndpointSettings,
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// This account, asked of STS (once) only to tell a snapshot shared into it by ARN.
     /// The account, asked of STS once per process (shared with every engine).
@@ -49,7 +51,7 @@ impl Docdb {
         Self {
             client: Client::from_conf(conf),
             region: region.to_string(),
-            endpoint_override: config.endpoint_url().map(str::to_string),
+            endpoints: presign::EndpointSettings::from_sdk_config(config),
             credentials: config.credentials_provider(),
             caller,
         }
@@ -75,9 +77,12 @@ impl Docdb {
                 format!("credentials: {e}"),
             )
         })?;
+        let endpoint = presign::endpoint(&self.endpoints, source_region)
+            .await
+            .map_err(&fail)?;
         presign::presign_copy(
             &presign::CopyPresign {
-                endpoint: &presign::endpoint(self.endpoint_override.as_deref(), source_region),
+                endpoint: &endpoint,
                 source_arn: &request.source,
                 target_identifier: &request.target,
                 kms_key_id: request.kms_key_id.as_deref(),

@@ -28,10 +28,9 @@ pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
         Some(s) if (200..300).contains(&s) => "ok",
         Some(s) => {
             let text = body.map(String::from_utf8_lossy).unwrap_or_default();
-            // The codes `error::THROTTLING` classifies as throttling.
-            let throttled = super::error::THROTTLING
-                .iter()
-                .any(|c| text.contains(&format!("<Code>{c}</Code>")));
+            // The same codes the error classes call throttling (query protocol:
+            // `<Error><Code>…</Code>`).
+            let throttled = error_code(&text).is_some_and(super::error::is_throttling);
             if s == 429 || throttled {
                 "throttled"
             } else if s >= 500 {
@@ -41,6 +40,13 @@ pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
             }
         }
     }
+}
+
+/// The `<Code>` of a query-protocol error body.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    Some(body[start..start + len].trim())
 }
 
 impl Intercept for Metered {
@@ -107,5 +113,42 @@ mod tests {
             "client_error"
         );
         assert_eq!(outcome(Some(500), None), "server_error");
+    }
+
+    /// Every code the SDK's retry classifier treats as throttling lowers the budget
+    /// and counts as throttled, not only the common ones (ThrottledException,
+    /// SlowDown, ... were missed by an earlier hand-written list).
+    #[test]
+    fn every_sdk_throttling_code_is_throttled() {
+        for code in aws_runtime::retries::classifiers::THROTTLING_ERRORS
+            .iter()
+            .chain(["DependentServiceRequestThrottlingFault"].iter())
+        {
+            let body = format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>m</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+            );
+            assert_eq!(
+                outcome(Some(400), Some(body.as_bytes())),
+                "throttled",
+                "{code}"
+            );
+            assert_eq!(
+                crate::engine::error::class_of_code(
+                    code,
+                    400,
+                    &crate::engine::error::ServiceCodes::NONE
+                ),
+                crate::engine::error::ErrorClass::Throttled,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            outcome(
+                Some(400),
+                Some(b"<Error><Code>ThrottlingNot</Code></Error>")
+            ),
+            "client_error"
+        );
     }
 }

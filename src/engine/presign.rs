@@ -21,12 +21,57 @@ pub struct CopyPresign<'a> {
     pub destination_region: &'a str,
 }
 
-/// The endpoint of DocumentDB in `region`, or the configured override.
-pub fn endpoint(override_url: Option<&str>, region: &str) -> String {
-    match override_url {
-        Some(url) => url.to_string(),
-        None => format!("https://rds.{region}.amazonaws.com/"),
+/// What the DocumentDB client's endpoint depends on, besides the region: read once from
+/// the SDK configuration, the same way the SDK's DocumentDB client reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// The configured endpoint URL: DocumentDB's own (`AWS_ENDPOINT_URL_DOCDB`, or
+    /// `endpoint_url` in the profile's `docdb` services section) or else the global one.
+    pub url: Option<String>,
+    pub use_fips: bool,
+    pub use_dual_stack: bool,
+}
+
+impl EndpointSettings {
+    pub fn from_sdk_config(config: &aws_types::SdkConfig) -> Self {
+        // As `aws_sdk_docdb::config::Builder::from(&SdkConfig)` does: an endpoint URL set
+        // in code wins, then the service's own setting, then the global one.
+        let service = if config.get_origin("endpoint_url").is_client_config() {
+            None
+        } else {
+            aws_types::service_config::ServiceConfigKey::builder()
+                .service_id("DocDB")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()
+                .and_then(|key| config.service_config()?.load_config(key))
+        };
+        Self {
+            url: service.or_else(|| config.endpoint_url().map(str::to_string)),
+            use_fips: config.use_fips().unwrap_or(false),
+            use_dual_stack: config.use_dual_stack().unwrap_or(false),
+        }
     }
+}
+
+/// DocumentDB's endpoint in `region`, from the SDK's own endpoint rules: the partition's
+/// DNS suffix (`amazonaws.com.cn` in China, `amazonaws.com` in GovCloud), FIPS and
+/// dual-stack hosts, or the configured endpoint URL.
+pub async fn endpoint(settings: &EndpointSettings, region: &str) -> Result<String, String> {
+    use aws_sdk_docdb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let params = Params::builder()
+        .region(region)
+        .use_fips(settings.use_fips)
+        .use_dual_stack(settings.use_dual_stack)
+        .set_endpoint(settings.url.clone())
+        .build()
+        .map_err(|e| format!("DocumentDB endpoint parameters for {region}: {e}"))?;
+    let resolved = DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map_err(|e| format!("no DocumentDB endpoint for region {region}: {e}"))?;
+    Ok(resolved.url().to_string())
 }
 
 /// The presigned URL: a GET of CopyDBClusterSnapshot, signed for the source region and
@@ -91,7 +136,7 @@ mod tests {
         let creds = Credentials::new("AKIATEST123456789012", "secret", None, None, "test");
         let url = presign_copy(
             &CopyPresign {
-                endpoint: &endpoint(None, "us-east-1"),
+                endpoint: "https://rds.us-east-1.amazonaws.com",
                 source_arn: "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:src",
                 target_identifier: "dst",
                 kms_key_id: Some("alias/k"),
@@ -117,5 +162,103 @@ mod tests {
         assert_eq!(q["X-Amz-Expires"], "3600");
         assert_eq!(q["X-Amz-SignedHeaders"], "host");
         assert_eq!(q["X-Amz-Signature"].len(), 64);
+    }
+
+    fn resolve(settings: &EndpointSettings, region: &str) -> Result<String, String> {
+        futures::executor::block_on(endpoint(settings, region))
+    }
+
+    #[test]
+    fn endpoints_follow_the_partition_of_the_source_region() {
+        let plain = EndpointSettings::default();
+        for (region, url) in [
+            ("us-east-1", "https://rds.us-east-1.amazonaws.com"),
+            ("eu-west-1", "https://rds.eu-west-1.amazonaws.com"),
+            // China: its own DNS suffix.
+            ("cn-north-1", "https://rds.cn-north-1.amazonaws.com.cn"),
+            (
+                "cn-northwest-1",
+                "https://rds.cn-northwest-1.amazonaws.com.cn",
+            ),
+            // GovCloud.
+            ("us-gov-west-1", "https://rds.us-gov-west-1.amazonaws.com"),
+        ] {
+            assert_eq!(resolve(&plain, region).unwrap(), url, "{region}");
+        }
+    }
+
+    #[test]
+    fn fips_and_dual_stack_endpoints_come_from_the_sdk_rules() {
+        let fips = EndpointSettings {
+            use_fips: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&fips, "us-east-1").unwrap(),
+            "https://rds-fips.us-east-1.amazonaws.com"
+        );
+        assert_eq!(
+            resolve(&fips, "us-gov-west-1").unwrap(),
+            "https://rds.us-gov-west-1.amazonaws.com"
+        );
+        let dual = EndpointSettings {
+            use_dual_stack: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&dual, "us-east-1").unwrap(),
+            "https://rds.us-east-1.api.aws"
+        );
+        assert_eq!(
+            resolve(&dual, "cn-north-1").unwrap(),
+            "https://rds.cn-north-1.api.amazonwebservices.com.cn"
+        );
+    }
+
+    #[test]
+    fn a_configured_endpoint_url_wins_and_its_service_setting_first() {
+        let set = EndpointSettings {
+            url: Some("http://127.0.0.1:4566".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&set, "cn-north-1").unwrap(),
+            "http://127.0.0.1:4566"
+        );
+
+        // A DocumentDB-only endpoint (AWS_ENDPOINT_URL_DOCDB, or a profile's services
+        // section) beats the global one; one set in code beats both.
+        #[derive(Debug)]
+        struct DocdbOnly;
+        impl aws_types::service_config::LoadServiceConfig for DocdbOnly {
+            fn load_config(
+                &self,
+                key: aws_types::service_config::ServiceConfigKey<'_>,
+            ) -> Option<String> {
+                (key.service_id() == "DocDB" && key.env() == "AWS_ENDPOINT_URL")
+                    .then(|| "http://127.0.0.1:2222".to_string())
+            }
+        }
+        let global = aws_types::SdkConfig::builder()
+            .endpoint_url("http://127.0.0.1:1111")
+            .build();
+        assert_eq!(
+            EndpointSettings::from_sdk_config(&global).url.as_deref(),
+            Some("http://127.0.0.1:1111")
+        );
+        let mut from_env = aws_types::SdkConfig::builder().service_config(DocdbOnly);
+        from_env.insert_origin(
+            "endpoint_url",
+            aws_types::origin::Origin::shared_environment_variable(),
+        );
+        let from_env = from_env.endpoint_url("http://127.0.0.1:1111").build();
+        let settings = EndpointSettings::from_sdk_config(&from_env);
+        assert_eq!(settings.url.as_deref(), Some("http://127.0.0.1:2222"));
+        assert_eq!(
+            resolve(&settings, "eu-west-1").unwrap(),
+            "http://127.0.0.1:2222"
+        );
+        let fips = aws_types::SdkConfig::builder().use_fips(true).build();
+        assert!(EndpointSettings::from_sdk_config(&fips).use_fips);
     }
 }
