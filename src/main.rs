@@ -61,9 +61,9 @@ struct RunArgs {
     /// AWS region for objects that name none (default: the AWS config chain's).
     #[arg(long, env = "DBSNAPSHOT_REGION")]
     region: Option<String>,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "DBSNAPSHOT_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all namespaces).
+    #[arg(long, env = "DBSNAPSHOT_NAMESPACE", value_delimiter = ',')]
+    namespace: Vec<String>,
     /// Objects reconciled at the same time.
     #[arg(long, default_value_t = 8, env = "DBSNAPSHOT_CONCURRENCY")]
     concurrency: u16,
@@ -103,7 +103,8 @@ struct RunArgs {
     /// overlap (a Deployment's rollout: the chart always turns it on).
     #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION")]
     leader_election: bool,
-    /// Namespace of the Lease (default: POD_NAMESPACE, else --namespace, else default).
+    /// Namespace of the Lease (default: POD_NAMESPACE, else the first --namespace, else
+    /// default).
     #[arg(long, env = "DBSNAPSHOT_LEADER_ELECTION_NAMESPACE")]
     leader_election_namespace: Option<String>,
     /// Name of the Lease.
@@ -194,7 +195,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .leader_election_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .or_else(|| args.namespace.clone())
+            .or_else(|| args.namespace.first().cloned())
             .unwrap_or_else(|| "default".to_string()),
         lease_name: args.lease_name.clone(),
         identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
@@ -208,7 +209,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let settings = Settings {
         leader_election,
-        namespace: args.namespace,
+        namespaces: {
+            let mut namespaces: Vec<String> = args
+                .namespace
+                .iter()
+                .map(|ns| ns.trim().to_string())
+                .filter(|ns| !ns.is_empty())
+                .collect();
+            namespaces.sort();
+            namespaces.dedup();
+            namespaces
+        },
         concurrency: args.concurrency.max(1),
         metrics_addr: args.metrics_addr,
         timing: Timing {

@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 pub struct Settings {
     /// `Some`: only the replica holding the lease reconciles.
     pub leader_election: Option<crate::leader::LeaderElection>,
-    /// Watch only this namespace (all when `None`).
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (all when empty): one watch per namespace.
+    pub namespaces: Vec<String>,
     /// Objects reconciled at once.
     pub concurrency: u16,
     pub metrics_addr: std::net::SocketAddr,
@@ -47,6 +47,223 @@ pub enum Polling {
     /// client-side budget: how other controllers behave; kept as the benchmark's
     /// baseline.
     PerObject,
+}
+
+/// The `Api`s of the watched namespaces: one per namespace, or one for all when none is
+/// named.
+fn scoped<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        return vec![Api::all(client.clone())];
+    }
+    namespaces
+        .iter()
+        .map(|ns| Api::namespaced(client.clone(), ns))
+        .collect()
+}
+
+type Events<K> = futures::stream::BoxStream<
+    'static,
+    Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
+>;
+
+/// One watch per `Api` (namespace), as one stream of watcher events that a single
+/// reflector store can take. A store swaps in a whole listing at `InitDone`, so the
+/// listings of several watches cannot reach it as they are (one namespace's re-list
+/// would drop the others' objects): the first listings of all namespaces make the
+/// store's one listing (events of a namespace done early are held until all are), and
+/// later re-lists become `Apply`s plus a `Delete` for each object gone.
+fn watch_each<K>(apis: Vec<Api<K>>, config: kube::runtime::watcher::Config) -> Events<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    if apis.len() == 1 {
+        let api = apis.into_iter().next().expect("one Api");
+        return watcher(api, config).default_backoff().boxed();
+    }
+    let mut merged = Merged::new(apis.len());
+    let watches = apis.into_iter().enumerate().map(|(i, api)| {
+        watcher(api, config.clone())
+            .default_backoff()
+            .map(move |event| (i, event))
+            .boxed()
+    });
+    futures::stream::select_all(watches)
+        .flat_map(move |(i, event)| futures::stream::iter(merged.next(i, event)))
+        .boxed()
+}
+
+/// The objects watched by several `watch_each` watches (see there).
+struct Merged<K: Resource<DynamicType = ()>> {
+    /// Per watch: the objects the store holds from it.
+    known: Vec<HashMap<ObjectRef<K>, K>>,
+    /// Per watch: the objects of its listing in progress.
+    listing: Vec<Option<std::collections::HashSet<ObjectRef<K>>>>,
+    /// Per watch: its first listing is complete.
+    listed: Vec<bool>,
+    /// The store's listing has begun (its `Init` went out).
+    init_sent: bool,
+    /// Events of watches done with their first listing, held until all are.
+    held: Vec<(usize, kube::runtime::watcher::Event<K>)>,
+    /// Objects a restarted first listing no longer had: deleted once the store's
+    /// listing is in.
+    gone: Vec<K>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Merged<K> {
+    fn new(watches: usize) -> Self {
+        Self {
+            known: (0..watches).map(|_| HashMap::new()).collect(),
+            listing: (0..watches).map(|_| None).collect(),
+            listed: vec![false; watches],
+            init_sent: false,
+            held: Vec::new(),
+            gone: Vec::new(),
+        }
+    }
+
+    fn next(
+        &mut self,
+        i: usize,
+        event: Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
+    ) -> Vec<Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>> {
+        use kube::runtime::watcher::Event;
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return vec![Err(e)],
+        };
+        let all_listed = self.listed.iter().all(|l| *l);
+        if all_listed {
+            return self.live(i, event);
+        }
+        if self.listed[i] {
+            self.held.push((i, event));
+            return Vec::new();
+        }
+        // The first listing of watch `i`: part of the store's one listing.
+        match event {
+            Event::Init => {
+                self.listing[i] = Some(Default::default());
+                if std::mem::replace(&mut self.init_sent, true) {
+                    Vec::new()
+                } else {
+                    vec![Ok(Event::Init)]
+                }
+            }
+            Event::InitApply(obj) => {
+                let key = ObjectRef::from_obj(&obj);
+                self.listing[i].get_or_insert_default().insert(key.clone());
+                self.known[i].insert(key, obj.clone());
+                vec![Ok(Event::InitApply(obj))]
+            }
+            Event::InitDone => {
+                let seen = self.listing[i].take().unwrap_or_default();
+                let gone = self.forget_all_but(i, &seen);
+                self.gone.extend(gone);
+                self.listed[i] = true;
+                if !self.listed.iter().all(|l| *l) {
+                    return Vec::new();
+                }
+                let mut out = vec![Ok(Event::InitDone)];
+                out.extend(
+                    std::mem::take(&mut self.gone)
+                        .into_iter()
+                        .map(|o| Ok(Event::Delete(o))),
+                );
+                for (j, event) in std::mem::take(&mut self.held) {
+                    out.extend(self.live(j, event));
+                }
+                out
+            }
+            // Not before a listing is done; taken as they come.
+            event @ (Event::Apply(_) | Event::Delete(_)) => self.live(i, event),
+        }
+    }
+
+    /// Drops from watch `i`'s objects those not in `seen`, returning them.
+    fn forget_all_but(
+        &mut self,
+        i: usize,
+        seen: &std::collections::HashSet<ObjectRef<K>>,
+    ) -> Vec<K> {
+        let gone: Vec<ObjectRef<K>> = self.known[i]
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        gone.iter()
+            .filter_map(|k| self.known[i].remove(k))
+            .collect()
+    }
+
+    /// An event once the store has every watch's listing: a re-list is applied object
+    /// by object, and what it no longer has is deleted.
+    fn live(
+        &mut self,
+        i: usize,
+        event: kube::runtime::watcher::Event<K>,
+    ) -> Vec<Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>> {
+        use kube::runtime::watcher::Event;
+        match event {
+            Event::Init => {
+                self.listing[i] = Some(Default::default());
+                Vec::new()
+            }
+            Event::InitApply(obj) | Event::Apply(obj) => {
+                let key = ObjectRef::from_obj(&obj);
+                if let Some(listing) = &mut self.listing[i] {
+                    listing.insert(key.clone());
+                }
+                self.known[i].insert(key, obj.clone());
+                vec![Ok(Event::Apply(obj))]
+            }
+            Event::InitDone => {
+                let seen = self.listing[i].take().unwrap_or_default();
+                self.forget_all_but(i, &seen)
+                    .into_iter()
+                    .map(|o| Ok(Event::Delete(o)))
+                    .collect()
+            }
+            Event::Delete(obj) => {
+                self.known[i].remove(&ObjectRef::from_obj(&obj));
+                vec![Ok(Event::Delete(obj))]
+            }
+        }
+    }
+}
+
+/// The objects each of `apis` touches, as one stream (for `Controller::watches_stream`).
+fn touched_in_each<K>(
+    apis: Vec<Api<K>>,
+    config: kube::runtime::watcher::Config,
+) -> futures::stream::BoxStream<'static, Result<K, kube::runtime::watcher::Error>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    futures::stream::select_all(
+        apis.into_iter()
+            .map(|api| watcher(api, config.clone()).touched_objects().boxed()),
+    )
+    .boxed()
 }
 
 /// Waits until the API server serves `K` (its CRD is installed), logging while not.
@@ -162,20 +379,11 @@ async fn run_controllers(
     ctx.snapshots = Some(snapshot_store.clone());
     ctx.schedule_clock = settings.schedule_clock;
     let ctx = Arc::new(ctx);
-    let snapshots: Api<ClusterSnapshot> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let copies: Api<SnapshotCopy> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let schedules: Api<SnapshotSchedule> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    wait_for_crd(&snapshots).await;
-    wait_for_crd(&copies).await;
+    let snapshots: Vec<Api<ClusterSnapshot>> = scoped(&client, &settings.namespaces);
+    let copies: Vec<Api<SnapshotCopy>> = scoped(&client, &settings.namespaces);
+    let schedules: Vec<Api<SnapshotSchedule>> = scoped(&client, &settings.namespaces);
+    wait_for_crd(&snapshots[0]).await;
+    wait_for_crd(&copies[0]).await;
     // The runs and copies of schedules: their changes (a run becoming Ready, a copy
     // finishing) wake the schedule named by their label.
     let labelled = watcher::Config::default()
@@ -185,8 +393,7 @@ async fn run_controllers(
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
     let reach = ctx.metrics.clone();
-    let trigger = watcher(snapshots.clone(), watcher::Config::default().any_semantic())
-        .default_backoff()
+    let trigger = watch_each(snapshots.clone(), watcher::Config::default().any_semantic())
         .inspect(move |r| reach.reach.kube(r.is_ok()))
         .reflect(writer)
         .applied_objects()
@@ -197,8 +404,7 @@ async fn run_controllers(
         .shutdown_on_signal();
 
     let reach = ctx.metrics.clone();
-    let trigger = watcher(copies, watcher::Config::default().any_semantic())
-        .default_backoff()
+    let trigger = watch_each(copies, watcher::Config::default().any_semantic())
         .inspect(move |r| reach.reach.kube(r.is_ok()))
         .reflect(copy_writer)
         .applied_objects()
@@ -207,9 +413,8 @@ async fn run_controllers(
     let copies_of = copy_store.clone();
     let copy_controller = Controller::for_stream(trigger, copy_store.clone())
         .with_config(controller_config())
-        .watches(
-            snapshots,
-            watcher::Config::default().any_semantic(),
+        .watches_stream(
+            touched_in_each(snapshots, watcher::Config::default().any_semantic()),
             move |cs: ClusterSnapshot| {
                 let namespace = cs.namespace();
                 let name = cs.name_any();
@@ -239,13 +444,12 @@ async fn run_controllers(
         let ctx = ctx.clone();
         let concurrency = settings.concurrency;
         async move {
-            wait_for_crd(&schedules).await;
+            wait_for_crd(&schedules[0]).await;
             // Not a reachability signal for /readyz: a watch of a kind with no objects
             // yields nothing once it is back, so an error it reported while the API
             // server restarted would be the last word and keep the operator not ready.
             // The ClusterSnapshot and SnapshotCopy watches tell.
-            let trigger = watcher(schedules, watcher::Config::default().any_semantic())
-                .default_backoff()
+            let trigger = watch_each(schedules, watcher::Config::default().any_semantic())
                 .reflect(schedule_writer)
                 .applied_objects()
                 .predicate_filter(predicates::generation, Default::default());
@@ -265,14 +469,14 @@ async fn run_controllers(
             );
             Controller::for_stream(trigger, store)
                 .with_config(controller_config())
-                .watches(
-                    labelled_snapshots,
-                    labelled.clone(),
+                .watches_stream(
+                    touched_in_each(labelled_snapshots, labelled.clone()),
                     move |cs: ClusterSnapshot| owner(&cs.metadata),
                 )
-                .watches(labelled_copies, labelled, move |c: SnapshotCopy| {
-                    owner_of_copy(&c.metadata)
-                })
+                .watches_stream(
+                    touched_in_each(labelled_copies, labelled),
+                    move |c: SnapshotCopy| owner_of_copy(&c.metadata),
+                )
                 .shutdown_on_signal()
                 .run(run, error_policy, ctx)
                 .for_each(|r| async move {
@@ -370,7 +574,7 @@ async fn run_controllers(
         ready.store(true, Ordering::Relaxed);
         tracing::info!("caches synced; ready");
     });
-    tracing::info!(namespace = ?settings.namespace, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
+    tracing::info!(namespaces = ?settings.namespaces, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
     let log = |result: Result<_, _>| async move {
         if let Err(e) = result {
             tracing::debug!(error = %e, "reconcile ended with an error");
@@ -396,4 +600,67 @@ async fn run_controllers(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+
+    fn cm(ns: &str, name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.namespace = Some(ns.into());
+        cm.metadata.name = Some(name.into());
+        cm
+    }
+
+    fn names(store: &reflector::Store<ConfigMap>) -> Vec<String> {
+        let mut names: Vec<String> = store
+            .state()
+            .iter()
+            .map(|o| format!("{}/{}", o.namespace().unwrap(), o.name_any()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Two namespaces' watches feed one store: it is ready once both are listed, holds
+    /// both, and one namespace's re-list drops only what that namespace lost.
+    #[test]
+    fn watches_of_several_namespaces_share_one_store() {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let mut merged = Merged::new(2);
+        let mut feed = |i: usize, event: Event<ConfigMap>| {
+            for e in merged.next(i, Ok(event)) {
+                writer.apply_watcher_event(&e.unwrap());
+            }
+        };
+        feed(0, Event::Init);
+        feed(0, Event::InitApply(cm("a", "1")));
+        feed(0, Event::InitApply(cm("a", "2")));
+        feed(0, Event::InitDone);
+        // a is listed, b not: a's changes wait for b's listing.
+        feed(0, Event::Apply(cm("a", "3")));
+        feed(0, Event::Delete(cm("a", "1")));
+        feed(1, Event::Init);
+        feed(1, Event::InitApply(cm("b", "x")));
+        // b's listing restarts: what it no longer has goes.
+        feed(1, Event::Init);
+        feed(1, Event::InitApply(cm("b", "y")));
+        assert!(store.state().is_empty(), "{:?}", names(&store));
+        feed(1, Event::InitDone);
+        assert_eq!(names(&store), ["a/2", "a/3", "b/y"]);
+        // a re-lists: b's objects stay, a's missing ones go.
+        feed(0, Event::Init);
+        feed(0, Event::InitApply(cm("a", "3")));
+        feed(0, Event::InitApply(cm("a", "4")));
+        feed(0, Event::InitDone);
+        assert_eq!(names(&store), ["a/3", "a/4", "b/y"]);
+        feed(1, Event::Apply(cm("b", "z")));
+        feed(1, Event::Delete(cm("b", "y")));
+        assert_eq!(names(&store), ["a/3", "a/4", "b/z"]);
+    }
 }
