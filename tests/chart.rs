@@ -1,8 +1,12 @@
-//! The Helm chart: it lints and renders as documented, carries the same CRDs as
-//! `crds/`, and (installed into the test bed) its RBAC is exactly enough: the operator,
+//! The Helm chart: it lints and renders as documented (every value), carries the same
+//! CRDs as `crds/` (as templates, so that upgrades update them) and the same alerts and
+//! dashboard as `deploy/`, its README is generated from values.yaml, and (installed
+//! into the test bed) an upgrade from the previous chart version changes the CRDs and
+//! an uninstall keeps them and the objects; its RBAC is exactly enough: the operator,
 //! running with the chart's ServiceAccount token, takes a ClusterSnapshot through its
 //! whole life as the holder of the release's Lease (leader election is always on), and
-//! without one permission it says so in its log and a condition.
+//! without one permission it says so in its log and a condition; with two watched
+//! namespaces it reconciles objects in both and never sees a third.
 
 mod common;
 
@@ -16,6 +20,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn chart() -> PathBuf {
@@ -64,13 +69,85 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
-#[test]
-fn chart_crds_are_the_generated_ones() {
-    let a = std::fs::read_to_string(root().join("crds/dbsnapshot.io.yaml")).unwrap();
-    let b = std::fs::read_to_string(chart().join("crds/dbsnapshot.io.yaml")).unwrap();
+/// Where a chart file is copied from: `UPDATE_DOCS=1` copies it, otherwise they must
+/// be equal.
+fn assert_copy_of(source: &str, copy: &str) {
+    let a =
+        std::fs::read_to_string(root().join(source)).unwrap_or_else(|e| panic!("{source}: {e}"));
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(root().join(copy), &a).unwrap();
+    }
+    let b = std::fs::read_to_string(root().join(copy)).unwrap_or_default();
     assert!(
         a == b,
-        "charts/dbsnapshot-operator/crds/ differs from crds/: copy crds/dbsnapshot.io.yaml into the chart"
+        "{copy} differs from {source}: UPDATE_DOCS=1 cargo test --test chart (or cp {source} {copy})"
+    );
+}
+
+#[test]
+fn chart_crds_are_the_generated_ones() {
+    assert_copy_of(
+        "crds/dbsnapshot.io.yaml",
+        "charts/dbsnapshot-operator/files/crds.yaml",
+    );
+    // Helm would install a crds/ directory once and never upgrade it.
+    assert!(
+        !chart().join("crds").exists(),
+        "the chart has a crds/ directory"
+    );
+    // The rendered CRDs are the generated ones plus the release's labels and the keep
+    // annotation.
+    let generated: Vec<Value> = serde_yaml_ng::Deserializer::from_str(
+        &std::fs::read_to_string(root().join("crds/dbsnapshot.io.yaml")).unwrap(),
+    )
+    .map(|d| Value::deserialize(d).unwrap())
+    .filter(|v| v.is_object())
+    .collect();
+    let docs = render(&[]);
+    let mut rendered: Vec<Value> = find(&docs, "CustomResourceDefinition")
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(rendered.len(), generated.len());
+    for crd in &mut rendered {
+        let meta = crd["metadata"].as_object_mut().unwrap();
+        assert_eq!(
+            meta["annotations"]["helm.sh/resource-policy"], "keep",
+            "{meta:?}"
+        );
+        assert_eq!(meta["labels"]["app.kubernetes.io/managed-by"], "Helm");
+        meta.remove("annotations");
+        meta.remove("labels");
+    }
+    assert_eq!(rendered, generated);
+    // crds.keep=false: no keep annotation; crds.enabled=false: no CRDs.
+    let docs = render(&["--set", "crds.keep=false"]);
+    for crd in find(&docs, "CustomResourceDefinition") {
+        assert!(
+            crd["metadata"]["annotations"].is_null(),
+            "{}",
+            crd["metadata"]
+        );
+    }
+    assert!(
+        find(
+            &render(&["--set", "crds.enabled=false"]),
+            "CustomResourceDefinition"
+        )
+        .is_empty()
+    );
+}
+
+/// The chart's alerts and dashboard are deploy/'s.
+#[test]
+fn chart_alerts_and_dashboard_are_the_deployed_ones() {
+    assert_copy_of(
+        "deploy/prometheus/rules.yaml",
+        "charts/dbsnapshot-operator/files/prometheus-rules.yaml",
+    );
+    assert_copy_of(
+        "deploy/grafana/dashboard.json",
+        "charts/dbsnapshot-operator/files/dashboard.json",
     );
 }
 
@@ -85,7 +162,7 @@ fn chart_lints_and_renders_least_privilege() {
         "--set",
         "metrics.serviceMonitor.enabled=true",
         "--set",
-        "region=eu-west-1",
+        "aws.region=eu-west-1",
     ]);
     let sa = find(&docs, "ServiceAccount")[0];
     assert_eq!(
@@ -204,15 +281,244 @@ fn chart_lints_and_renders_least_privilege() {
         assert_leader_election(&docs, "ops", "rel-dbsnapshot-operator");
     }
 
-    // The values schema refuses what the operator cannot do.
-    let bad = Command::new(tool("helm"))
-        .args(["template", "rel"])
-        .arg(chart())
-        .args(["--set", "watchNamespaces={a,b}"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("watchNamespaces"));
+    // Several watched namespaces: a Role and RoleBinding in each, one --namespace list.
+    let docs = render(&["--set", "watchNamespaces={data,apps}"]);
+    assert!(find(&docs, "ClusterRole").is_empty());
+    for ns in ["data", "apps"] {
+        for kind in ["Role", "RoleBinding"] {
+            assert!(
+                find(&docs, kind)
+                    .iter()
+                    .any(|r| r["metadata"]["namespace"] == ns
+                        && r["metadata"]["name"] == "rel-dbsnapshot-operator"),
+                "no {kind} in {ns}"
+            );
+        }
+    }
+    assert!(container_args(&docs).contains(&"--namespace=data,apps".to_string()));
+
+    // The values schema refuses what the operator cannot do, naming the value.
+    for (set, named) in [
+        ("watchNamespaces={Data_1}", "watchNamespaces"),
+        ("watchNamespaces={a,a}", "watchNamespaces"),
+        ("aws.retryMode=fast", "retryMode"),
+        ("aws.region=Europe", "region"),
+        // The top-level AWS keys of 0.1.0 are gone (docs/upgrading.md).
+        ("region=eu-west-1", "region"),
+        ("awsRate=5", "awsRate"),
+    ] {
+        let bad = Command::new(tool("helm"))
+            .args(["template", "rel"])
+            .arg(chart())
+            .args(["--set", set])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "{set} was accepted");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(stderr.contains(named), "{set}: {stderr}");
+    }
+}
+
+fn container_args(docs: &[Value]) -> Vec<String> {
+    find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every value of the chart renders as documented.
+#[test]
+fn chart_values_render() {
+    // The defaults: hardened security contexts, no PDB, rule, dashboard or extras.
+    let docs = render(&[]);
+    let pod = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+               "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": {"drop": ["ALL"]}})
+    );
+    assert!(pod["volumes"].is_null() && pod["containers"][0]["volumeMounts"].is_null());
+    assert!(pod["topologySpreadConstraints"].is_null());
+    for kind in ["PodDisruptionBudget", "PrometheusRule", "ConfigMap"] {
+        assert!(find(&docs, kind).is_empty(), "{kind} by default");
+    }
+    let args = container_args(&docs);
+    for arg in ["--aws-rate=3", "--aws-burst=3", "--aws-retry-mode=standard"] {
+        assert!(args.contains(&arg.to_string()), "{args:?}");
+    }
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--region") || a.starts_with("--namespace"))
+    );
+
+    let docs = render(&[
+        "--set",
+        "fullnameOverride=snaps",
+        "--set",
+        "aws.region=eu-west-1",
+        "--set",
+        "aws.rate=1.5",
+        "--set",
+        "aws.burst=2",
+        "--set",
+        "aws.retryMode=adaptive",
+        "--set",
+        "aws.endpointUrl=https://vpce.example",
+        "--set",
+        "aws.endpointUrls.REDSHIFT=https://redshift.vpce.example",
+        "--set",
+        "extraArgs={--max-poll-seconds=60}",
+        "--set",
+        "extraVolumes[0].name=ca",
+        "--set",
+        "extraVolumes[0].configMap.name=corporate-ca",
+        "--set",
+        "extraVolumeMounts[0].name=ca",
+        "--set",
+        "extraVolumeMounts[0].mountPath=/etc/ssl/certs/ca-certificates.crt",
+        "--set",
+        "extraVolumeMounts[0].subPath=ca.crt",
+        "--set",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "--set",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "--set",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        "--set",
+        "podSecurityContext.runAsUser=1000",
+        "--set",
+        "securityContext.readOnlyRootFilesystem=true",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "prometheusRule.labels.release=prom",
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "global.imageRegistry=registry.example",
+    ]);
+    let deploy = find(&docs, "Deployment")[0];
+    assert_eq!(deploy["metadata"]["name"], "snaps");
+    assert_leader_election(&docs, "ops", "snaps");
+    let args = container_args(&docs);
+    for arg in [
+        "--region=eu-west-1",
+        "--aws-rate=1.5",
+        "--aws-burst=2",
+        "--aws-retry-mode=adaptive",
+        "--max-poll-seconds=60",
+    ] {
+        assert!(args.contains(&arg.to_string()), "no {arg} in {args:?}");
+    }
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = c["env"].as_array().unwrap();
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL", "https://vpce.example"),
+        ("AWS_ENDPOINT_URL_REDSHIFT", "https://redshift.vpce.example"),
+    ] {
+        assert!(
+            env.iter().any(|e| e["name"] == name && e["value"] == value),
+            "{env:?}"
+        );
+    }
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "ca", "configMap": {"name": "corporate-ca"}}])
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "ca", "mountPath": "/etc/ssl/certs/ca-certificates.crt", "subPath": "ca.crt"}])
+    );
+    let selector = &deploy["spec"]["selector"]["matchLabels"];
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": selector}}])
+    );
+    // Overriding a security context replaces it as a whole (set what you need).
+    assert_eq!(pod["securityContext"]["runAsUser"], 1000);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let pdb = find(&docs, "PodDisruptionBudget")[0];
+    assert_eq!(pdb["metadata"]["name"], "snaps");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], *selector);
+    let rule = find(&docs, "PrometheusRule")[0];
+    assert_eq!(rule["metadata"]["labels"]["release"], "prom");
+    let shipped: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(chart().join("files/prometheus-rules.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"], shipped["spec"]);
+    assert!(!rule["spec"]["groups"].as_array().unwrap().is_empty());
+    let dashboard = find(&docs, "ConfigMap")[0];
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(
+        dashboard["data"]["dbsnapshot-operator.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart().join("files/dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json, shipped);
+
+    // nameOverride names the resources and the name label.
+    let docs = render(&["--set", "nameOverride=snapshots"]);
+    let deploy = find(&docs, "Deployment")[0];
+    assert_eq!(deploy["metadata"]["name"], "rel-snapshots");
+    assert_eq!(
+        deploy["metadata"]["labels"]["app.kubernetes.io/name"],
+        "snapshots"
+    );
+    // maxUnavailable instead of minAvailable.
+    let docs = render(&[
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "podDisruptionBudget.maxUnavailable=1",
+    ]);
+    let pdb = &find(&docs, "PodDisruptionBudget")[0]["spec"];
+    assert_eq!(pdb["maxUnavailable"], 1);
+    assert!(pdb["minAvailable"].is_null());
+}
+
+/// `helm test` runs a pod that fetches /readyz through the metrics Service. (The test
+/// bed has no kubelet to run it: checked as rendered.)
+#[test]
+fn the_helm_test_hook_checks_readyz() {
+    let docs = render(&["--set", "metrics.port=9090"]);
+    let pods: Vec<&Value> = find(&docs, "Pod");
+    assert_eq!(pods.len(), 1);
+    let pod = pods[0];
+    assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    let command = pod["spec"]["containers"][0]["command"].as_array().unwrap();
+    assert_eq!(command[0], "wget");
+    assert_eq!(
+        command.last().unwrap(),
+        "http://rel-dbsnapshot-operator-metrics.ops.svc:9090/readyz"
+    );
+    let service = find(&docs, "Service")[0];
+    assert_eq!(
+        service["metadata"]["name"],
+        "rel-dbsnapshot-operator-metrics"
+    );
+    assert_eq!(service["spec"]["ports"][0]["port"], 9090);
+    // No Service, no test.
+    assert!(find(&render(&["--set", "metrics.service.enabled=false"]), "Pod").is_empty());
 }
 
 /// The Deployment elects a leader through a Lease in `namespace` (named after the
@@ -299,6 +605,8 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
         .arg(chart())
         .args(["--namespace", &h.ns, "--server-side=false"])
         .args(["--set", &format!("watchNamespaces[0]={}", h.ns)])
+        // The harness installed the CRDs.
+        .args(["--set", "crds.enabled=false"])
         .env("KUBECONFIG", kubeconfig()));
     let sa = format!("{release}-dbsnapshot-operator");
     let token = run(Command::new(tool("kubectl"))
@@ -471,4 +779,105 @@ fn the_readme_quickstart_helm_command_renders() {
     );
     assert!(rendered.contains("--region=us-east-1"));
     assert!(rendered.contains("name: dbsnapshot-operator\n"));
+}
+
+/// The chart's README: its values table, generated from values.yaml's `# --` comments
+/// (as helm-docs does): each documented key with its type and default.
+fn chart_readme() -> String {
+    let text = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
+    let values: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let mut rows = Vec::new();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut doc: Option<String> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if let Some(d) = trimmed.strip_prefix("# --") {
+            doc = Some(d.trim().to_string());
+            continue;
+        }
+        if let Some(more) = trimmed.strip_prefix('#') {
+            if let Some(d) = &mut doc {
+                d.push(' ');
+                d.push_str(more.trim());
+            }
+            continue;
+        }
+        let key = trimmed
+            .split_once(':')
+            .map(|(k, _)| k)
+            .filter(|k| !k.is_empty() && !k.starts_with('-') && !k.contains(' '));
+        let Some(key) = key else {
+            doc = None;
+            continue;
+        };
+        path.retain(|(i, _)| *i < indent);
+        path.push((indent, key.to_string()));
+        if let Some(description) = doc.take() {
+            let keys: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).collect();
+            let value = keys.iter().fold(&values, |v, k| &v[*k]);
+            let kind = match value {
+                Value::Null => "string",
+                Value::Bool(_) => "bool",
+                Value::Number(n) if n.is_f64() => "float",
+                Value::Number(_) => "int",
+                Value::String(_) => "string",
+                Value::Array(_) => "list",
+                Value::Object(_) => "object",
+            };
+            rows.push(format!(
+                "| `{}` | {kind} | `{}` | {} |",
+                keys.join("."),
+                serde_json::to_string(value).unwrap(),
+                description.replace('|', "\\|")
+            ));
+        }
+    }
+    format!(
+        "# dbsnapshot-operator\n\n\
+         Declare AWS database snapshots (Redshift, DocumentDB, ElastiCache) as Kubernetes \
+         objects. See the [project README](../../README.md) for the quickstart, and \
+         [docs/upgrading.md](../../docs/upgrading.md) before upgrading or uninstalling.\n\n\
+         ```sh\n\
+         helm install dbsnapshot-operator charts/dbsnapshot-operator \\\n  \
+         --namespace dbsnapshot-system --create-namespace \\\n  \
+         --set aws.region=<region>\n\
+         helm test dbsnapshot-operator --namespace dbsnapshot-system   # GET /readyz through the metrics Service\n\
+         ```\n\n\
+         ## Values\n\n\
+         Generated from values.yaml by `UPDATE_DOCS=1 cargo test --test chart \
+         the_chart_readme_matches_values_yaml`: edit the `# --` comments there.\n\n\
+         | Key | Type | Default | Description |\n\
+         |-----|------|---------|-------------|\n\
+         {}\n",
+        rows.join("\n")
+    )
+}
+
+#[test]
+fn the_chart_readme_matches_values_yaml() {
+    let path = chart().join("README.md");
+    let generated = chart_readme();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "charts/dbsnapshot-operator/README.md is out of date: UPDATE_DOCS=1 cargo test --test chart the_chart_readme_matches_values_yaml"
+    );
+    for key in [
+        "aws.region",
+        "aws.retryMode",
+        "crds.keep",
+        "watchNamespaces",
+        "podDisruptionBudget.enabled",
+        "extraVolumes",
+        "securityContext",
+    ] {
+        assert!(
+            generated.contains(&format!("| `{key}` |")),
+            "{key} is not documented"
+        );
+    }
 }
