@@ -392,3 +392,327 @@ async fn a_standby_makes_no_aws_call_and_takes_over_at_once_on_sigterm() {
     );
     drop(c);
 }
+
+/// helm from the test bed (tests/testbed/install-helm-kubectl.sh).
+fn helm() -> std::path::PathBuf {
+    let bin = root().join("target/testbed/bin");
+    if !bin.join("helm").exists() {
+        let ok = std::process::Command::new("bash")
+            .arg(root().join("tests/testbed/install-helm-kubectl.sh"))
+            .arg(&bin)
+            .status()
+            .expect("install helm and kubectl")
+            .success();
+        assert!(ok, "could not install helm and kubectl");
+    }
+    bin.join("helm")
+}
+
+fn helm_run(args: &[&str]) {
+    let out = std::process::Command::new(helm())
+        .args(args)
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The operator's command line and environment as the Deployment's pod template
+/// says (what the kubelet would run), with its metrics on a loopback port.
+struct PodTemplate {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    hash: String,
+}
+
+async fn pod_template(h: &Harness, deployment: &str, port: u16) -> PodTemplate {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(h.client.clone(), &h.ns);
+    let template = api.get(deployment).await.unwrap().spec.unwrap().template;
+    let hash = serde_json::to_string(&template).unwrap();
+    let container = template.spec.unwrap().containers.remove(0);
+    let mut args = Vec::new();
+    for arg in container.args.unwrap_or_default() {
+        if arg == "run" {
+            continue;
+        }
+        let (flag, value) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        // The harness names the namespace; metrics go to loopback.
+        if flag == "--namespace" {
+            continue;
+        }
+        let value = if flag == "--metrics-addr" {
+            Some(format!("127.0.0.1:{port}"))
+        } else {
+            value
+        };
+        args.push(flag);
+        args.extend(value);
+    }
+    let env = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let value = match e.value_from.and_then(|f| f.field_ref).map(|f| f.field_path) {
+                Some(path) if path == "metadata.namespace" => h.ns.clone(),
+                Some(path) if path == "metadata.name" => format!("pod-{port}"),
+                Some(path) => panic!("a fieldRef the test does not know: {path}"),
+                None => e.value.unwrap_or_default(),
+            };
+            (e.name, value)
+        })
+        .collect();
+    PodTemplate { args, env, hash }
+}
+
+/// A `helm upgrade` that changes the pod template (an env var) while objects are
+/// mid-create and mid-delete, rolled out as the chart's RollingUpdate strategy does it
+/// (maxSurge 1, maxUnavailable 0): the new pod, running the new template, starts and
+/// becomes ready as a standby; then the old pod is stopped (SIGTERM). The test bed has
+/// no kubelet, so the test runs the two pod templates as processes in that order. No
+/// snapshot is made twice, none is deleted twice, nothing is left behind, and the new
+/// pod takes the Lease within the lease duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_upgrade_rollout_mid_create_and_mid_delete_runs_one_operator_at_a_time() {
+    let (addr, state, _task) = aws_emulator::start(
+        0,
+        aws_emulator::server::Options {
+            snapshot_seconds: 4.0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{addr}");
+    let mut h = Harness::with_aws("rollout", &url).await;
+    h.emulator = Some(state);
+    seed_clusters(&h.aws).await;
+    let chart = root().join("charts/dbsnapshot-operator");
+    let chart = chart.to_str().unwrap();
+    let release = "roll";
+    let deployment = format!("{release}-dbsnapshot-operator");
+    let watch = format!("watchNamespaces[0]={}", h.ns);
+    helm_run(&[
+        "install",
+        release,
+        chart,
+        "--namespace",
+        &h.ns,
+        "--server-side=false",
+        // The harness installed the CRDs.
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        &watch,
+        "--set",
+        "extraEnv[0].name=ROLLOUT",
+        "--set",
+        "extraEnv[0].value=one",
+    ]);
+    let lease: u64 = 15;
+    let start = |t: &PodTemplate, name: &str| {
+        let args: Vec<&str> = t.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = t
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Operator::start_with_env(
+            &h.ns,
+            &url,
+            &args,
+            &kubeconfig(),
+            &format!("{}-{name}", h.ns),
+            &env,
+        )
+    };
+    let (pa, pb) = (free_port(), free_port());
+    let old = pod_template(&h, &deployment, pa).await;
+    assert!(
+        old.args.iter().any(|a| a == "--leader-election")
+            && old.args.iter().any(|a| a == "--lease-duration-seconds"),
+        "the chart's pod does not elect a leader: {:?}",
+        old.args
+    );
+    assert!(
+        old.env
+            .contains(&("ROLLOUT".to_string(), "one".to_string()))
+    );
+    let before = emulator_mutations(&h);
+    let mut a = start(&old, "old");
+    wait_log(&a, "became the leader", Duration::from_secs(30)).await;
+
+    // Objects to delete during the rollout, made and Ready under the old pod.
+    let sources = [
+        json!({"redshift": {"clusterIdentifier": "analytics"}}),
+        json!({"docdb": {"clusterIdentifier": "orders"}}),
+        json!({"elasticache": {"replicationGroupId": "sessions"}}),
+    ];
+    for (i, source) in sources.iter().enumerate() {
+        h.create(
+            json!({"metadata": {"name": format!("gone-{i}")}, "spec": {"source": source,
+            "sharedWith": if i < 2 { json!(["111111111111"]) } else { json!([]) }}}),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..3 {
+        h.wait_ready(&format!("gone-{i}")).await;
+    }
+    // AWS answers slowly now, deletes slowest: the rollout finds calls in flight.
+    h.set_faults(json!({"latencyMs": 150,
+        "delayActions": ["DeleteClusterSnapshot", "DeleteDBClusterSnapshot", "DeleteSnapshot"],
+        "delayResponseMs": 1500}));
+    for i in 0..6 {
+        h.create(
+            json!({"metadata": {"name": format!("new-{i}")}, "spec": {"source": sources[i % 3]}}),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..3 {
+        h.snapshots()
+            .delete(&format!("gone-{i}"), &Default::default())
+            .await
+            .unwrap();
+    }
+    // Mid-create and mid-delete: the old pod has started on them.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // helm upgrade changes the pod template.
+    helm_run(&[
+        "upgrade",
+        release,
+        chart,
+        "--namespace",
+        &h.ns,
+        "--server-side=false",
+        "--reuse-values",
+        "--set",
+        "extraEnv[0].name=ROLLOUT",
+        "--set",
+        "extraEnv[0].value=two",
+    ]);
+    let new = pod_template(&h, &deployment, pb).await;
+    assert_ne!(
+        new.hash, old.hash,
+        "the upgrade did not change the pod template"
+    );
+    assert!(
+        new.env
+            .contains(&("ROLLOUT".to_string(), "two".to_string()))
+    );
+    // maxSurge 1: the new pod starts and is ready (a standby) before the old one stops.
+    let b = start(&new, "new");
+    wait_log(&b, "standby", Duration::from_secs(30)).await;
+    wait_until("the new pod is ready", Duration::from_secs(30), || {
+        ready(pb)
+    })
+    .await;
+    let in_flight: Vec<String> = h
+        .snapshots()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|o| {
+            o.metadata.deletion_timestamp.is_some() || !o.status.as_ref().is_some_and(is_ready)
+        })
+        .map(|o| o.metadata.name.clone().unwrap())
+        .collect();
+    println!("in flight when the old pod is stopped: {in_flight:?}");
+    assert!(
+        in_flight.iter().any(|n| n.starts_with("new-"))
+            && in_flight.iter().any(|n| n.starts_with("gone-")),
+        "the rollout did not find a create and a delete in flight: {in_flight:?}"
+    );
+    // maxUnavailable 0: only now is the old pod stopped.
+    let stopped = Instant::now();
+    sigterm(&a);
+    let took = wait_log(&b, "became the leader", Duration::from_secs(lease * 2)).await;
+    println!(
+        "the new pod took the Lease {:.2}s after SIGTERM to the old one (lease {lease}s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(lease),
+        "the new pod took the Lease {took:?} after the old one was stopped"
+    );
+    wait_until("the old pod exited", Duration::from_secs(30), || {
+        let exited = a.try_wait();
+        async move { exited.is_some_and(|s| s.success()) }
+    })
+    .await;
+    println!(
+        "the old pod exited {:.2}s after SIGTERM",
+        stopped.elapsed().as_secs_f64()
+    );
+
+    for i in 0..6 {
+        h.wait_ready(&format!("new-{i}")).await;
+    }
+    for i in 0..3 {
+        h.wait_gone(&format!("gone-{i}")).await;
+    }
+    h.set_faults(json!({"latencyMs": 0, "delayActions": []}));
+
+    // Exactly one snapshot made per object, exactly one delete per deleted one, and
+    // the two pods together made exactly the calls AWS saw.
+    let on_aws = minus(&emulator_mutations(&h), &before);
+    println!("mutating AWS calls during the rollout: {on_aws:?}");
+    let count = |action: &str| {
+        on_aws
+            .iter()
+            .filter(|(op, _)| op.ends_with(&format!(":{action}")))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    // Creates: calls may be more than snapshots (ElastiCache refuses a second
+    // snapshot of a replication group while one is being made, and the operator tries
+    // again), so count what AWS holds: one snapshot per object, tagged with its uid.
+    println!(
+        "create calls: {}",
+        count("CreateClusterSnapshot") + count("CreateDBClusterSnapshot") + count("CreateSnapshot")
+    );
+    let objects = h.snapshots().list(&Default::default()).await.unwrap().items;
+    assert_eq!(objects.len(), 6);
+    for o in &objects {
+        let uid = o.metadata.uid.as_deref().unwrap();
+        let held: Vec<_> = h
+            .aws_snapshots()
+            .into_iter()
+            .filter(|s| s.owner() == Some(uid))
+            .collect();
+        assert_eq!(
+            held.len(),
+            1,
+            "{:?}: not exactly one snapshot on AWS: {held:?}",
+            o.metadata.name
+        );
+    }
+    assert_eq!(
+        count("DeleteClusterSnapshot") + count("DeleteDBClusterSnapshot") + count("DeleteSnapshot"),
+        3,
+        "a snapshot deleted twice (or not at all): {on_aws:?}"
+    );
+    let ours: Vec<_> = h
+        .aws_snapshots()
+        .into_iter()
+        .filter(|s| s.owner().is_some())
+        .collect();
+    assert_eq!(ours.len(), 6, "{ours:?}");
+    let by_b = mutating(&aws_calls(&metrics(pb).await));
+    assert!(!by_b.is_empty(), "the new pod did nothing");
+    drop(b);
+    helm_run(&["uninstall", release, "--namespace", &h.ns]);
+}
