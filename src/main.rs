@@ -166,12 +166,14 @@ fn init_logging(format: LogFormat) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    // Both the Kubernetes and the AWS clients use rustls; one process-wide provider.
+    // Both the Kubernetes and the AWS clients use rustls on ring (the only crypto
+    // provider built in: Cargo.toml keeps aws-lc out); one process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(dbsnapshot_operator::engine::budget::https_client())
         .retry_config(
             RetryConfig::standard().with_max_attempts(dbsnapshot_operator::engine::MAX_ATTEMPTS),
         )

@@ -60,7 +60,7 @@ fn render(args: &[&str]) -> Vec<Value> {
         .args(["--namespace", "ops"])
         .args(args));
     out.split("\n---")
-        .filter_map(|doc| serde_yaml_ng::from_str::<Value>(doc).ok())
+        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
         .filter(|v| v.is_object())
         .collect()
 }
@@ -858,7 +858,7 @@ async fn the_operator_watches_each_of_the_charts_namespaces_and_no_other() {
 
 fn kubeconfig_with_token(token: &str) -> PathBuf {
     let admin: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
     let cluster = &admin["clusters"][0]["cluster"];
     let kc = json!({
         "apiVersion": "v1",
@@ -873,7 +873,7 @@ fn kubeconfig_with_token(token: &str) -> PathBuf {
         rand::random::<u32>()
     ));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(&kc).unwrap()).unwrap();
     path
 }
 

@@ -29,6 +29,7 @@ async fn docdb_automated(h: &Harness) -> String {
 /// `region` and shares it with the operator's account; its ARN.
 async fn shared_in(h: &Harness, region: &str, id: &str, encrypted: bool) -> String {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(&h.aws_url)
         .region(aws_config::Region::new(region.to_string()))
         .credentials_provider(aws_credential_types::Credentials::new(

@@ -90,7 +90,7 @@ pub fn crds_yaml() -> String {
         SnapshotSchedule::crd(),
     ] {
         out.push_str("---\n");
-        out.push_str(&serde_yaml_ng::to_string(&crd).expect("a CRD serialises to YAML"));
+        out.push_str(&serde_saphyr::to_string(&crd).expect("a CRD serialises to YAML"));
     }
     out
 }

@@ -217,14 +217,16 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The SDK's default HTTPS client (rustls, proxy settings from the environment) with
-/// every request attempt waiting on `budget` first.
-pub fn budgeted_client(budget: Arc<Budget>) -> SharedHttpClient {
+/// The HTTPS client for AWS: the SDK's default one (rustls, proxy settings from the
+/// environment) but on the ring crypto provider, the one kube's client uses, so that
+/// the binary carries one. The credential providers (web identity, IMDS, ECS) use it
+/// as it is; the engines' clients through [`budgeted_client`].
+pub fn https_client() -> SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
-    let inner = Builder::new().build_with_connector_fn(move |settings, components| {
+    Builder::new().build_with_connector_fn(move |settings, components| {
         let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
+            tls::rustls_provider::CryptoMode::Ring,
         ));
         b.set_connector_settings(settings.cloned());
         if let Some(components) = components {
@@ -232,8 +234,15 @@ pub fn budgeted_client(budget: Arc<Budget>) -> SharedHttpClient {
         }
         b.set_proxy_config(Some(ProxyConfig::from_env()));
         b.build()
-    });
-    SharedHttpClient::new(BudgetedClient { inner, budget })
+    })
+}
+
+/// [`https_client`] with every request attempt waiting on `budget` first.
+pub fn budgeted_client(budget: Arc<Budget>) -> SharedHttpClient {
+    SharedHttpClient::new(BudgetedClient {
+        inner: https_client(),
+        budget,
+    })
 }
 
 #[derive(Debug)]

@@ -115,6 +115,8 @@ pub async fn install_crds(client: &Client) {
 
 pub async fn aws_config(url: &str, retry: RetryConfig) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        // The emulator speaks plain HTTP on loopback.
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(url)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(KEY, SECRET, None, None, "test"))

@@ -86,6 +86,8 @@ impl Emu {
 
 pub async fn config_for(url: &str, region: &str, key: &str, retry: RetryConfig) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        // The emulator speaks plain HTTP on loopback.
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(url)
         .region(Region::new(region.to_string()))
         .credentials_provider(Credentials::new(key, SECRET, None, None, "test"))
