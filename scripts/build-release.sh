@@ -5,6 +5,15 @@
 # and no writable files, and answers --version. Prints the binary's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The workspace loads from the build context .dockerignore leaves (the benches and the
+# emulator's manifest are part of it), and that context carries no docs or tests.
+context=$(mktemp -d)
+python3 scripts/docker-context.py "$context"
+(cd "$context" && cargo metadata --locked --offline --no-deps --format-version 1 >/dev/null)
+for gone in docs tests/cluster_snapshot.rs charts README.md; do
+  [ ! -e "$context/$gone" ] || { echo "build-release: $gone is in the Docker build context" >&2; exit 1; }
+done
+rm -rf "$context"
 cargo build --release --locked --bin dbsnapshot-operator
 bin=${CARGO_TARGET_DIR:-target}/release/dbsnapshot-operator
 stripped=$(mktemp)
