@@ -20,7 +20,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn chart() -> PathBuf {
@@ -97,10 +96,11 @@ fn chart_crds_are_the_generated_ones() {
     );
     // The rendered CRDs are the generated ones plus the release's labels and the keep
     // annotation.
-    let generated: Vec<Value> = serde_yaml_ng::Deserializer::from_str(
+    let generated: Vec<Value> = serde_saphyr::from_multiple::<Value>(
         &std::fs::read_to_string(root().join("crds/dbsnapshot.io.yaml")).unwrap(),
     )
-    .map(|d| Value::deserialize(d).unwrap())
+    .unwrap()
+    .into_iter()
     .filter(|v| v.is_object())
     .collect();
     let docs = render(&[]);
@@ -455,7 +455,7 @@ fn chart_values_render() {
     assert_eq!(pdb["spec"]["selector"]["matchLabels"], *selector);
     let rule = find(&docs, "PrometheusRule")[0];
     assert_eq!(rule["metadata"]["labels"]["release"], "prom");
-    let shipped: Value = serde_yaml_ng::from_str(
+    let shipped: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(chart().join("files/prometheus-rules.yaml")).unwrap(),
     )
     .unwrap();
@@ -1073,7 +1073,7 @@ fn the_readme_quickstart_helm_command_renders() {
 /// (as helm-docs does): each documented key with its type and default.
 fn chart_readme() -> String {
     let text = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
-    let values: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let values: Value = serde_saphyr::from_str(&text).unwrap();
     let mut rows = Vec::new();
     let mut path: Vec<(usize, String)> = Vec::new();
     let mut doc: Option<String> = None;
