@@ -1,6 +1,6 @@
 //! Credentials never leak: a lifecycle run with known credentials (a session token
 //! included, a presigned cross-region copy among the calls, debug logging on) leaves
-//! them in no log line, Event, status or metric.
+//! them in no log line (the audit lines included), Event, status or metric.
 
 mod common;
 
@@ -108,6 +108,16 @@ async fn credentials_appear_in_no_log_event_status_or_metric() {
     };
     // The debug log saw the calls (so there was something to leak).
     assert!(log.contains("CopyDBClusterSnapshot"), "{log}");
+    // So did the audit trail: the presigned copy and the share have their lines, with
+    // the request id, and neither carries the presigned URL.
+    for call in ["CopyDBClusterSnapshot", "AuthorizeSnapshotAccess"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("dbsnapshot::audit") && l.contains(call))
+            .unwrap_or_else(|| panic!("no audit line for {call}:\n{log}"));
+        assert!(line.contains("request_id="), "{line}");
+        assert!(!line.contains("X-Amz-"), "{line}");
+    }
     for (what, text) in [
         ("the log", log.as_str()),
         ("an Event", events.as_str()),

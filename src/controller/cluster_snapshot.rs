@@ -122,7 +122,10 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
 }
 
 pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_object(obj, ctx, apply, cleanup).await
+    super::status::audited(obj, ctx, |obj, ctx| {
+        reconcile_object(obj, ctx, apply, cleanup)
+    })
+    .await
 }
 
 /// Batched polling for the object, when the operator polls that way.

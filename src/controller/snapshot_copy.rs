@@ -235,7 +235,10 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
 }
 
 pub async fn reconcile(obj: Arc<SnapshotCopy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_object(obj, ctx, apply, cleanup).await
+    super::status::audited(obj, ctx, |obj, ctx| {
+        reconcile_object(obj, ctx, apply, cleanup)
+    })
+    .await
 }
 
 /// `current` with the identity fields the plan fixes. The first time (no identifier

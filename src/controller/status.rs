@@ -1,7 +1,9 @@
 //! Status writing: conditions, the server-side apply of the status, the Event when the
-//! reason changes, and the statuses several paths share (invalid spec, recorded
-//! identity, forbidden).
+//! reason changes, the Events of the AWS changes a reconcile made, and the statuses
+//! several paths share (invalid spec, recorded identity, forbidden).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +14,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::error::kube_message;
 use super::{Context, Error};
@@ -24,6 +27,7 @@ pub fn with_health(
     health: &Health,
     generation: Option<i64>,
 ) -> SnapshotStatus {
+    super::turns::note_health(health);
     status.observed_generation = generation;
     status.conditions =
         conditions::conditions(&status.conditions, health, generation, Timestamp::now());
@@ -74,7 +78,7 @@ where
             },
             reason: ready.reason.clone(),
             note: Some(ready.message.chars().take(1000).collect()),
-            action: "Reconcile".to_string(),
+            action: phase_action(new.phase),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
@@ -82,6 +86,66 @@ where
         }
     }
     Ok(())
+}
+
+/// The action of the Event that says the Ready reason changed: the status was marked
+/// with the phase (`MarkCreating`, `MarkAvailable`, ...).
+pub fn phase_action(phase: Option<crate::api::Phase>) -> String {
+    format!("Mark{:?}", phase.unwrap_or(crate::api::Phase::Pending))
+}
+
+/// One reconcile of an object that may change things on AWS: in a span naming the
+/// object (`kind`, `namespace`, `object`, `uid`), which every log line of it carries
+/// (the AWS audit lines above all), and with an Event per AWS change it made.
+pub async fn audited<K, F, Fut>(obj: Arc<K>, ctx: Arc<Context>, reconcile: F) -> Fut::Output
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future,
+{
+    // At the audit lines' target, so that `RUST_LOG=warn,dbsnapshot::audit=info` keeps
+    // the object on them.
+    let span = tracing::info_span!(
+        target: crate::engine::audit::TARGET,
+        "reconcile",
+        kind = %K::kind(&()),
+        namespace = obj.meta().namespace.as_deref().unwrap_or_default(),
+        object = obj.meta().name.as_deref().unwrap_or_default(),
+        uid = obj.meta().uid.as_deref().unwrap_or_default(),
+    );
+    let (output, changes) = crate::engine::audit::collect(reconcile(obj.clone(), ctx.clone()))
+        .instrument(span.clone())
+        .await;
+    publish_changes(&ctx, &*obj, &changes)
+        .instrument(span)
+        .await;
+    output
+}
+
+/// An Event per AWS change: `action` what was done (`CreateSnapshot`, `ShareSnapshot`,
+/// ...), `reason` how it went (`Created`, `Shared`, ..., `NothingToDo`, and for a
+/// Warning `Throttled` or `AWSError`), the note naming the AWS operation, the snapshot,
+/// the region and AWS's request id.
+pub async fn publish_changes<K>(ctx: &Context, obj: &K, changes: &[crate::engine::audit::Record])
+where
+    K: Resource<DynamicType = ()>,
+{
+    for change in changes {
+        let event = Event {
+            type_: if change.failed() {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: change.reason().to_string(),
+            note: Some(change.note().chars().take(1000).collect()),
+            action: change.change.action().to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not record an event");
+        }
+    }
 }
 
 /// Both kinds carry the same status.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_docdb::Client;
 use aws_sdk_docdb::types::Tag;
 
+use super::audit::{Call, Change, keys};
 use super::error::{ServiceCodes, classify};
 use super::{
     CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
@@ -54,6 +55,26 @@ impl Docdb {
             endpoints: presign::EndpointSettings::from_sdk_config(config),
             credentials: config.credentials_provider(),
             caller,
+        }
+    }
+
+    /// A mutating call on a snapshot (its identifier, and its ARN when known).
+    fn call<'a>(
+        &'a self,
+        change: Change,
+        operation: &'static str,
+        identifier: &'a str,
+        arn: Option<&'a str>,
+        detail: String,
+    ) -> Call<'a> {
+        Call {
+            change,
+            service: SERVICE,
+            operation,
+            region: &self.region,
+            identifier,
+            arn,
+            detail,
         }
     }
 
@@ -304,15 +325,27 @@ impl SnapshotEngine for Docdb {
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {
-        let out = self
+        let result = self
             .client
             .create_db_cluster_snapshot()
             .db_cluster_snapshot_identifier(&request.identifier)
             .db_cluster_identifier(&request.source)
             .set_tags(Some(tags(&request.tags)))
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateDBClusterSnapshot", e, &CODES))?;
+            .await;
+        let out = self
+            .call(
+                Change::Create,
+                "CreateDBClusterSnapshot",
+                &request.identifier,
+                None,
+                format!("of cluster {}", request.source),
+            )
+            .answered(result, &CODES, |o| {
+                o.db_cluster_snapshot()
+                    .and_then(|s| s.db_cluster_snapshot_arn())
+                    .map(str::to_string)
+            })?;
         let mut snapshot = out.db_cluster_snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,
@@ -335,15 +368,35 @@ impl SnapshotEngine for Docdb {
         if add.is_empty() && remove.is_empty() {
             return Ok(());
         }
-        self.client
+        let r = self
+            .client
             .modify_db_cluster_snapshot_attribute()
             .db_cluster_snapshot_identifier(&snapshot.identifier)
             .attribute_name("restore")
             .set_values_to_add((!add.is_empty()).then(|| add.to_vec()))
             .set_values_to_remove((!remove.is_empty()).then(|| remove.to_vec()))
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "ModifyDBClusterSnapshotAttribute", e, &CODES))?;
+            .await;
+        // One call grants and revokes: a share when it grants anything.
+        let mut detail = Vec::new();
+        if !add.is_empty() {
+            detail.push(format!("restore granted to {}", add.join(",")));
+        }
+        if !remove.is_empty() {
+            detail.push(format!("restore revoked from {}", remove.join(",")));
+        }
+        self.call(
+            if add.is_empty() {
+                Change::RevokeShare
+            } else {
+                Change::Share
+            },
+            "ModifyDBClusterSnapshotAttribute",
+            &snapshot.identifier,
+            snapshot.arn.as_deref(),
+            detail.join("; "),
+        )
+        .done(r, &CODES)?;
         Ok(())
     }
 
@@ -358,22 +411,38 @@ impl SnapshotEngine for Docdb {
             .as_deref()
             .ok_or_else(|| no_arn("AddTagsToResource"))?;
         if !set.is_empty() {
-            self.client
+            let r = self
+                .client
                 .add_tags_to_resource()
                 .resource_name(arn)
                 .set_tags(Some(tags(set)))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "AddTagsToResource", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Tag,
+                "AddTagsToResource",
+                &snapshot.identifier,
+                Some(arn),
+                format!("keys {}", keys(set.keys())),
+            )
+            .done(r, &CODES)?;
         }
         if !remove.is_empty() {
-            self.client
+            let r = self
+                .client
                 .remove_tags_from_resource()
                 .resource_name(arn)
                 .set_tag_keys(Some(remove.to_vec()))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "RemoveTagsFromResource", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Untag,
+                "RemoveTagsFromResource",
+                &snapshot.identifier,
+                Some(arn),
+                format!("keys {}", keys(remove)),
+            )
+            .done(r, &CODES)?;
         }
         Ok(())
     }
@@ -388,16 +457,24 @@ impl SnapshotEngine for Docdb {
     }
 
     async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError> {
-        match self
+        let r = self
             .client
             .delete_db_cluster_snapshot()
             .db_cluster_snapshot_identifier(&snapshot.identifier)
             .send()
-            .await
-        {
+            .await;
+        let r = self
+            .call(
+                Change::Delete,
+                "DeleteDBClusterSnapshot",
+                &snapshot.identifier,
+                snapshot.arn.as_deref(),
+                String::new(),
+            )
+            .done(r, &CODES);
+        match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = classify(SERVICE, "DeleteDBClusterSnapshot", e, &CODES);
                 if e.class == ErrorClass::NotFound {
                     Ok(())
                 } else {
@@ -422,8 +499,23 @@ impl SnapshotEngine for Docdb {
             .set_tags(Some(tags(&request.tags)))
             .set_pre_signed_url(presigned)
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CopyDBClusterSnapshot", e, &CODES))?;
+            .await;
+        let out = self
+            .call(
+                Change::Copy,
+                "CopyDBClusterSnapshot",
+                &request.target,
+                None,
+                match &request.source_region {
+                    Some(r) if *r != self.region => format!("from {} in {r}", request.source),
+                    _ => format!("from {}", request.source),
+                },
+            )
+            .answered(out, &CODES, |o| {
+                o.db_cluster_snapshot()
+                    .and_then(|s| s.db_cluster_snapshot_arn())
+                    .map(str::to_string)
+            })?;
         let mut snapshot = out.db_cluster_snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_elasticache::Client;
 use aws_sdk_elasticache::types::Tag;
 
+use super::audit::{Call, Change, keys};
 use super::error::{ServiceCodes, classify};
 use super::{
     CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
@@ -26,6 +27,7 @@ const CODES: ServiceCodes = ServiceCodes {
 
 pub struct ElastiCache {
     client: Client,
+    region: String,
 }
 
 impl ElastiCache {
@@ -39,6 +41,27 @@ impl ElastiCache {
         let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
+            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// A mutating call on a snapshot (its identifier, and its ARN when known).
+    fn call<'a>(
+        &'a self,
+        change: Change,
+        operation: &'static str,
+        identifier: &'a str,
+        arn: Option<&'a str>,
+        detail: String,
+    ) -> Call<'a> {
+        Call {
+            change,
+            service: SERVICE,
+            operation,
+            region: &self.region,
+            identifier,
+            arn,
+            detail,
         }
     }
 }
@@ -184,10 +207,26 @@ impl SnapshotEngine for ElastiCache {
         } else {
             call.cache_cluster_id(&request.source)
         };
-        let out = call
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateSnapshot", e, &CODES))?;
+        let result = call.send().await;
+        let out = self
+            .call(
+                Change::Create,
+                "CreateSnapshot",
+                &request.identifier,
+                None,
+                format!(
+                    "of {} {}",
+                    if request.replication_group {
+                        "replication group"
+                    } else {
+                        "cache cluster"
+                    },
+                    request.source
+                ),
+            )
+            .answered(result, &CODES, |o| {
+                o.snapshot().and_then(|s| s.arn()).map(str::to_string)
+            })?;
         let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,
@@ -232,22 +271,38 @@ impl SnapshotEngine for ElastiCache {
             )
         })?;
         if !set.is_empty() {
-            self.client
+            let r = self
+                .client
                 .add_tags_to_resource()
                 .resource_name(arn)
                 .set_tags(Some(tags(set)))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "AddTagsToResource", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Tag,
+                "AddTagsToResource",
+                &snapshot.identifier,
+                Some(arn),
+                format!("keys {}", keys(set.keys())),
+            )
+            .done(r, &CODES)?;
         }
         if !remove.is_empty() {
-            self.client
+            let r = self
+                .client
                 .remove_tags_from_resource()
                 .resource_name(arn)
                 .set_tag_keys(Some(remove.to_vec()))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "RemoveTagsFromResource", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Untag,
+                "RemoveTagsFromResource",
+                &snapshot.identifier,
+                Some(arn),
+                format!("keys {}", keys(remove)),
+            )
+            .done(r, &CODES)?;
         }
         Ok(())
     }
@@ -262,16 +317,24 @@ impl SnapshotEngine for ElastiCache {
     }
 
     async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError> {
-        match self
+        let r = self
             .client
             .delete_snapshot()
             .snapshot_name(&snapshot.identifier)
             .send()
-            .await
-        {
+            .await;
+        let r = self
+            .call(
+                Change::Delete,
+                "DeleteSnapshot",
+                &snapshot.identifier,
+                snapshot.arn.as_deref(),
+                String::new(),
+            )
+            .done(r, &CODES);
+        match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = classify(SERVICE, "DeleteSnapshot", e, &CODES);
                 if e.class == ErrorClass::NotFound {
                     Ok(())
                 } else {
@@ -294,7 +357,7 @@ impl SnapshotEngine for ElastiCache {
         // lost would make the retry meet "the bucket already contains an object with
         // key", and the export would look refused. The lifecycle asks AWS instead and
         // requests it again only if it did not run.
-        let out = if request.target_bucket.is_some() {
+        let result = if request.target_bucket.is_some() {
             call.customize()
                 .config_override(
                     aws_sdk_elasticache::config::Builder::default()
@@ -304,8 +367,28 @@ impl SnapshotEngine for ElastiCache {
                 .await
         } else {
             call.send().await
+        };
+        // An export names the source snapshot (which AWS goes on to export) and where
+        // the object goes; a copy names the new snapshot.
+        let out = match &request.target_bucket {
+            Some(bucket) => self.call(
+                Change::Export,
+                "CopySnapshot",
+                &request.source,
+                None,
+                format!("to s3://{bucket}/{}", request.target),
+            ),
+            None => self.call(
+                Change::Copy,
+                "CopySnapshot",
+                &request.target,
+                None,
+                format!("from {}", request.source),
+            ),
         }
-        .map_err(|e| classify(SERVICE, "CopySnapshot", e, &CODES))?;
+        .answered(result, &CODES, |o| {
+            o.snapshot().and_then(|s| s.arn()).map(str::to_string)
+        })?;
         let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,

@@ -1,6 +1,7 @@
 //! The AWS side: one trait for what the controllers need of a snapshot service, one
 //! module per service behind it, all returning the same domain types. Does IO.
 
+pub mod audit;
 pub mod budget;
 pub mod docdb;
 pub mod elasticache;

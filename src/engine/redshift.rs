@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_redshift::Client;
 use aws_sdk_redshift::types::Tag;
 
+use super::audit::{Call, Change, keys};
 use super::error::{ServiceCodes, classify};
 use super::{
     CopyRequest, CreateRequest, EngineError, ErrorClass, Snapshot, SnapshotEngine, SourceRef,
@@ -24,6 +25,7 @@ const CODES: ServiceCodes = ServiceCodes {
 
 pub struct Redshift {
     client: Client,
+    region: String,
     caller: std::sync::Arc<super::CallerAccount>,
 }
 
@@ -48,7 +50,28 @@ impl Redshift {
         let conf = conf.build();
         Self {
             client: Client::from_conf(conf),
+            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             caller,
+        }
+    }
+
+    /// A mutating call on `snapshot` (its identifier, and its ARN when known).
+    fn call<'a>(
+        &'a self,
+        change: Change,
+        operation: &'static str,
+        identifier: &'a str,
+        arn: Option<&'a str>,
+        detail: String,
+    ) -> Call<'a> {
+        Call {
+            change,
+            service: SERVICE,
+            operation,
+            region: &self.region,
+            identifier,
+            arn,
+            detail,
         }
     }
 
@@ -198,7 +221,7 @@ impl SnapshotEngine for Redshift {
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<Snapshot, EngineError> {
-        let out = self
+        let result = self
             .client
             .create_cluster_snapshot()
             .snapshot_identifier(&request.identifier)
@@ -206,8 +229,20 @@ impl SnapshotEngine for Redshift {
             .set_manual_snapshot_retention_period(request.retention_days)
             .set_tags(Some(tags(&request.tags)))
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CreateClusterSnapshot", e, &CODES))?;
+            .await;
+        let out = self
+            .call(
+                Change::Create,
+                "CreateClusterSnapshot",
+                &request.identifier,
+                None,
+                format!("of cluster {}", request.source),
+            )
+            .answered(result, &CODES, |o| {
+                o.snapshot()
+                    .and_then(|s| s.snapshot_arn())
+                    .map(str::to_string)
+            })?;
         out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,
@@ -233,11 +268,19 @@ impl SnapshotEngine for Redshift {
                 .account_with_restore_access(account)
                 .send()
                 .await;
-            if let Err(e) = r {
-                let e = classify(SERVICE, "AuthorizeSnapshotAccess", e, &CODES);
-                if e.code.as_deref() != Some("AuthorizationAlreadyExists") {
-                    return Err(e);
-                }
+            let r = self
+                .call(
+                    Change::Share,
+                    "AuthorizeSnapshotAccess",
+                    &snapshot.identifier,
+                    snapshot.arn.as_deref(),
+                    format!("account {account}"),
+                )
+                .done(r, &CODES);
+            if let Err(e) = r
+                && e.code.as_deref() != Some("AuthorizationAlreadyExists")
+            {
+                return Err(e);
             }
         }
         for account in remove {
@@ -249,11 +292,19 @@ impl SnapshotEngine for Redshift {
                 .account_with_restore_access(account)
                 .send()
                 .await;
-            if let Err(e) = r {
-                let e = classify(SERVICE, "RevokeSnapshotAccess", e, &CODES);
-                if e.code.as_deref() != Some("AuthorizationNotFound") {
-                    return Err(e);
-                }
+            let r = self
+                .call(
+                    Change::RevokeShare,
+                    "RevokeSnapshotAccess",
+                    &snapshot.identifier,
+                    snapshot.arn.as_deref(),
+                    format!("account {account}"),
+                )
+                .done(r, &CODES);
+            if let Err(e) = r
+                && e.code.as_deref() != Some("AuthorizationNotFound")
+            {
+                return Err(e);
             }
         }
         Ok(())
@@ -274,22 +325,38 @@ impl SnapshotEngine for Redshift {
             )
         })?;
         if !set.is_empty() {
-            self.client
+            let r = self
+                .client
                 .create_tags()
                 .resource_name(&arn)
                 .set_tags(Some(tags(set)))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "CreateTags", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Tag,
+                "CreateTags",
+                &snapshot.identifier,
+                Some(&arn),
+                format!("keys {}", keys(set.keys())),
+            )
+            .done(r, &CODES)?;
         }
         if !remove.is_empty() {
-            self.client
+            let r = self
+                .client
                 .delete_tags()
                 .resource_name(&arn)
                 .set_tag_keys(Some(remove.to_vec()))
                 .send()
-                .await
-                .map_err(|e| classify(SERVICE, "DeleteTags", e, &CODES))?;
+                .await;
+            self.call(
+                Change::Untag,
+                "DeleteTags",
+                &snapshot.identifier,
+                Some(&arn),
+                format!("keys {}", keys(remove)),
+            )
+            .done(r, &CODES)?;
         }
         Ok(())
     }
@@ -299,29 +366,45 @@ impl SnapshotEngine for Redshift {
     /// and with Force deletes the snapshot at once, as it would have when the period
     /// ended (ModifyClusterSnapshotMessage.ManualSnapshotRetentionPeriod, Force).
     async fn set_retention(&self, snapshot: &Snapshot, days: i32) -> Result<(), EngineError> {
-        self.client
+        let r = self
+            .client
             .modify_cluster_snapshot()
             .snapshot_identifier(&snapshot.identifier)
             .manual_snapshot_retention_period(days)
             .force(true)
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "ModifyClusterSnapshot", e, &CODES))?;
+            .await;
+        self.call(
+            Change::SetRetention,
+            "ModifyClusterSnapshot",
+            &snapshot.identifier,
+            snapshot.arn.as_deref(),
+            format!("retention {days} days"),
+        )
+        .done(r, &CODES)?;
         Ok(())
     }
 
     async fn delete(&self, snapshot: &Snapshot) -> Result<(), EngineError> {
-        match self
+        let r = self
             .client
             .delete_cluster_snapshot()
             .snapshot_identifier(&snapshot.identifier)
             .set_snapshot_cluster_identifier(snapshot.source.clone())
             .send()
-            .await
-        {
+            .await;
+        let r = self
+            .call(
+                Change::Delete,
+                "DeleteClusterSnapshot",
+                &snapshot.identifier,
+                snapshot.arn.as_deref(),
+                String::new(),
+            )
+            .done(r, &CODES);
+        match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = classify(SERVICE, "DeleteClusterSnapshot", e, &CODES);
                 if e.class == ErrorClass::NotFound {
                     Ok(())
                 } else {
@@ -332,7 +415,7 @@ impl SnapshotEngine for Redshift {
     }
 
     async fn copy(&self, request: &CopyRequest) -> Result<Snapshot, EngineError> {
-        let out = self
+        let result = self
             .client
             .copy_cluster_snapshot()
             .source_snapshot_identifier(&request.source)
@@ -340,8 +423,20 @@ impl SnapshotEngine for Redshift {
             .target_snapshot_identifier(&request.target)
             .set_manual_snapshot_retention_period(request.retention_days)
             .send()
-            .await
-            .map_err(|e| classify(SERVICE, "CopyClusterSnapshot", e, &CODES))?;
+            .await;
+        let out = self
+            .call(
+                Change::Copy,
+                "CopyClusterSnapshot",
+                &request.target,
+                None,
+                format!("from {}", request.source),
+            )
+            .answered(result, &CODES, |o| {
+                o.snapshot()
+                    .and_then(|s| s.snapshot_arn())
+                    .map(str::to_string)
+            })?;
         let mut snapshot = out.snapshot().map(map_snapshot).ok_or_else(|| {
             EngineError::new(
                 ErrorClass::Transient,
