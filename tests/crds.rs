@@ -1007,7 +1007,9 @@ async fn the_api_server_serves_snapshot_schedules() {
             "Next",
             "Snapshots",
             "Ready",
-            "Age"
+            "Reason",
+            "Age",
+            "Message"
         ]
     );
     let cells = &table["rows"][0]["cells"];

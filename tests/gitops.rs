@@ -2,8 +2,9 @@
 //! kstatus defines them (InProgress / Current / Failed / Terminating), and the Argo CD
 //! health check (deploy/argocd/health.lua) run by a Lua 5.1 interpreter on status objects
 //! the operator really produced in the test bed says Progressing / Healthy / Degraded,
-//! for ClusterSnapshots and for SnapshotSchedules. The Argo CD configuration snippets in
-//! docs/gitops.md register the check for every kind.
+//! for ClusterSnapshots and for SnapshotSchedules. The same objects follow Flux's rules
+//! for conditions. The Argo CD configuration snippets in docs/gitops.md register the
+//! check for every kind.
 
 mod common;
 
@@ -43,6 +44,45 @@ fn kstatus(obj: &Value) -> &'static str {
     } else {
         "Current"
     }
+}
+
+/// Flux's rules for the conditions of a kstatus-compatible object (fluxcd/pkg
+/// runtime/conditions/check): once there is a status, Ready is there; Reconciling and
+/// Stalled (negative polarity) are present only while True, never both; Ready is not
+/// True while either is; every type appears once (the list is a map keyed by type);
+/// no message is empty.
+fn check_flux_rules(stage: &str, obj: &Value) {
+    let Some(cs) = obj["status"]["conditions"].as_array() else {
+        return;
+    };
+    let find = |t: &str| cs.iter().find(|c| c["type"] == t);
+    let ready = find("Ready").unwrap_or_else(|| panic!("{stage}: no Ready condition: {obj:#}"));
+    for t in ["Reconciling", "Stalled"] {
+        if let Some(c) = find(t) {
+            assert_eq!(
+                c["status"], "True",
+                "{stage}: {t} present but not True: {obj:#}"
+            );
+            assert_ne!(
+                ready["status"], "True",
+                "{stage}: Ready and {t} both True: {obj:#}"
+            );
+        }
+    }
+    assert!(
+        find("Reconciling").is_none() || find("Stalled").is_none(),
+        "{stage}: Reconciling and Stalled both present: {obj:#}"
+    );
+    let mut types: Vec<&str> = cs.iter().filter_map(|c| c["type"].as_str()).collect();
+    types.sort_unstable();
+    let n = types.len();
+    types.dedup();
+    assert_eq!(types.len(), n, "{stage}: a condition type twice: {obj:#}");
+    assert!(
+        cs.iter()
+            .all(|c| c["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "{stage}: an empty message: {obj:#}"
+    );
 }
 
 /// A JSON value as a Lua table constructor.
@@ -161,9 +201,18 @@ async fn conditions_read_as_kstatus_and_argo_cd_health() {
     for ((stage, obj), (want_stage, want_kstatus, want_argo)) in seen.iter().zip(expected) {
         assert_eq!(*stage, want_stage);
         assert_eq!(kstatus(obj), want_kstatus, "{stage}: {obj:#}");
+        check_flux_rules(stage, obj);
         let (argo, message) = argo_health(obj);
         assert_eq!(argo, want_argo, "{stage}: {message}");
     }
+    // A terminal error: Ready False and Stalled True, nothing else.
+    let failed = seen[5].1["status"]["conditions"].as_array().unwrap();
+    let mut shown: Vec<(&str, &str)> = failed
+        .iter()
+        .map(|c| (c["type"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    shown.sort_unstable();
+    assert_eq!(shown, [("Ready", "False"), ("Stalled", "True")]);
     let (_, failed_message) = argo_health(&seen[5].1);
     assert!(
         failed_message.contains("InvalidSpec") && failed_message.contains("retentionDays"),
@@ -255,6 +304,7 @@ async fn snapshot_schedules_read_as_kstatus_and_argo_cd_health() {
     for ((stage, obj), (want_stage, want_kstatus, want_argo)) in seen.iter().zip(expected) {
         assert_eq!(*stage, want_stage);
         assert_eq!(kstatus(obj), want_kstatus, "{stage}: {obj:#}");
+        check_flux_rules(stage, obj);
         let (argo, message) = argo_health(obj);
         assert_eq!(argo, want_argo, "{stage}: {message}");
     }

@@ -116,36 +116,37 @@ fn condition(
     }
 }
 
-/// The three kstatus conditions for `health`, keeping transition times of conditions
-/// whose status did not change.
+/// The kstatus conditions for `health`, keeping transition times of conditions whose
+/// status did not change: `Ready`, and `Reconciling` or `Stalled` only while it is
+/// True. Both are abnormal-true (negative polarity) conditions: kstatus and Flux read
+/// their absence as False, and never both True.
 pub fn conditions(
     previous: &[Condition],
     health: &Health,
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
-    let (ready, reconciling, stalled) = match health {
-        Health::Progressing { .. } => (false, true, false),
-        Health::Ready { .. } => (true, false, false),
-        Health::Stalled { .. } => (false, false, true),
-    };
     let (reason, message) = (health.reason(), health.message());
-    vec![
-        condition(previous, READY, ready, reason, message, generation, now),
-        // Every condition carries the message: some API servers (Kubernetes before
-        // 1.21) turn an empty string into null under server-side apply and then
-        // reject it.
-        condition(
-            previous,
-            RECONCILING,
-            reconciling,
-            reason,
-            message,
-            generation,
-            now,
-        ),
-        condition(previous, STALLED, stalled, reason, message, generation, now),
-    ]
+    // Every condition carries a non-empty message: some API servers (Kubernetes before
+    // 1.21) turn an empty string into null under server-side apply and then reject it.
+    let message = if message.is_empty() { reason } else { message };
+    let ready = condition(
+        previous,
+        READY,
+        matches!(health, Health::Ready { .. }),
+        reason,
+        message,
+        generation,
+        now,
+    );
+    let abnormal = match health {
+        Health::Progressing { .. } => Some(RECONCILING),
+        Health::Stalled { .. } => Some(STALLED),
+        Health::Ready { .. } => None,
+    };
+    std::iter::once(ready)
+        .chain(abnormal.map(|t| condition(previous, t, true, reason, message, generation, now)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -154,6 +155,12 @@ mod tests {
 
     fn find<'a>(c: &'a [Condition], t: &str) -> &'a Condition {
         c.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn types(c: &[Condition]) -> Vec<(&str, &str)> {
+        c.iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect()
     }
 
     #[test]
@@ -165,16 +172,14 @@ mod tests {
             Some(3),
             now,
         );
-        assert_eq!(find(&p, READY).status, "False");
-        assert_eq!(find(&p, RECONCILING).status, "True");
-        assert_eq!(find(&p, STALLED).status, "False");
+        assert_eq!(types(&p), [(READY, "False"), (RECONCILING, "True")]);
         assert_eq!(find(&p, READY).reason, "Creating");
+        assert_eq!(find(&p, RECONCILING).message, "42%");
         assert!(p.iter().all(|c| c.observed_generation == Some(3)));
 
         let r = conditions(&p, &Health::ready("available"), Some(3), now);
-        assert_eq!(find(&r, READY).status, "True");
+        assert_eq!(types(&r), [(READY, "True")]);
         assert_eq!(find(&r, READY).reason, "Available");
-        assert_eq!(find(&r, RECONCILING).status, "False");
 
         let s = conditions(
             &r,
@@ -182,15 +187,53 @@ mod tests {
             Some(4),
             now,
         );
-        assert_eq!(find(&s, STALLED).status, "True");
+        assert_eq!(types(&s), [(READY, "False"), (STALLED, "True")]);
         assert_eq!(find(&s, STALLED).message, "gone");
-        assert_eq!(find(&s, READY).status, "False");
+        assert_eq!(find(&s, STALLED).reason, "NotFound");
+        assert_eq!(find(&s, READY).reason, "NotFound");
+    }
+
+    /// Flux's rule (fluxcd/pkg runtime/conditions) and kstatus: Reconciling and Stalled
+    /// are present only when True, never both; Ready is always there, False while
+    /// Stalled; no message is empty.
+    #[test]
+    fn conditions_follow_the_flux_and_kstatus_rules() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let healths = [
+            Health::progressing(reasons::PENDING, ""),
+            Health::progressing(reasons::SYNCING, "tags"),
+            Health::ready(""),
+            Health::stalled(reasons::AWS_ERROR, "AccessDenied"),
+            Health::stalled(reasons::INVALID_SPEC, ""),
+        ];
+        let mut previous = Vec::new();
+        for a in &healths {
+            for b in &healths {
+                for h in [a, b] {
+                    let c = conditions(&previous, h, Some(1), now);
+                    assert_eq!(find(&c, READY).status == "True", *h == Health::ready(""));
+                    let abnormal: Vec<_> = c
+                        .iter()
+                        .filter(|c| c.type_ == RECONCILING || c.type_ == STALLED)
+                        .collect();
+                    assert!(abnormal.len() <= 1, "{c:?}");
+                    assert!(abnormal.iter().all(|c| c.status == "True"), "{c:?}");
+                    if matches!(h, Health::Stalled { .. }) {
+                        assert_eq!(find(&c, STALLED).status, "True");
+                        assert_eq!(find(&c, READY).status, "False");
+                    }
+                    assert!(c.iter().all(|c| !c.message.is_empty()), "{c:?}");
+                    previous = c;
+                }
+            }
+        }
     }
 
     #[test]
     fn transition_times_move_only_with_status() {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();
+        let t2 = Timestamp::from_second(3_000).unwrap();
         let a = conditions(
             &[],
             &Health::progressing(reasons::CREATING, "1%"),
@@ -204,8 +247,12 @@ mod tests {
             t1,
         );
         assert_eq!(find(&b, READY).last_transition_time, Time(t0));
+        assert_eq!(find(&b, RECONCILING).last_transition_time, Time(t0));
         let c = conditions(&b, &Health::ready("ok"), Some(1), t1);
         assert_eq!(find(&c, READY).last_transition_time, Time(t1));
-        assert_eq!(find(&c, STALLED).last_transition_time, Time(t0));
+        // A condition that comes back is new: it was False (absent) meanwhile.
+        let d = conditions(&c, &Health::stalled(reasons::AWS_ERROR, "x"), Some(1), t2);
+        assert_eq!(find(&d, STALLED).last_transition_time, Time(t2));
+        assert_eq!(find(&d, READY).last_transition_time, Time(t2));
     }
 }

@@ -84,9 +84,22 @@ macro_rules! copy_rule {
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        description = "Why the schedule is (not) Ready: the Ready condition's reason",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        description = "The Ready condition's message",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -448,8 +461,10 @@ pub struct SnapshotScheduleStatus {
     /// Runs skipped by startingDeadlineSeconds or concurrencyPolicy, in all.
     #[serde(default)]
     pub missed_runs: i64,
-    /// kstatus conditions: Ready, Reconciling and Stalled.
+    /// kstatus conditions: Ready always; Reconciling (work under way) or Stalled (waiting
+    /// for a change from outside) only while True, never both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -171,8 +171,10 @@ pub struct SnapshotStatus {
     /// export is only watched, never requested again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_requested: Option<bool>,
-    /// kstatus conditions: Ready, Reconciling and Stalled.
+    /// kstatus conditions: Ready always; Reconciling (work under way) or Stalled (waiting
+    /// for a change from outside) only while True, never both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
