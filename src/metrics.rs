@@ -44,6 +44,26 @@ pub struct ObjectLabels {
     pub phase: String,
 }
 
+/// One Stalled object: its series exists while it is Stalled, so an alert `for` a
+/// while follows that object.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StalledLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    /// The Stalled condition's reason (AWSError, InvalidSpec, NotFound...).
+    pub reason: String,
+}
+
+/// The snapshots of one source (a cluster, replication group or cache cluster; for a
+/// SnapshotCopy, the snapshot it copies) in one namespace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub source: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: String,
@@ -95,6 +115,9 @@ pub struct Metrics {
     aws_calls: Family<AwsCall, Counter>,
     aws_throttles: Family<ServiceLabel, Counter>,
     objects: Family<ObjectLabels, Gauge>,
+    stalled: Family<StalledLabels, Gauge>,
+    last_ready: Family<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    ready: Gauge,
     aws_rate: Family<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>,
     polls: Family<ServiceRegion, Counter>,
     /// Whether the API server and AWS answer, from the operator's own calls.
@@ -222,6 +245,31 @@ impl Default for Metrics {
             "Objects by kind, engine and phase",
             objects.clone(),
         );
+        let stalled = Family::<StalledLabels, Gauge>::default();
+        registry.register(
+            "object_stalled",
+            "1 for each object (ClusterSnapshot, SnapshotCopy, SnapshotSchedule) whose \
+             Stalled condition is True: it waits for a change from outside; the reason \
+             label is the condition's",
+            stalled.clone(),
+        );
+        let last_ready =
+            Family::<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "snapshot_last_ready_timestamp_seconds",
+            "When the newest Ready snapshot of a source was taken (Unix seconds; AWS's \
+             creation time, else when it became Ready), by namespace, kind and source \
+             (ClusterSnapshot: the cluster, replication group or cache cluster; \
+             SnapshotCopy: the snapshot copied)",
+            last_ready.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 while the operator is ready (caches synced, the API server and AWS \
+             answer; what /readyz says), 0 otherwise",
+            ready.clone(),
+        );
         let aws_rate = Family::<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let polls = Family::<ServiceRegion, Counter>::default();
         registry.register(
@@ -270,6 +318,9 @@ impl Default for Metrics {
             aws_calls,
             aws_throttles,
             objects,
+            stalled,
+            last_ready,
+            ready,
         }
     }
 }
@@ -281,6 +332,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// Counts one reconcile: `ok` is false for a retried error and for a terminal one
+    /// (the object written Stalled).
     pub fn reconciled(&self, kind: &str, took: Duration, ok: bool) {
         self.reconciles
             .get_or_create(&Outcome {
@@ -347,6 +400,23 @@ impl Metrics {
         }
     }
 
+    /// Replaces the Stalled objects' series.
+    pub fn set_stalled(&self, stalled: &std::collections::HashSet<StalledLabels>) {
+        self.stalled.clear();
+        for labels in stalled {
+            self.stalled.get_or_create(labels).set(1);
+        }
+    }
+
+    /// Replaces the newest Ready snapshot times (Unix seconds) per source; a source
+    /// whose snapshots are all gone loses its series.
+    pub fn set_last_ready(&self, times: &std::collections::HashMap<SourceLabels, f64>) {
+        self.last_ready.clear();
+        for (labels, t) in times {
+            self.last_ready.get_or_create(labels).set(*t);
+        }
+    }
+
     /// Counts `n` runs of a schedule with this outcome.
     pub fn schedule_runs(&self, namespace: &str, schedule: &str, outcome: &str, n: u64) {
         if n == 0 {
@@ -389,6 +459,18 @@ struct Endpoints {
     ready: Arc<AtomicBool>,
 }
 
+impl Endpoints {
+    /// Why the operator is not ready, if it is not: what `/readyz` and the `ready` gauge
+    /// say.
+    fn not_ready(&self) -> Option<&'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            Some("waiting for the CRDs and caches")
+        } else {
+            self.metrics.reach.problem()
+        }
+    }
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` (200 once `ready` is set) on `addr`.
 pub async fn serve(
     addr: SocketAddr,
@@ -402,24 +484,16 @@ pub async fn serve(
         .route(
             "/readyz",
             get(|State(e): State<Endpoints>| async move {
-                if !e.ready.load(Ordering::Relaxed) {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: waiting for the CRDs and caches".to_string(),
-                    )
-                } else if let Some(problem) = e.metrics.reach.problem() {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {problem}"),
-                    )
-                } else {
-                    (StatusCode::OK, "ok".to_string())
+                match e.not_ready() {
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+                    None => (StatusCode::OK, "ok".to_string()),
                 }
             }),
         )
         .route(
             "/metrics",
             get(|State(e): State<Endpoints>| async move {
+                e.metrics.ready.set(i64::from(e.not_ready().is_none()));
                 (
                     [(
                         header::CONTENT_TYPE,

@@ -6,6 +6,7 @@ mod context;
 pub mod drive;
 mod error;
 mod finalizer;
+mod gauges;
 pub mod poller;
 mod run;
 pub mod snapshot_copy;

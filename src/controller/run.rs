@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::turns::in_turn;
 use super::{
-    Context, Turns, WithStatus, cluster_snapshot, controller_config, error_policy, poller,
+    Context, Turns, cluster_snapshot, controller_config, error_policy, poller,
     snapshot_copy, snapshot_schedule,
 };
 use crate::engine::Engines;
@@ -488,66 +488,14 @@ async fn run_controllers(
         }
     };
 
-    // Objects by kind, engine and phase, and the schedules' gauges, from the caches
-    // every few seconds.
-    {
-        let (snapshots, copies, schedules, metrics) = (
-            snapshot_store.clone(),
-            copy_store.clone(),
-            schedule_store.clone(),
-            ctx.metrics.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let mut counts = HashMap::new();
-                let statuses = snapshots
-                    .state()
-                    .iter()
-                    .map(|o| ("ClusterSnapshot", o.snapshot_status()))
-                    .chain(
-                        copies
-                            .state()
-                            .iter()
-                            .map(|o| ("SnapshotCopy", o.snapshot_status())),
-                    )
-                    .collect::<Vec<_>>();
-                for (kind, status) in statuses {
-                    let labels = crate::metrics::ObjectLabels {
-                        kind: kind.to_string(),
-                        engine: status
-                            .engine
-                            .map_or("unknown".to_string(), |e| e.to_string()),
-                        phase: status
-                            .phase
-                            .map_or("Pending".to_string(), |p| format!("{p:?}")),
-                    };
-                    *counts.entry(labels).or_insert(0) += 1;
-                }
-                metrics.set_objects(&counts);
-                let gauges = schedules
-                    .state()
-                    .iter()
-                    .map(|s| {
-                        let status = s.status.clone().unwrap_or_default();
-                        (
-                            crate::metrics::ScheduleLabels {
-                                namespace: s.namespace().unwrap_or_default(),
-                                schedule: s.name_any(),
-                            },
-                            crate::metrics::ScheduleState {
-                                last_success: status
-                                    .last_successful_time
-                                    .map(|t| t.as_millisecond() as f64 / 1000.0),
-                                snapshots: status.snapshots,
-                            },
-                        )
-                    })
-                    .collect();
-                metrics.set_schedules(&gauges);
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        });
-    }
+    // Objects by kind, engine and phase, the Stalled ones, the newest Ready snapshot of
+    // each source and the schedules' gauges, from the caches every few seconds.
+    super::gauges::spawn(
+        snapshot_store.clone(),
+        copy_store.clone(),
+        schedule_store.clone(),
+        ctx.metrics.clone(),
+    );
     let run_snapshots = in_turn(
         Turns::new(settings.concurrency),
         snapshot_store.clone(),

@@ -89,8 +89,25 @@ where
     }
 }
 
+tokio::task_local! {
+    /// Whether the reconcile running in this task computed a Stalled status.
+    static STALLED: std::cell::Cell<bool>;
+}
+
+/// Notes, for the reconcile running in this task, the health its status says: a
+/// reconcile that ends with the object Stalled (a terminal error, written to status
+/// rather than returned) is counted as an error. Outside a counted reconcile it does
+/// nothing.
+pub fn note_health(health: &crate::api::conditions::Health) {
+    let stalled = matches!(health, crate::api::conditions::Health::Stalled { .. });
+    let _ = STALLED.try_with(|s| s.set(stalled));
+}
+
 /// Runs one reconcile, counting its outcome and time and forgetting the object's
-/// failures when it succeeds.
+/// failures when it succeeds. A reconcile is counted `ok` only if it returned no error
+/// and did not leave the object Stalled; a terminal error (Stalled, or a Kubernetes
+/// call the operator's RBAC forbids) is also counted in `reconcile_errors` with class
+/// `terminal` (retried errors are counted there by the error policy).
 async fn counted<K>(
     obj: &K,
     ctx: &Context,
@@ -100,11 +117,21 @@ where
     K: Resource<DynamicType = ()>,
 {
     let started = std::time::Instant::now();
-    let result = reconcile.await;
-    let ok =
-        result.is_ok() || matches!(&result, Err(Error::Kube(kube::Error::Api(e))) if e.code == 403);
-    ctx.metrics.reconciled(&K::kind(&()), started.elapsed(), ok);
-    if ok {
+    let (result, stalled) = STALLED
+        .scope(std::cell::Cell::new(false), async {
+            let result = reconcile.await;
+            (result, STALLED.with(std::cell::Cell::get))
+        })
+        .await;
+    let forbidden = matches!(&result, Err(Error::Kube(kube::Error::Api(e))) if e.code == 403);
+    let terminal = forbidden || (result.is_ok() && stalled);
+    let kind = K::kind(&());
+    ctx.metrics
+        .reconciled(&kind, started.elapsed(), result.is_ok() && !terminal);
+    if terminal {
+        ctx.metrics.reconcile_error(&kind, "terminal");
+    }
+    if result.is_ok() || forbidden {
         ctx.succeeded(&ObjectRef::from_obj(obj).to_string());
     }
     result
