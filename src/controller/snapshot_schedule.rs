@@ -716,6 +716,19 @@ async fn report(ctx: &Context, obj: &SnapshotSchedule, done: &Outcomes) {
     }
 }
 
+/// A schedule Event's action: what the controller did (its reason says why or how).
+fn schedule_action(reason: &str) -> &'static str {
+    match reason {
+        "RunCreated" | "RunNameTaken" => "CreateRun",
+        "RunSkipped" => "SkipRun",
+        "RunsMissed" => "CountMissedRuns",
+        "CopyCreated" => "CreateCopy",
+        "Pruned" => "PruneRun",
+        // RUN_FAILED
+        _ => "CountFailedRun",
+    }
+}
+
 async fn publish(
     ctx: &Context,
     obj: &SnapshotSchedule,
@@ -727,7 +740,7 @@ async fn publish(
         type_,
         reason: reason.to_string(),
         note: Some(note.chars().take(1000).collect()),
-        action: "Schedule".to_string(),
+        action: schedule_action(reason).to_string(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
@@ -741,6 +754,7 @@ fn with_health(
     health: &Health,
     generation: Option<i64>,
 ) -> SnapshotScheduleStatus {
+    super::turns::note_health(health);
     status.observed_generation = generation;
     status.conditions =
         conditions::conditions(&status.conditions, health, generation, Timestamp::now());
@@ -835,5 +849,20 @@ mod tests {
             Timestamp::now(),
         );
         assert_eq!(run_state(&stalled), RunState::Failed);
+    }
+
+    #[test]
+    fn schedule_events_are_named_after_what_was_done() {
+        for (reason, action) in [
+            ("RunCreated", "CreateRun"),
+            ("RunNameTaken", "CreateRun"),
+            ("RunSkipped", "SkipRun"),
+            ("RunsMissed", "CountMissedRuns"),
+            (RUN_FAILED, "CountFailedRun"),
+            ("CopyCreated", "CreateCopy"),
+            ("Pruned", "PruneRun"),
+        ] {
+            assert_eq!(schedule_action(reason), action, "{reason}");
+        }
     }
 }
