@@ -371,7 +371,13 @@ async fn an_export_killed_before_its_status_write_is_not_made_twice() {
     let made = exports(&h).await;
     assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(made[0]["bucket"], "my-exports");
-    assert_eq!(h.count("elasticache", "CopySnapshot"), 1);
+    // A restart that comes after the export finished (the source is `available`
+    // again, as it is before an export) cannot tell from the source that it was made:
+    // it asks again, AWS refuses the taken key, and the operator knows its own export
+    // by it. One call more at most, and never a second export (above). On a machine
+    // under load the restart is slow enough for that.
+    let calls = h.count("elasticache", "CopySnapshot");
+    assert!((1..=2).contains(&calls), "{calls} CopySnapshot calls");
     assert!(is_ready(&h.copy_status("export").await));
 
     h.copies()
