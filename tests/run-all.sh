@@ -19,6 +19,8 @@ step "helm and kubectl" "$log"
 tests/testbed/install-helm-kubectl.sh "$TESTBED_STATE/bin" >>"$log" 2>&1
 step "Lua 5.1 (runs the Argo CD health check)" "$log"
 apt_install lua5.1
+step "promtool (checks the alert rules)" "$log"
+tests/testbed/install-promtool.sh >>"$log" 2>&1
 CURRENT_LOG=
 step "cargo fmt --check"
 cargo fmt --all -- --check
