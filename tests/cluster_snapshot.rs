@@ -1095,3 +1095,51 @@ async fn a_snapshot_shared_in_from_another_account_never_shadows_ours() {
         "ours was left behind"
     );
 }
+
+/// Conditions written by a version before 0.2 (Reconciling and Stalled kept as False,
+/// under another field manager) do not outlive an upgrade: the operator's next status
+/// write leaves Ready alone, with no False Reconciling or Stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_written_by_an_older_version_are_replaced() {
+    let mut h = Harness::new("legacy-conditions", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.create(json!({"metadata": {"name": "old"}, "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}}))
+        .await
+        .unwrap();
+    h.wait_ready("old").await;
+    h.operator = None;
+    let legacy = |t: &str, status: &str| {
+        json!({"type": t, "status": status, "reason": "Available", "message": "available",
+               "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1})
+    };
+    h.snapshots()
+        .patch_status(
+            "old",
+            &kube::api::PatchParams {
+                field_manager: Some("before-0.2".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(json!({"status": {"phase": "Creating", "conditions": [
+                legacy("Ready", "False"), legacy("Reconciling", "False"), legacy("Stalled", "False")]}})),
+        )
+        .await
+        .unwrap();
+    h.start_operator(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = h.status("old").await;
+        let types: Vec<(String, String)> = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect();
+        if types == [("Ready".to_string(), "True".to_string())] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale conditions stayed: {types:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -49,6 +49,20 @@ where
     if old == new {
         return Ok(());
     }
+    if has_legacy_conditions(&old.conditions) {
+        // Written by a version that kept Reconciling and Stalled as False and the list
+        // atomic: replace the list once, so that no stale False entry outlives the
+        // change to a list keyed by type.
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams {
+                field_manager: Some(MANAGER.to_string()),
+                ..Default::default()
+            },
+            &Patch::Merge(&json!({"status": {"conditions": new.conditions}})),
+        )
+        .await?;
+    }
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -146,6 +160,17 @@ where
             tracing::warn!(error = %e, "could not record an event");
         }
     }
+}
+
+/// Conditions as versions before 0.2 wrote them: Reconciling or Stalled present with
+/// status False (now they are present only while True).
+pub fn has_legacy_conditions(
+    list: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> bool {
+    list.iter().any(|c| {
+        (c.type_ == conditions::RECONCILING || c.type_ == conditions::STALLED)
+            && c.status == "False"
+    })
 }
 
 /// Both kinds carry the same status.
