@@ -241,9 +241,35 @@ pub(crate) struct Call<'a> {
     pub identifier: &'a str,
     pub arn: Option<&'a str>,
     pub detail: String,
+    /// Error codes that mean the change is in place already, beyond what the change's
+    /// kind implies (e.g. Redshift's AuthorizationAlreadyExists for a share).
+    pub benign: &'static [&'static str],
 }
 
 impl Call<'_> {
+    /// The same call, with `codes` taken as "in place already".
+    pub fn benign(self, codes: &'static [&'static str]) -> Self {
+        Self {
+            benign: codes,
+            ..self
+        }
+    }
+
+    /// Whether an error answer means the change is in place already: made before (an
+    /// AlreadyExists for what makes something), gone before (a NotFound for what
+    /// removes something), or a code the call names. A NotFound for a copy, a share or
+    /// a tag (its source or snapshot is missing) is a failure.
+    fn in_place(&self, class: ErrorClass, code: Option<&str>) -> bool {
+        match (class, self.change) {
+            (
+                ErrorClass::AlreadyExists,
+                Change::Create | Change::Copy | Change::Export | Change::Share,
+            ) => true,
+            (ErrorClass::NotFound, Change::Delete | Change::RevokeShare | Change::Untag) => true,
+            _ => code.is_some_and(|c| self.benign.contains(&c)),
+        }
+    }
+
     /// Records AWS's answer (the ARN of what it made from `arn` when the call named
     /// none) and classifies an error, as [`classify`] does.
     pub fn answered<O, E>(
@@ -265,8 +291,8 @@ impl Call<'_> {
             Ok(out) => (Outcome::Done, arn(&out), Ok(out)),
             Err(e) => {
                 let e = classify(self.service, self.operation, e, codes);
-                let outcome = match (e.class, &e.code) {
-                    (ErrorClass::AlreadyExists | ErrorClass::NotFound, Some(code)) => {
+                let outcome = match &e.code {
+                    Some(code) if self.in_place(e.class, Some(code)) => {
                         Outcome::AlreadyDone { code: code.clone() }
                     }
                     _ => Outcome::Failed {
@@ -330,6 +356,42 @@ mod tests {
             request_id: Some("rid-1".into()),
             outcome,
         }
+    }
+
+    #[test]
+    fn an_error_is_in_place_only_for_the_change_it_fits() {
+        let call = |change| Call {
+            change,
+            service: "redshift",
+            operation: "Op",
+            region: "us-east-1",
+            identifier: "s",
+            arn: None,
+            detail: String::new(),
+            benign: &[],
+        };
+        // Made before, gone before: nothing to do.
+        assert!(call(Change::Create).in_place(ErrorClass::AlreadyExists, Some("X")));
+        assert!(call(Change::Delete).in_place(ErrorClass::NotFound, Some("X")));
+        assert!(call(Change::RevokeShare).in_place(ErrorClass::NotFound, Some("X")));
+        // A copy, share, tag or retention whose snapshot is missing failed.
+        for change in [
+            Change::Copy,
+            Change::Export,
+            Change::Share,
+            Change::Tag,
+            Change::SetRetention,
+        ] {
+            assert!(
+                !call(change).in_place(ErrorClass::NotFound, Some("X")),
+                "{change:?}"
+            );
+        }
+        assert!(!call(Change::Delete).in_place(ErrorClass::AlreadyExists, Some("X")));
+        // Codes the call names.
+        let share = call(Change::Share).benign(&["AuthorizationAlreadyExists"]);
+        assert!(share.in_place(ErrorClass::Terminal, Some("AuthorizationAlreadyExists")));
+        assert!(!share.in_place(ErrorClass::Terminal, Some("AccessDenied")));
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Docdb {
             identifier,
             arn,
             detail,
+            benign: &[],
         }
     }
 

@@ -62,6 +62,7 @@ impl ElastiCache {
             identifier,
             arn,
             detail,
+            benign: &[],
         }
     }
 }

@@ -72,6 +72,7 @@ impl Redshift {
             identifier,
             arn,
             detail,
+            benign: &[],
         }
     }
 
@@ -276,6 +277,7 @@ impl SnapshotEngine for Redshift {
                     snapshot.arn.as_deref(),
                     format!("account {account}"),
                 )
+                .benign(&["AuthorizationAlreadyExists"])
                 .done(r, &CODES);
             if let Err(e) = r
                 && e.code.as_deref() != Some("AuthorizationAlreadyExists")
@@ -300,6 +302,7 @@ impl SnapshotEngine for Redshift {
                     snapshot.arn.as_deref(),
                     format!("account {account}"),
                 )
+                .benign(&["AuthorizationNotFound"])
                 .done(r, &CODES);
             if let Err(e) = r
                 && e.code.as_deref() != Some("AuthorizationNotFound")
