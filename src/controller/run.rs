@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::turns::in_turn;
 use super::{
-    Context, Turns, cluster_snapshot, controller_config, error_policy, poller,
-    snapshot_copy, snapshot_schedule,
+    Context, Turns, cluster_snapshot, controller_config, error_policy, poller, snapshot_copy,
+    snapshot_schedule,
 };
 use crate::engine::Engines;
 use crate::lifecycle::Timing;
