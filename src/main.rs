@@ -166,6 +166,21 @@ fn init_logging(format: LogFormat) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    // The namespaces to watch, in the order given (the first is the Lease's default).
+    let namespaces: Vec<String> = args
+        .namespace
+        .iter()
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    if namespaces.is_empty() && !args.namespace.is_empty() {
+        // An empty value must not widen the watch to every namespace.
+        anyhow::bail!(
+            "--namespace (DBSNAPSHOT_NAMESPACE) names no namespace: {:?}; give namespaces \
+             separated by commas, or leave it unset to watch all namespaces",
+            args.namespace.join(",")
+        );
+    }
     // Both the Kubernetes and the AWS clients use rustls on ring (the only crypto
     // provider built in: Cargo.toml keeps aws-lc out); one process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -197,7 +212,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .leader_election_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .or_else(|| args.namespace.first().cloned())
+            .or_else(|| namespaces.first().cloned())
             .unwrap_or_else(|| "default".to_string()),
         lease_name: args.lease_name.clone(),
         identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
@@ -212,12 +227,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         leader_election,
         namespaces: {
-            let mut namespaces: Vec<String> = args
-                .namespace
-                .iter()
-                .map(|ns| ns.trim().to_string())
-                .filter(|ns| !ns.is_empty())
-                .collect();
+            let mut namespaces = namespaces.clone();
             namespaces.sort();
             namespaces.dedup();
             namespaces

@@ -213,3 +213,28 @@ async fn snapshots_deleted_out_of_band_are_not_recreated() {
         .unwrap();
     h.wait_gone("vanishing").await;
 }
+
+/// An empty `--namespace` (or DBSNAPSHOT_NAMESPACE) is refused, naming the flag, instead
+/// of widening the watch to every namespace.
+#[test]
+fn an_empty_namespace_list_is_refused_not_taken_for_all_namespaces() {
+    for (args, env) in [
+        (vec!["run", "--namespace", " , "], None),
+        (vec!["run"], Some(" ")),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"));
+        cmd.args(&args)
+            .env_remove("DBSNAPSHOT_NAMESPACE")
+            .env("KUBECONFIG", "/nonexistent");
+        if let Some(v) = env {
+            cmd.env("DBSNAPSHOT_NAMESPACE", v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("--namespace (DBSNAPSHOT_NAMESPACE) names no namespace"),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+}

@@ -117,10 +117,11 @@ where
     F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future,
 {
-    // At the audit lines' target, so that `RUST_LOG=warn,dbsnapshot::audit=info` keeps
-    // the object on them.
-    let span = tracing::info_span!(
+    // At the audit lines' target and at warn, so that the refused changes' warn lines
+    // carry the object under `RUST_LOG=warn` too.
+    let span = tracing::span!(
         target: crate::engine::audit::TARGET,
+        tracing::Level::WARN,
         "reconcile",
         kind = %K::kind(&()),
         namespace = obj.meta().namespace.as_deref().unwrap_or_default(),
