@@ -16,7 +16,8 @@ use dbsnapshot_operator::leader::LeaderElection;
 use dbsnapshot_operator::lifecycle::Timing;
 
 /// Kubernetes operator for AWS database snapshots: Amazon Redshift, Amazon DocumentDB
-/// and Amazon ElastiCache, declared as ClusterSnapshot and SnapshotCopy objects.
+/// and Amazon ElastiCache, declared as ClusterSnapshot, SnapshotCopy and SnapshotSchedule
+/// objects.
 #[derive(Debug, Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {

@@ -724,8 +724,12 @@ fn schedule_action(reason: &str) -> &'static str {
         "RunsMissed" => "CountMissedRuns",
         "CopyCreated" => "CreateCopy",
         "Pruned" => "PruneRun",
-        // RUN_FAILED
-        _ => "CountFailedRun",
+        RUN_FAILED => "CountFailedRun",
+        // The schedule became Stalled: the run due was refused by the API server, or
+        // the spec breaks a rule.
+        RUN_NOT_CREATED => "CreateRun",
+        reasons::INVALID_SPEC => "ValidateSpec",
+        _ => "MarkStalled",
     }
 }
 
@@ -861,6 +865,9 @@ mod tests {
             (RUN_FAILED, "CountFailedRun"),
             ("CopyCreated", "CreateCopy"),
             ("Pruned", "PruneRun"),
+            (RUN_NOT_CREATED, "CreateRun"),
+            ("InvalidSpec", "ValidateSpec"),
+            ("Forbidden", "MarkStalled"),
         ] {
             assert_eq!(schedule_action(reason), action, "{reason}");
         }
