@@ -15,8 +15,14 @@ fn called_actions() -> BTreeSet<String> {
         let src =
             std::fs::read_to_string(format!("{}/src/engine/{file}", env!("CARGO_MANIFEST_DIR")))
                 .unwrap();
+        // Reads: `classify(SERVICE, "Action", ..)`. Changes go through the audit trail:
+        // `self.call(Change::.., "Action", ..)`, the first string after `.call(`.
         for part in src.split("classify(SERVICE, \"").skip(1) {
             let action = part.split('"').next().unwrap();
+            out.insert(format!("{prefix}:{action}"));
+        }
+        for part in src.split(".call(").skip(1) {
+            let action = part.split('"').nth(1).unwrap();
             out.insert(format!("{prefix}:{action}"));
         }
     }
