@@ -28,17 +28,7 @@ fn chart() -> PathBuf {
 
 /// helm and kubectl from the test bed (tests/testbed/install-helm-kubectl.sh).
 fn tool(name: &str) -> PathBuf {
-    let bin = root().join("target/testbed/bin");
-    if !bin.join(name).exists() {
-        let ok = Command::new("bash")
-            .arg(root().join("tests/testbed/install-helm-kubectl.sh"))
-            .arg(&bin)
-            .status()
-            .expect("install helm and kubectl")
-            .success();
-        assert!(ok, "could not install helm and kubectl");
-    }
-    bin.join(name)
+    testbed_tool(name)
 }
 
 fn run(cmd: &mut Command) -> String {

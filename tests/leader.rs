@@ -393,23 +393,8 @@ async fn a_standby_makes_no_aws_call_and_takes_over_at_once_on_sigterm() {
     drop(c);
 }
 
-/// helm from the test bed (tests/testbed/install-helm-kubectl.sh).
-fn helm() -> std::path::PathBuf {
-    let bin = root().join("target/testbed/bin");
-    if !bin.join("helm").exists() {
-        let ok = std::process::Command::new("bash")
-            .arg(root().join("tests/testbed/install-helm-kubectl.sh"))
-            .arg(&bin)
-            .status()
-            .expect("install helm and kubectl")
-            .success();
-        assert!(ok, "could not install helm and kubectl");
-    }
-    bin.join("helm")
-}
-
 fn helm_run(args: &[&str]) {
-    let out = std::process::Command::new(helm())
+    let out = std::process::Command::new(testbed_tool("helm"))
         .args(args)
         .env("KUBECONFIG", kubeconfig())
         .output()

@@ -260,17 +260,7 @@ fn promtool_checks_and_tests_the_alert_rules() {
 
 /// kubectl from the test bed (tests/testbed/install-helm-kubectl.sh).
 fn kubectl() -> PathBuf {
-    let bin = root().join("target/testbed/bin");
-    if !bin.join("kubectl").exists() {
-        let ok = Command::new("bash")
-            .arg(root().join("tests/testbed/install-helm-kubectl.sh"))
-            .arg(&bin)
-            .status()
-            .expect("install helm and kubectl")
-            .success();
-        assert!(ok, "could not install helm and kubectl");
-    }
-    bin.join("kubectl")
+    testbed_tool("kubectl")
 }
 
 /// `kubectl get <resource> -n <ns> [args]` as rows of named cells (split at the

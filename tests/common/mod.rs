@@ -828,3 +828,19 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// helm or kubectl from the test bed (tests/testbed/install-helm-kubectl.sh), installed
+/// into target/testbed/bin on first use.
+pub fn testbed_tool(name: &str) -> PathBuf {
+    let bin = root().join("target/testbed/bin");
+    if !bin.join(name).exists() {
+        let ok = Command::new("bash")
+            .arg(root().join("tests/testbed/install-helm-kubectl.sh"))
+            .arg(&bin)
+            .status()
+            .expect("install helm and kubectl")
+            .success();
+        assert!(ok, "could not install helm and kubectl");
+    }
+    bin.join(name)
+}
