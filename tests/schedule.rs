@@ -558,33 +558,43 @@ async fn downtime_across_two_runs_makes_one_and_counts_the_other_missed() {
         )
         .await;
     }
-    let before = eventually("a first run of each", Duration::from_secs(60), || async {
+    eventually("a first run of each", Duration::from_secs(60), || async {
         let late = schedule_status(&h, "late").await;
         let strict = schedule_status(&h, "strict").await;
-        (late.last_schedule_time.is_some() && strict.last_schedule_time.is_some())
-            .then_some((late, strict))
+        (late.last_schedule_time.is_some() && strict.last_schedule_time.is_some()).then_some(())
     })
     .await;
     // Down across two scheduled times; back 20 s (schedule time) after the second, so
     // that it is missed by more than `strict`'s 10 s deadline and by less than
-    // `late`'s, and the next is 40 s (10 s real) away.
+    // `late`'s, and the next is 40 s (10 s real) away. The statuses are read once the
+    // operator is gone, so that a run it made while stopping counts as before.
     h.operator = None;
+    let before = [
+        ("late", schedule_status(&h, "late").await),
+        ("strict", schedule_status(&h, "strict").await),
+    ];
     let now = schedule_now(&origin, SLOW);
     let back = (now.as_second() / 60 + 2) * 60 + 20;
     let wait = (back - now.as_second()) as f64 / 4.0;
     tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     restart_at(&mut h, &origin, SLOW, &[]);
-    for (name, old) in [("late", &before.0), ("strict", &before.1)] {
+    // Both statuses read together, as soon as both show the downtime: read one after
+    // the other, the second could already show the next, ordinary run.
+    let after = eventually(
+        "both schedules to look at the downtime",
+        Duration::from_secs(30),
+        || async {
+            let late = schedule_status(&h, "late").await;
+            let strict = schedule_status(&h, "strict").await;
+            (late.missed_runs > before[0].1.missed_runs
+                && strict.missed_runs > before[1].1.missed_runs)
+                .then_some([late, strict])
+        },
+    )
+    .await;
+    for ((name, old), after) in before.iter().zip(after) {
+        let name = *name;
         let last_before = old.last_schedule_time.unwrap();
-        let after = eventually(
-            &format!("{name} to look at the downtime"),
-            Duration::from_secs(30),
-            || async {
-                let s = schedule_status(&h, name).await;
-                (s.missed_runs > old.missed_runs).then_some(s)
-            },
-        )
-        .await;
         let last_after = after.last_schedule_time.unwrap();
         let passed = (last_after.as_second() - last_before.as_second()) / 60;
         assert!(passed >= 2, "{name}: only {passed} scheduled times passed");
