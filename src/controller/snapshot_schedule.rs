@@ -245,16 +245,19 @@ async fn apply(
     let (Some(snapshot_store), Some(copy_store)) = (&ctx.snapshots, &ctx.copies) else {
         return Ok(Action::requeue(Duration::from_secs(1)));
     };
+    // A waiter can miss the wake-up of a store that becomes ready while it waits (see
+    // `run`): wait briefly and look again soon, so that a start is not held up (a
+    // schedule held past its starting deadline would count the run as missed).
     for ready in [
         Box::pin(snapshot_store.wait_until_ready())
             as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
         Box::pin(copy_store.wait_until_ready()),
     ] {
-        if !tokio::time::timeout(Duration::from_secs(10), ready)
+        if !tokio::time::timeout(Duration::from_millis(500), ready)
             .await
             .is_ok_and(|r| r.is_ok())
         {
-            return Ok(Action::requeue(Duration::from_secs(1)));
+            return Ok(Action::requeue(Duration::from_millis(200)));
         }
     }
     // The schedule as the API server has it now: its status records the runs made, and
