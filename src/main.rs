@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use dbsnapshot_operator::api::{Defaults, DeletionPolicy};
 use dbsnapshot_operator::controller::snapshot_schedule::ScheduleClock;
 use dbsnapshot_operator::controller::{self, Polling, Settings};
 use dbsnapshot_operator::engine::budget::Rate;
@@ -57,6 +58,17 @@ enum RetryMode {
     Adaptive,
 }
 
+/// `--default-deletion-policy`, spelt as in a spec.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum DefaultDeletionPolicy {
+    /// Deleting an object revokes its snapshot's shares and deletes the snapshot.
+    #[value(name = "Delete", alias = "delete")]
+    Delete,
+    /// Deleting an object leaves its snapshot and shares on AWS.
+    #[value(name = "Retain", alias = "retain")]
+    Retain,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// AWS region for objects that name none (default: the AWS config chain's).
@@ -65,6 +77,16 @@ struct RunArgs {
     /// Watch only these namespaces, comma-separated (default: all namespaces).
     #[arg(long, env = "DBSNAPSHOT_NAMESPACE", value_delimiter = ',')]
     namespace: Vec<String>,
+    /// The deletionPolicy of objects whose spec has none, recorded in each object's
+    /// status.deletionPolicy when first reconciled (so changing it later changes only
+    /// objects made afterwards). With Delete, deleting a namespace deletes its
+    /// snapshots on AWS.
+    #[arg(long, value_enum, default_value_t = DefaultDeletionPolicy::Delete, env = "DBSNAPSHOT_DEFAULT_DELETION_POLICY")]
+    default_deletion_policy: DefaultDeletionPolicy,
+    /// Tags put on every snapshot the operator makes, as key=value pairs separated by
+    /// commas; a key in an object's spec.tags wins. Changing them retags the snapshots.
+    #[arg(long, default_value = "", env = "DBSNAPSHOT_DEFAULT_TAGS")]
+    default_tags: String,
     /// Objects reconciled at the same time.
     #[arg(long, default_value_t = 8, env = "DBSNAPSHOT_CONCURRENCY")]
     concurrency: u16,
@@ -182,6 +204,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.namespace.join(",")
         );
     }
+    let defaults = Defaults {
+        deletion_policy: match args.default_deletion_policy {
+            DefaultDeletionPolicy::Delete => DeletionPolicy::Delete,
+            DefaultDeletionPolicy::Retain => DeletionPolicy::Retain,
+        },
+        tags: Defaults::parse_tags(&args.default_tags)
+            .map_err(|e| anyhow::anyhow!("--default-tags (DBSNAPSHOT_DEFAULT_TAGS): {e}"))?,
+    };
+    defaults
+        .check()
+        .map_err(|e| anyhow::anyhow!("--default-tags (DBSNAPSHOT_DEFAULT_TAGS): {e}"))?;
     // Both the Kubernetes and the AWS clients use rustls on ring (the only crypto
     // provider built in: Cargo.toml keeps aws-lc out); one process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -251,6 +284,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             PollingMode::PerObject => Polling::PerObject,
         },
         adaptive_retry: args.aws_retry_mode == RetryMode::Adaptive,
+        defaults,
         schedule_clock: ScheduleClock {
             origin: args
                 .schedule_clock_origin

@@ -293,6 +293,9 @@ fn chart_lints_and_renders_least_privilege() {
         ("watchNamespaces={a,a}", "watchNamespaces"),
         ("aws.retryMode=fast", "retryMode"),
         ("aws.region=Europe", "region"),
+        ("defaults.deletionPolicy=Keep", "deletionPolicy"),
+        ("defaults.tags.aws:team=x", "aws:team"),
+        ("defaults.tags.team=a;b", "tags"),
         // The top-level AWS keys of 0.1.0 are gone (docs/upgrading.md).
         ("region=eu-west-1", "region"),
         ("awsRate=5", "awsRate"),
@@ -340,13 +343,39 @@ fn chart_values_render() {
         assert!(find(&docs, kind).is_empty(), "{kind} by default");
     }
     let args = container_args(&docs);
-    for arg in ["--aws-rate=3", "--aws-burst=3", "--aws-retry-mode=standard"] {
+    for arg in [
+        "--aws-rate=3",
+        "--aws-burst=3",
+        "--aws-retry-mode=standard",
+        "--default-deletion-policy=Delete",
+    ] {
         assert!(args.contains(&arg.to_string()), "{args:?}");
     }
+    assert!(!args.iter().any(|a| a.starts_with("--region")
+        || a.starts_with("--namespace")
+        || a.starts_with("--default-tags")));
+
+    // The operator-wide defaults: the policy, and the tags as key=value pairs.
+    let docs = render(&[
+        "--set",
+        "defaults.deletionPolicy=Retain",
+        "--set",
+        "defaults.tags.team=platform",
+        "--set-string",
+        "defaults.tags.cost-center=42",
+        "--set",
+        "defaults.tags.owner=ops team@example",
+    ]);
+    let args = container_args(&docs);
     assert!(
-        !args
-            .iter()
-            .any(|a| a.starts_with("--region") || a.starts_with("--namespace"))
+        args.contains(&"--default-deletion-policy=Retain".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(
+            &"--default-tags=cost-center=42,owner=ops team@example,team=platform".to_string()
+        ),
+        "{args:?}"
     );
 
     let docs = render(&[
@@ -1149,6 +1178,8 @@ fn the_chart_readme_matches_values_yaml() {
         "aws.retryMode",
         "crds.keep",
         "watchNamespaces",
+        "defaults.deletionPolicy",
+        "defaults.tags",
         "podDisruptionBudget.enabled",
         "extraVolumes",
         "securityContext",

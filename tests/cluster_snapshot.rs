@@ -1143,3 +1143,110 @@ async fn conditions_written_by_an_older_version_are_replaced() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// `--default-deletion-policy` and `--default-tags` fill what a spec leaves out, show in
+/// status, and the recorded policy outlives a change of the operator's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_defaults_fill_silent_specs_and_the_recorded_policy_stays() {
+    use dbsnapshot_operator::api::DeletionPolicy::{Delete, Retain};
+    let mut h = Harness::new("defaults", 0.5).await;
+    seed_clusters(&h.aws).await;
+    h.operator = None;
+    h.start_operator(&[
+        "--default-deletion-policy",
+        "Retain",
+        "--default-tags",
+        "team=platform,cost-center=42,owner=ops@example",
+    ]);
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let aws_tags_of = |h: &Harness, id: &str| {
+        h.aws_snapshots().into_iter().find(|s| s.id == id).map(|s| {
+            s.tags
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("dbsnapshot.io/"))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    for (name, extra) in [
+        ("silent", json!({"tags": {"team": "data"}})),
+        ("explicit", json!({"deletionPolicy": "Delete"})),
+    ] {
+        let mut spec =
+            json!({"source": source("redshift"), "snapshotIdentifier": format!("{name}-snap")});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        h.create(json!({"metadata": {"name": name}, "spec": spec}))
+            .await
+            .unwrap();
+    }
+    // DocumentDB takes no '@' in a tag: the default tag is refused for this object only.
+    h.create(json!({"metadata": {"name": "docdb"}, "spec": {"source": source("docdb")}}))
+        .await
+        .unwrap();
+
+    let s = h.wait_ready("silent").await;
+    assert_eq!(s.deletion_policy, Some(Retain));
+    let applied = tags(&[
+        ("team", "data"),
+        ("cost-center", "42"),
+        ("owner", "ops@example"),
+    ]);
+    assert_eq!(s.tags, applied);
+    assert_eq!(aws_tags_of(&h, "silent-snap"), Some(applied));
+    assert_eq!(h.wait_ready("explicit").await.deletion_policy, Some(Delete));
+    let s = h
+        .wait_for("docdb", Duration::from_secs(30), |_| {}, is_stalled)
+        .await;
+    assert_eq!(stalled_reason(&s).as_deref(), Some("InvalidSpec"));
+    let message = condition(&s, "Stalled").unwrap().message.clone();
+    assert!(
+        message.contains("spec.tags") && message.contains("default tag[owner]"),
+        "{message}"
+    );
+    assert!(!h.aws_snapshots().iter().any(|s| s.engine == "docdb"));
+
+    // The operator's defaults change: the recorded policy stays, the tags follow.
+    h.operator = None;
+    h.start_operator(&["--default-tags", "cost-center=43"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let want = tags(&[("team", "data"), ("cost-center", "43")]);
+    while aws_tags_of(&h, "silent-snap").as_ref() != Some(&want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tags not retagged: {:?}",
+            aws_tags_of(&h, "silent-snap")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = h
+        .wait_for(
+            "silent",
+            Duration::from_secs(30),
+            |_| {},
+            |s| s.tags == want,
+        )
+        .await;
+    assert_eq!(s.deletion_policy, Some(Retain));
+    h.wait_ready("docdb").await;
+    h.create(json!({"metadata": {"name": "fresh"}, "spec": {"source": source("redshift"), "snapshotIdentifier": "fresh-snap"}}))
+        .await
+        .unwrap();
+    assert_eq!(h.wait_ready("fresh").await.deletion_policy, Some(Delete));
+
+    // Deleting: the silent object keeps its recorded Retain, the new one its Delete.
+    for name in ["silent", "fresh"] {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+        h.wait_gone(name).await;
+    }
+    assert!(aws_exists(&h, "redshift", "silent-snap").await);
+    assert!(!aws_exists(&h, "redshift", "fresh-snap").await);
+}

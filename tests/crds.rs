@@ -92,7 +92,7 @@ fn cel_rules_are_in_the_generated_schema() {
     let mut sc = Vec::new();
     rules(&schema(&SnapshotCopy::crd()), &mut sc);
     for expected in [
-        "!has(self.targetBucket) || self.deletionPolicy == 'Retain'",
+        "!has(self.targetBucket) || !has(self.deletionPolicy) || self.deletionPolicy == 'Retain'",
         "!has(self.retentionDays) || has(self.source.redshift) || has(self.source.clusterSnapshotRef)",
         "!has(self.kmsKeyId) || !has(self.source.redshift)",
         "!has(self.copyTags) || has(self.source.docdb) || has(self.source.clusterSnapshotRef)",
@@ -346,6 +346,8 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
         json!({"source": {"redshift": {"snapshotIdentifier": "rs:analytics-2026-11-22-03-00"}}, "retentionDays": 7}),
         json!({"source": {"docdb": {"snapshotIdentifier": "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:x"}}, "sourceRegion": "us-west-2", "kmsKeyId": "k", "copyTags": true}),
         json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "my-exports", "deletionPolicy": "Retain"}),
+        // An export is always kept: it may leave deletionPolicy out.
+        json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "my-exports"}),
     ];
     for v in &valid {
         cel("SnapshotCopy", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
@@ -356,7 +358,7 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
     let invalid = [
         (json!({"source": {}}), "exactly one"),
         (
-            json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "b-b"}),
+            json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "b-b", "deletionPolicy": "Delete"}),
             "Retain",
         ),
         (
@@ -825,7 +827,10 @@ fn cel_and_the_operator_agree_on_snapshot_schedules() {
             Cel("ElastiCache"),
         ),
         (
-            with(&ec, copy(json!({"targetBucket": "bkt"}))),
+            with(
+                &ec,
+                copy(json!({"targetBucket": "bkt", "deletionPolicy": "Delete"})),
+            ),
             "spec.copyTemplates[0].spec.deletionPolicy",
             Cel("Retain"),
         ),
@@ -951,8 +956,19 @@ async fn the_api_server_serves_snapshot_schedules() {
     assert_eq!(spec["suspend"], false, "{spec}");
     assert_eq!(spec["concurrencyPolicy"], "Forbid", "{spec}");
     assert_eq!(spec["retention"]["failedHistoryLimit"], 3, "{spec}");
-    assert_eq!(spec["snapshotTemplate"]["spec"]["deletionPolicy"], "Delete");
-    assert_eq!(spec["copyTemplates"][0]["spec"]["deletionPolicy"], "Delete");
+    // No deletionPolicy default: a run without one gets the operator's default.
+    assert!(
+        spec["snapshotTemplate"]["spec"]
+            .get("deletionPolicy")
+            .is_none(),
+        "{spec}"
+    );
+    assert!(
+        spec["copyTemplates"][0]["spec"]
+            .get("deletionPolicy")
+            .is_none(),
+        "{spec}"
+    );
     let got = typed.get("orders-nightly").await.unwrap();
     validate_snapshot_schedule(&got.spec).unwrap();
 

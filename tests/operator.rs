@@ -238,3 +238,38 @@ fn an_empty_namespace_list_is_refused_not_taken_for_all_namespaces() {
         );
     }
 }
+
+/// Bad operator-wide defaults stop the operator at start, naming the flag, the tag and
+/// the rule, before it touches anything.
+#[test]
+fn bad_operator_defaults_are_refused_at_start() {
+    for (args, want) in [
+        (
+            vec!["run", "--default-tags", "team=data,aws:owner=me"],
+            "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): default tag[aws:owner]: tag keys starting with aws: or dbsnapshot.io/ are reserved",
+        ),
+        (
+            vec!["run", "--default-tags", "team=a;b"],
+            "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): default tag[team]: ';' is not allowed",
+        ),
+        (
+            vec!["run", "--default-tags", "team"],
+            "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): \"team\" is not key=value",
+        ),
+        (
+            vec!["run", "--default-deletion-policy", "Keep"],
+            "invalid value 'Keep' for '--default-deletion-policy",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbsnapshot-operator"))
+            .args(&args)
+            .env_remove("DBSNAPSHOT_DEFAULT_TAGS")
+            .env_remove("DBSNAPSHOT_DEFAULT_DELETION_POLICY")
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

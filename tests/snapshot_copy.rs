@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_docdb::types::Tag as DocdbTag;
 use common::*;
-use dbsnapshot_operator::api::Phase;
+use dbsnapshot_operator::api::{DeletionPolicy, Phase};
 use kube::ResourceExt;
 use serde_json::json;
 
@@ -334,8 +334,9 @@ async fn elasticache_copy_and_export_to_s3() {
             .is_ok()
     );
 
-    // Export without Retain is refused (the schema's CEL rule; the operator too).
-    h.create_copy(json!({"metadata": {"name": "export-delete"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetBucket": "my-exports"}}))
+    // An export with deletionPolicy Delete is refused (the schema's CEL rule; the
+    // operator too): an export is always kept.
+    h.create_copy(json!({"metadata": {"name": "export-delete"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetBucket": "my-exports", "deletionPolicy": "Delete"}}))
         .await
         .unwrap();
     let s = h
@@ -353,7 +354,7 @@ async fn elasticache_copy_and_export_to_s3() {
     assert_eq!(count(&h, "elasticache", "CopySnapshot"), 1);
 
     h.set_snapshot_seconds(2.0);
-    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-2026", "deletionPolicy": "Retain"}}))
+    h.create_copy(json!({"metadata": {"name": "export"}, "spec": {"source": {"elasticache": {"snapshotName": "sessions-src"}}, "targetBucket": "my-exports", "targetSnapshotIdentifier": "sessions-2026"}}))
         .await
         .unwrap();
     let s = h
@@ -363,6 +364,8 @@ async fn elasticache_copy_and_export_to_s3() {
         s.export_location.as_deref(),
         Some("s3://my-exports/sessions-2026")
     );
+    // No deletionPolicy given: an export is kept, and the status says so.
+    assert_eq!(s.deletion_policy, Some(DeletionPolicy::Retain));
     let exports = h.emulator.as_ref().unwrap().lock().unwrap().exports.clone();
     assert_eq!(exports.len(), 1);
     assert_eq!(exports[0].bucket, "my-exports");

@@ -150,10 +150,12 @@ pub struct ClusterSnapshotSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub shared_with: Vec<String>,
 
-    /// Delete (the default): deleting the object revokes every share and deletes the
-    /// snapshot. Retain: the snapshot and its shares stay on AWS.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// Delete: deleting the object revokes every share and deletes the snapshot.
+    /// Retain: the snapshot and its shares stay on AWS. Omitted: the operator's default
+    /// (`--default-deletion-policy`, Delete unless set), recorded in
+    /// status.deletionPolicy when the object is first reconciled and kept from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 }
 
 /// The cluster to snapshot: exactly one member.

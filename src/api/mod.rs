@@ -3,6 +3,7 @@
 
 pub mod cluster_snapshot;
 pub mod conditions;
+pub mod defaults;
 pub mod reference;
 pub mod snapshot_copy;
 pub mod snapshot_schedule;
@@ -15,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use cluster_snapshot::{ClusterSnapshot, ClusterSnapshotSpec, ClusterSource};
+pub use defaults::Defaults;
 pub use snapshot_copy::{CopySource, SnapshotCopy, SnapshotCopySpec};
 pub use snapshot_schedule::{
     ConcurrencyPolicy, CopyTemplate, CopyTemplateSpec, Retention, SnapshotSchedule,

@@ -89,8 +89,8 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("!has(self.targetBucket) || has(self.source.elasticache) || has(self.source.clusterSnapshotRef)")
         .message("targetBucket applies to ElastiCache copies only")
         .field_path(".targetBucket"),
-    validation = Rule::new("!has(self.targetBucket) || self.deletionPolicy == 'Retain'")
-        .message("targetBucket (an export to S3) requires deletionPolicy Retain: the S3 object outlives the object")
+    validation = Rule::new("!has(self.targetBucket) || !has(self.deletionPolicy) || self.deletionPolicy == 'Retain'")
+        .message("targetBucket (an export to S3) is always kept, as the S3 object outlives the object: set deletionPolicy Retain or leave it out")
         .field_path(".deletionPolicy"),
     validation = Rule::new("!has(self.sharedWith) || size(self.sharedWith) == 0 || !has(self.source.elasticache)")
         .message("sharedWith is not supported for ElastiCache snapshots")
@@ -162,7 +162,7 @@ pub struct SnapshotCopySpec {
     pub retention_days: Option<i32>,
 
     /// ElastiCache only: export the snapshot to this S3 bucket instead of copying it
-    /// within ElastiCache. Requires deletionPolicy Retain. Immutable.
+    /// within ElastiCache. Always kept: deletionPolicy Retain or left out. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 3, max = 63),
@@ -190,9 +190,10 @@ pub struct SnapshotCopySpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub shared_with: Vec<String>,
 
-    /// Delete (the default) or Retain, as for ClusterSnapshot.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// Delete or Retain, as for ClusterSnapshot (omitted: the operator's default). An
+    /// export to S3 (targetBucket) is always Retain: omit it or say Retain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 }
 
 /// The snapshot to copy: exactly one member.

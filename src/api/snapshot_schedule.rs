@@ -294,10 +294,11 @@ pub struct SnapshotTemplateSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub shared_with: Vec<String>,
 
-    /// Delete (the default): pruning or deleting a run's ClusterSnapshot deletes the
-    /// snapshot on AWS. Retain: the snapshot stays on AWS.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// Delete: pruning or deleting a run's ClusterSnapshot deletes the snapshot on AWS.
+    /// Retain: the snapshot stays on AWS. Omitted: the operator's default
+    /// (`--default-deletion-policy`, Delete unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 }
 
 /// One SnapshotCopy made of every snapshot the schedule takes.
@@ -319,8 +320,8 @@ pub struct CopyTemplate {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.targetBucket) || self.deletionPolicy == 'Retain'")
-        .message("targetBucket (an export to S3) requires deletionPolicy Retain: the S3 object outlives the object")
+    validation = Rule::new("!has(self.targetBucket) || !has(self.deletionPolicy) || self.deletionPolicy == 'Retain'")
+        .message("targetBucket (an export to S3) is always kept, as the S3 object outlives the object: set deletionPolicy Retain or leave it out")
         .field_path(".deletionPolicy"),
 )]
 pub struct CopyTemplateSpec {
@@ -349,8 +350,8 @@ pub struct CopyTemplateSpec {
     #[x_kube(validation = Rule::new("self != 0").message("retentionDays must be -1 or 1 to 3653"))]
     pub retention_days: Option<i32>,
 
-    /// ElastiCache only: export each snapshot to this S3 bucket. Requires
-    /// deletionPolicy Retain.
+    /// ElastiCache only: export each snapshot to this S3 bucket. Always kept:
+    /// deletionPolicy Retain or left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 3, max = 63),
@@ -379,9 +380,9 @@ pub struct CopyTemplateSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub shared_with: Vec<String>,
 
-    /// Delete (the default) or Retain, as for SnapshotCopy.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// Delete or Retain, as for SnapshotCopy (omitted: the operator's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 }
 
 /// Which snapshots of the schedule to keep. Each rule is off when absent; a snapshot
@@ -579,7 +580,7 @@ mod tests {
             snap.source.docdb.as_ref().unwrap().cluster_identifier,
             "orders"
         );
-        assert_eq!(snap.deletion_policy, DeletionPolicy::Retain);
+        assert_eq!(snap.deletion_policy, Some(DeletionPolicy::Retain));
         assert_eq!(snap.tags["team"], "data");
         let copy = s.copy_spec(&s.spec.copy_templates[0], "orders-nightly-202611220200");
         assert_eq!(
@@ -589,7 +590,7 @@ mod tests {
         assert_eq!(copy.target_snapshot_identifier, None);
         assert_eq!(copy.region.as_deref(), Some("eu-west-1"));
         assert_eq!(copy.copy_tags, Some(true));
-        assert_eq!(copy.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(copy.deletion_policy, None);
     }
 
     #[test]

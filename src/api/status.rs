@@ -171,6 +171,14 @@ pub struct SnapshotStatus {
     /// export is only watched, never requested again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_requested: Option<bool>,
+    /// The deletion policy in force: spec.deletionPolicy, or the operator's default
+    /// recorded when the object was first reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<super::DeletionPolicy>,
+    /// The tags the operator keeps on the snapshot: spec.tags over the operator's
+    /// default tags (`--default-tags`), without its two ownership tags.
+    #[serde(default, skip_serializing_if = "super::Tags::is_empty")]
+    pub tags: super::Tags,
     /// kstatus conditions: Ready always; Reconciling (work under way) or Stalled (waiting
     /// for a change from outside) only while True, never both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

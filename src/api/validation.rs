@@ -39,7 +39,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError::new(field, message)
 }
 
-const MAX_TAGS: usize = 48;
+pub(crate) const MAX_TAGS: usize = 48;
 const MAX_SHARES: usize = 20;
 
 fn is_account_id(s: &str) -> bool {
@@ -117,7 +117,7 @@ pub fn is_tag_char(c: char) -> bool {
 
 /// Tag rules, with DocumentDB's stricter ones when the engine is known to be DocumentDB:
 /// no `@`, and neither key nor value starting with `aws:` or `rds:` (its Tag reference).
-fn check_tags(tags: &Tags, engine: Option<Engine>) -> Result<(), SpecError> {
+pub(crate) fn check_tags(tags: &Tags, engine: Option<Engine>) -> Result<(), SpecError> {
     if tags.len() > MAX_TAGS {
         return Err(err(
             "spec.tags",
@@ -404,10 +404,10 @@ pub fn validate_snapshot_copy(
                 format!("{b:?} is not a valid S3 bucket name"),
             ));
         }
-        if spec.deletion_policy != DeletionPolicy::Retain {
+        if spec.deletion_policy == Some(DeletionPolicy::Delete) {
             return Err(err(
                 "spec.deletionPolicy",
-                "an export to S3 (targetBucket) requires deletionPolicy Retain: the S3 object outlives the object",
+                "an export to S3 (targetBucket) is always kept (the S3 object outlives the object): set deletionPolicy Retain or leave it out",
             ));
         }
     }

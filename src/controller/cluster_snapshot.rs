@@ -17,8 +17,8 @@ use crate::api::cluster_snapshot::SourceCluster;
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{SpecError, validate_cluster_snapshot};
 use crate::api::{
-    ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
-    SnapshotStatus,
+    ClusterSnapshot, Defaults, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG,
+    SnapshotCopy, SnapshotStatus,
 };
 use crate::engine::{CreateRequest, SourceRef};
 use crate::lifecycle::{Desired, Recorded};
@@ -36,8 +36,12 @@ pub struct Plan {
 }
 
 /// Resolves the spec against the status (identifiers, region and source are fixed once
-/// recorded) and the operator's region. Pure.
-pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan, SpecError> {
+/// recorded) and the operator's region and defaults. Pure.
+pub fn plan(
+    obj: &ClusterSnapshot,
+    default_region: Option<&str>,
+    defaults: &Defaults,
+) -> Result<Plan, SpecError> {
     let spec = &obj.spec;
     let source = validate_cluster_snapshot(spec)?;
     let engine = source.engine();
@@ -94,7 +98,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
         .clone()
         .or_else(|| spec.snapshot_identifier.clone())
         .unwrap_or_else(|| default_identifier(&namespace, &obj.name_any(), &uid, engine));
-    let mut tags = spec.tags.clone();
+    let mut tags = defaults.tags(&spec.tags, Some(engine))?;
     tags.insert(OWNER_UID_TAG.to_string(), uid.clone());
     tags.insert(
         RESOURCE_TAG.to_string(),
@@ -113,7 +117,7 @@ pub fn plan(obj: &ClusterSnapshot, default_region: Option<&str>) -> Result<Plan,
             shared_with: spec.shared_with.clone(),
             retention_days: (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1)),
             owner_uid: uid,
-            deletion_policy: spec.deletion_policy,
+            deletion_policy: defaults.deletion_policy(spec.deletion_policy, status.deletion_policy),
             cancel_while_creating: false,
             recorded: Recorded::from_status(&status),
             adopt_untagged: false,
@@ -169,6 +173,7 @@ fn base_status(obj: &ClusterSnapshot, plan: &Plan) -> SnapshotStatus {
     status.region = Some(plan.region.clone());
     status.source = Some(plan.source.clone());
     status.snapshot_identifier = Some(plan.desired.identifier.clone());
+    drive::record_applied(&mut status, &plan.desired);
     status
 }
 
@@ -180,7 +185,7 @@ async fn apply(
     let old = obj.status.clone().unwrap_or_default();
     let generation = obj.metadata.generation;
     let default_region = ctx.engines.default_region();
-    let plan = match plan(obj, default_region.as_deref()) {
+    let plan = match plan(obj, default_region.as_deref(), &ctx.defaults) {
         Ok(p) => p,
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
@@ -326,11 +331,12 @@ async fn copies_in_flight(
 ) -> Result<(Vec<String>, Option<std::time::Duration>), Error> {
     let namespace = obj.namespace();
     let name = obj.name_any();
-    // The cache, once it holds its first full list (right after a start it may not).
+    // The cache, once it holds its first full list (right after a start it may not;
+    // and a waiter can miss the wake-up, see `run`: a short wait, then a listing).
     let cached = match &ctx.copies {
         Some(store)
             if tokio::time::timeout(
-                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(1),
                 store.wait_until_ready(),
             )
             .await
@@ -421,7 +427,10 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
-    if obj.spec.deletion_policy == DeletionPolicy::Delete {
+    let deletion_policy = ctx
+        .defaults
+        .deletion_policy(obj.spec.deletion_policy, old.deletion_policy);
+    if deletion_policy == DeletionPolicy::Delete {
         let (waiting, next) = copies_in_flight(ctx, obj).await?;
         if !waiting.is_empty() {
             let mut status = old.clone();
@@ -448,7 +457,7 @@ async fn cleanup(
         shared_with: Vec::new(),
         retention_days: None,
         owner_uid: obj.uid().unwrap_or_default(),
-        deletion_policy: obj.spec.deletion_policy,
+        deletion_policy,
         cancel_while_creating: false,
         recorded: Recorded::from_status(&old),
         adopt_untagged: false,
@@ -512,12 +521,57 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_defaults_fill_what_the_spec_leaves_out_and_show_in_status() {
+        let defaults = Defaults {
+            deletion_policy: DeletionPolicy::Retain,
+            tags: [("team", "platform"), ("cost-center", "42")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let spec = serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": {"team": "data"}});
+        let p = plan(&object(spec.clone(), None), Some("us-east-1"), &defaults).unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Retain);
+        assert_eq!(p.desired.tags["team"], "data");
+        assert_eq!(p.desired.tags["cost-center"], "42");
+        let status = base_status(&object(spec.clone(), None), &p);
+        assert_eq!(status.deletion_policy, Some(DeletionPolicy::Retain));
+        assert_eq!(
+            status.tags.keys().collect::<Vec<_>>(),
+            ["cost-center", "team"],
+            "the ownership tags are not shown"
+        );
+        // Recorded once, the policy stays when the operator's default changes.
+        let recorded = serde_json::json!({"deletionPolicy": "Retain"});
+        let p = plan(
+            &object(spec.clone(), Some(recorded)),
+            Some("us-east-1"),
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Retain);
+        // The spec's own policy wins over both.
+        let mut explicit = spec.clone();
+        explicit["deletionPolicy"] = "Delete".into();
+        let p = plan(
+            &object(
+                explicit,
+                Some(serde_json::json!({"deletionPolicy": "Retain"})),
+            ),
+            Some("us-east-1"),
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Delete);
+    }
+
+    #[test]
     fn plans_default_identifier_tags_and_retention() {
         let obj = object(
             serde_json::json!({"source": {"redshift": {"clusterIdentifier": "analytics"}}, "tags": {"team": "data"}}),
             None,
         );
-        let p = plan(&obj, Some("us-east-1")).unwrap();
+        let p = plan(&obj, Some("us-east-1"), &Defaults::default()).unwrap();
         assert_eq!(p.engine, Engine::Redshift);
         assert_eq!(p.region, "us-east-1");
         assert_eq!(p.desired.identifier, "data-nightly-3f2a9c1e");
@@ -532,7 +586,7 @@ mod tests {
             serde_json::json!({"source": {"elasticache": {"replicationGroupId": "g"}}, "kmsKeyId": "k"}),
             None,
         );
-        let p = plan(&ec, Some("eu-west-1")).unwrap();
+        let p = plan(&ec, Some("eu-west-1"), &Defaults::default()).unwrap();
         assert!(p.replication_group);
         assert_eq!(p.desired.retention_days, None);
         assert_eq!(p.kms_key_id.as_deref(), Some("k"));
@@ -545,6 +599,7 @@ mod tests {
         let p = plan(
             &object(base.clone(), Some(status.clone())),
             Some("us-east-1"),
+            &Defaults::default(),
         )
         .unwrap();
         assert_eq!(p.desired.identifier, "recorded");
@@ -567,7 +622,12 @@ mod tests {
                 "spec.region",
             ),
         ] {
-            let e = plan(&object(spec, Some(status.clone())), Some("us-east-1")).unwrap_err();
+            let e = plan(
+                &object(spec, Some(status.clone())),
+                Some("us-east-1"),
+                &Defaults::default(),
+            )
+            .unwrap_err();
             assert_eq!(e.field, field);
             assert!(e.message.contains("immutable"), "{e}");
         }
@@ -579,7 +639,7 @@ mod tests {
             serde_json::json!({"source": {"docdb": {"clusterIdentifier": "o"}}}),
             None,
         );
-        let e = plan(&obj, None).unwrap_err();
+        let e = plan(&obj, None, &Defaults::default()).unwrap_err();
         assert_eq!(e.field, "spec.region");
         let _ = ClusterSnapshotSpec::clone(&obj.spec);
     }

@@ -41,6 +41,8 @@ pub struct Context {
     pub snapshots: Option<kube::runtime::reflector::Store<crate::api::ClusterSnapshot>>,
     /// The clock SnapshotSchedules run on (the real one but in tests).
     pub schedule_clock: super::snapshot_schedule::ScheduleClock,
+    /// What applies where a spec says nothing (deletion policy, tags).
+    pub defaults: crate::api::Defaults,
     /// Failed schedule runs this process has counted.
     pub schedule_failures: super::snapshot_schedule::SeenFailures,
     /// When this process started (failures from before it were counted by another).
@@ -121,6 +123,7 @@ impl Context {
             copies: None,
             snapshots: None,
             schedule_clock: Default::default(),
+            defaults: Default::default(),
             schedule_failures: Default::default(),
             started: jiff::Timestamp::now(),
         }

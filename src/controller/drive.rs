@@ -300,6 +300,21 @@ pub async fn converge_cleanup(
 /// or the recorded ARN and creation time, which a replaced snapshot would not match).
 pub const CLEANUP_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// Shows in `status` what the operator applies: the deletion policy in force and the
+/// tags it keeps on the snapshot (the spec's over its defaults; the ownership tags are
+/// left out).
+pub fn record_applied(status: &mut SnapshotStatus, desired: &Desired) {
+    status.deletion_policy = Some(desired.deletion_policy);
+    status.tags = desired
+        .tags
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() != crate::api::OWNER_UID_TAG && k.as_str() != crate::api::RESOURCE_TAG
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+}
+
 /// The status after a pass: `base` (identity fields set by the caller), the phase and
 /// what AWS reports of an owned snapshot.
 pub fn status_after(

@@ -35,6 +35,8 @@ pub struct Settings {
     pub adaptive_retry: bool,
     /// The clock SnapshotSchedules run on: the real one but in tests.
     pub schedule_clock: super::snapshot_schedule::ScheduleClock,
+    /// What applies where a spec says nothing: --default-deletion-policy, --default-tags.
+    pub defaults: crate::api::Defaults,
 }
 
 /// How snapshots are watched on AWS.
@@ -378,6 +380,7 @@ async fn run_controllers(
     let (snapshot_store, writer) = reflector::store();
     ctx.snapshots = Some(snapshot_store.clone());
     ctx.schedule_clock = settings.schedule_clock;
+    ctx.defaults = settings.defaults.clone();
     let ctx = Arc::new(ctx);
     let snapshots: Vec<Api<ClusterSnapshot>> = scoped(&client, &settings.namespaces);
     let copies: Vec<Api<SnapshotCopy>> = scoped(&client, &settings.namespaces);
@@ -522,7 +525,7 @@ async fn run_controllers(
         ready.store(true, Ordering::Relaxed);
         tracing::info!("caches synced; ready");
     });
-    tracing::info!(namespaces = ?settings.namespaces, region = ?ctx.engines.default_region(), "dbsnapshot-operator started");
+    tracing::info!(namespaces = ?settings.namespaces, region = ?ctx.engines.default_region(), default_deletion_policy = ?settings.defaults.deletion_policy, default_tags = ?settings.defaults.tags, "dbsnapshot-operator started");
     let log = |result: Result<_, _>| async move {
         if let Err(e) = result {
             tracing::debug!(error = %e, "reconcile ended with an error");

@@ -17,8 +17,8 @@ use crate::api::validation::{
     DocdbCopySource, SpecError, check_docdb_copy_source, copy_engine, validate_snapshot_copy,
 };
 use crate::api::{
-    ClusterSnapshot, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG, SnapshotCopy,
-    SnapshotStatus,
+    ClusterSnapshot, Defaults, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG,
+    SnapshotCopy, SnapshotStatus,
 };
 use crate::engine::{CopyRequest, EngineError, ErrorClass, SnapshotState};
 use crate::lifecycle::{self, Desired, Observation, Recorded};
@@ -154,9 +154,27 @@ fn adopts_untagged(obj: &SnapshotCopy, engine: Engine, status: &SnapshotStatus) 
         )
 }
 
+/// The deletion policy in force (see [`Defaults::deletion_policy`]); an S3 export is
+/// always kept.
+fn deletion_policy(
+    obj: &SnapshotCopy,
+    status: &SnapshotStatus,
+    defaults: &Defaults,
+) -> DeletionPolicy {
+    if obj.spec.target_bucket.is_some() {
+        return DeletionPolicy::Retain;
+    }
+    defaults.deletion_policy(obj.spec.deletion_policy, status.deletion_policy)
+}
+
 /// Resolves the spec against its source, the status (identity fields are fixed once
-/// recorded) and the operator's region. Pure.
-pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPlan, SpecError> {
+/// recorded) and the operator's region and defaults. Pure.
+pub fn plan(
+    obj: &SnapshotCopy,
+    source: Source,
+    region: String,
+    defaults: &Defaults,
+) -> Result<CopyPlan, SpecError> {
     let spec = &obj.spec;
     let engine = source.engine;
     validate_snapshot_copy(spec, Some(engine))?;
@@ -196,7 +214,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
         .clone()
         .or_else(|| spec.target_snapshot_identifier.clone())
         .unwrap_or_else(|| default_identifier(&namespace, &obj.name_any(), &uid, engine));
-    let mut tags = spec.tags.clone();
+    let mut tags = defaults.tags(&spec.tags, Some(engine))?;
     tags.insert(OWNER_UID_TAG.to_string(), uid.clone());
     tags.insert(
         RESOURCE_TAG.to_string(),
@@ -224,7 +242,7 @@ pub fn plan(obj: &SnapshotCopy, source: Source, region: String) -> Result<CopyPl
             shared_with: spec.shared_with.clone(),
             retention_days: retention,
             owner_uid: uid,
-            deletion_policy: spec.deletion_policy,
+            deletion_policy: deletion_policy(obj, &status, defaults),
             cancel_while_creating: engine == Engine::Docdb,
             recorded: Recorded::from_status(&status),
             adopt_untagged,
@@ -263,6 +281,7 @@ fn base_status(current: &SnapshotStatus, plan: &CopyPlan) -> SnapshotStatus {
         status.source_arn = Some(id.clone());
     }
     status.snapshot_identifier = Some(plan.desired.identifier.clone());
+    drive::record_applied(&mut status, &plan.desired);
     status
 }
 
@@ -329,7 +348,7 @@ async fn apply(
             })?
         }
     };
-    let plan = match plan(obj, source, region) {
+    let plan = match plan(obj, source, region, &ctx.defaults) {
         Ok(p) => p,
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
@@ -862,9 +881,6 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
-    // An S3 export is never deleted (its policy is Retain by rule).
-    let retain =
-        obj.spec.deletion_policy == DeletionPolicy::Retain || obj.spec.target_bucket.is_some();
     let desired = Desired {
         adopt_untagged: adopts_untagged(obj, engine, &old),
         identifier,
@@ -873,11 +889,7 @@ async fn cleanup(
         shared_with: Vec::new(),
         retention_days: None,
         owner_uid: obj.uid().unwrap_or_default(),
-        deletion_policy: if retain {
-            DeletionPolicy::Retain
-        } else {
-            DeletionPolicy::Delete
-        },
+        deletion_policy: deletion_policy(obj, &old, &ctx.defaults),
         cancel_while_creating: engine == Engine::Docdb,
         recorded: Recorded::from_status(&old),
     };
@@ -978,7 +990,7 @@ mod tests {
             serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "arn:aws:rds:us-west-2:1:cluster-snapshot:x"}}, "copyTags": true, "kmsKeyId": "k"}),
         );
         let s = resolve(&c, "us-east-1", None).unwrap();
-        let p = plan(&c, s, "us-east-1".into()).unwrap();
+        let p = plan(&c, s, "us-east-1".into(), &Defaults::default()).unwrap();
         assert_eq!(p.desired.identifier, "data-dr-0a1b2c3d");
         assert_eq!(p.request.source_region.as_deref(), Some("us-west-2"));
         assert!(p.request.copy_tags);
@@ -992,14 +1004,16 @@ mod tests {
             serde_json::json!({"source": {"redshift": {"snapshotIdentifier": "rs:a-1"}}, "retentionDays": 7}),
         );
         let s = resolve(&r, "us-east-1", None).unwrap();
-        let p = plan(&r, s, "us-east-1".into()).unwrap();
+        let p = plan(&r, s, "us-east-1".into(), &Defaults::default()).unwrap();
         assert_eq!(p.request.retention_days, Some(7));
         assert!(!p.desired.cancel_while_creating);
         // Redshift copies stay in the source region.
         let mut moved = s_redshift();
         moved.region = "eu-west-1".into();
         assert_eq!(
-            plan(&r, moved, "us-east-1".into()).unwrap_err().field,
+            plan(&r, moved, "us-east-1".into(), &Defaults::default())
+                .unwrap_err()
+                .field,
             "spec.region"
         );
     }
