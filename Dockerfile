@@ -5,10 +5,13 @@
 # commands outside Docker (the test suite does) and checks the result, and that the
 # workspace loads from the context .dockerignore leaves.
 #
-# Base images: pin them by digest where you build (`docker buildx imagetools inspect
-# rust:1.95-bookworm` prints it), e.g. --build-arg RUST_IMAGE=rust:1.95-bookworm@sha256:...
-ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+# Base images are pinned by digest (the tag is for people; the digest decides), so a
+# rebuild gets the bytes that were reviewed. To move to a newer image, take its digest
+# from `docker buildx imagetools inspect rust:1.95-bookworm` (the manifest list's, for
+# every platform) and replace it here; scripts/build-release.sh refuses an unpinned
+# default. --build-arg RUST_IMAGE=... / RUNTIME_IMAGE=... override them.
+ARG RUST_IMAGE=rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src

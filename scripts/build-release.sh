@@ -14,6 +14,13 @@ for gone in docs tests/cluster_snapshot.rs charts README.md; do
   [ ! -e "$context/$gone" ] || { echo "build-release: $gone is in the Docker build context" >&2; exit 1; }
 done
 rm -rf "$context"
+# The Dockerfile's base images are pinned by digest.
+for arg in RUST_IMAGE RUNTIME_IMAGE; do
+  grep -Eq "^ARG $arg=[^ @]+:[^ @]+@sha256:[0-9a-f]{64}$" Dockerfile || {
+    echo "build-release: the Dockerfile's $arg is not pinned by digest (image:tag@sha256:<64 hex>)" >&2
+    exit 1
+  }
+done
 cargo build --release --locked --bin dbsnapshot-operator
 bin=${CARGO_TARGET_DIR:-target}/release/dbsnapshot-operator
 stripped=$(mktemp)
