@@ -78,13 +78,15 @@ struct RunArgs {
     #[arg(long, env = "DBSNAPSHOT_NAMESPACE", value_delimiter = ',')]
     namespace: Vec<String>,
     /// The deletionPolicy of objects whose spec has none, recorded in each object's
-    /// status.deletionPolicy when first reconciled (so changing it later changes only
+    /// status.deletionPolicy before its snapshot is made (so changing it later changes only
     /// objects made afterwards). With Delete, deleting a namespace deletes its
     /// snapshots on AWS.
     #[arg(long, value_enum, default_value_t = DefaultDeletionPolicy::Delete, env = "DBSNAPSHOT_DEFAULT_DELETION_POLICY")]
     default_deletion_policy: DefaultDeletionPolicy,
     /// Tags put on every snapshot the operator makes, as key=value pairs separated by
     /// commas; a key in an object's spec.tags wins. Changing them retags the snapshots.
+    /// They must suit every engine (DocumentDB takes no @); a copy with copyTags takes
+    /// its source's tags instead.
     #[arg(long, default_value = "", env = "DBSNAPSHOT_DEFAULT_TAGS")]
     default_tags: String,
     /// Objects reconciled at the same time.

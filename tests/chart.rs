@@ -296,6 +296,8 @@ fn chart_lints_and_renders_least_privilege() {
         ("defaults.deletionPolicy=Keep", "deletionPolicy"),
         ("defaults.tags.aws:team=x", "aws:team"),
         ("defaults.tags.team=a;b", "tags"),
+        // DocumentDB takes no '@': a default tag must suit every engine.
+        ("defaults.tags.owner=ops@example", "tags"),
         // The top-level AWS keys of 0.1.0 are gone (docs/upgrading.md).
         ("region=eu-west-1", "region"),
         ("awsRate=5", "awsRate"),
@@ -364,7 +366,7 @@ fn chart_values_render() {
         "--set-string",
         "defaults.tags.cost-center=42",
         "--set",
-        "defaults.tags.owner=ops team@example",
+        "defaults.tags.owner=ops team",
     ]);
     let args = container_args(&docs);
     assert!(
@@ -372,9 +374,7 @@ fn chart_values_render() {
         "{args:?}"
     );
     assert!(
-        args.contains(
-            &"--default-tags=cost-center=42,owner=ops team@example,team=platform".to_string()
-        ),
+        args.contains(&"--default-tags=cost-center=42,owner=ops team,team=platform".to_string()),
         "{args:?}"
     );
 

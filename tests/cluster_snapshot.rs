@@ -1156,7 +1156,7 @@ async fn operator_defaults_fill_silent_specs_and_the_recorded_policy_stays() {
         "--default-deletion-policy",
         "Retain",
         "--default-tags",
-        "team=platform,cost-center=42,owner=ops@example",
+        "team=platform,cost-center=42,owner=ops",
     ]);
     let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
@@ -1185,18 +1185,18 @@ async fn operator_defaults_fill_silent_specs_and_the_recorded_policy_stays() {
             .await
             .unwrap();
     }
-    // DocumentDB takes no '@' in a tag: the default tag is refused for this object only.
-    h.create(json!({"metadata": {"name": "docdb"}, "spec": {"source": source("docdb")}}))
-        .await
-        .unwrap();
+    // A DocumentDB object with as many tags as AWS leaves room for: with the defaults,
+    // too many; refused for this object only, naming spec.tags and the defaults.
+    let many: BTreeMap<String, String> = (0..47).map(|i| (format!("k{i}"), "v".into())).collect();
+    h.create(
+        json!({"metadata": {"name": "docdb"}, "spec": {"source": source("docdb"), "tags": many}}),
+    )
+    .await
+    .unwrap();
 
     let s = h.wait_ready("silent").await;
     assert_eq!(s.deletion_policy, Some(Retain));
-    let applied = tags(&[
-        ("team", "data"),
-        ("cost-center", "42"),
-        ("owner", "ops@example"),
-    ]);
+    let applied = tags(&[("team", "data"), ("cost-center", "42"), ("owner", "ops")]);
     assert_eq!(s.tags, applied);
     assert_eq!(aws_tags_of(&h, "silent-snap"), Some(applied));
     assert_eq!(h.wait_ready("explicit").await.deletion_policy, Some(Delete));
@@ -1206,7 +1206,10 @@ async fn operator_defaults_fill_silent_specs_and_the_recorded_policy_stays() {
     assert_eq!(stalled_reason(&s).as_deref(), Some("InvalidSpec"));
     let message = condition(&s, "Stalled").unwrap().message.clone();
     assert!(
-        message.contains("spec.tags") && message.contains("default tag[owner]"),
+        message.contains("spec.tags")
+            && message.contains(
+                "47 tags and the operator's 3 default tags (cost-center, owner, team) make 50"
+            ),
         "{message}"
     );
     assert!(!h.aws_snapshots().iter().any(|s| s.engine == "docdb"));

@@ -253,6 +253,10 @@ fn bad_operator_defaults_are_refused_at_start() {
             "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): default tag[team]: ';' is not allowed",
         ),
         (
+            vec!["run", "--default-tags", "owner=ops@example"],
+            "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): default tag[owner]: '@' is not allowed in a DocumentDB tag",
+        ),
+        (
             vec!["run", "--default-tags", "team"],
             "--default-tags (DBSNAPSHOT_DEFAULT_TAGS): \"team\" is not key=value",
         ),

@@ -153,7 +153,7 @@ pub struct ClusterSnapshotSpec {
     /// Delete: deleting the object revokes every share and deletes the snapshot.
     /// Retain: the snapshot and its shares stay on AWS. Omitted: the operator's default
     /// (`--default-deletion-policy`, Delete unless set), recorded in
-    /// status.deletionPolicy when the object is first reconciled and kept from then on.
+    /// status.deletionPolicy before the snapshot is made and kept from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }

@@ -33,18 +33,19 @@ impl Defaults {
         Ok(tags)
     }
 
-    /// Checks the default tags against the rules every engine shares (DocumentDB's
-    /// stricter ones are checked for each DocumentDB snapshot): the message names the
-    /// tag and says what AWS allows.
+    /// Checks the default tags against the rules of every engine (DocumentDB's are the
+    /// strictest: no `@`, nothing starting with `aws:` or `rds:`), so that a default tag
+    /// cannot stop one engine's snapshots later: the message names the tag and says
+    /// what AWS allows.
     pub fn check(&self) -> Result<(), String> {
-        check_tags(&self.tags, None).map_err(|e| {
+        check_tags(&self.tags, Some(Engine::Docdb)).map_err(|e| {
             let what = e.field.replace("spec.tags", "default tag");
             format!("{what}: {}", e.message)
         })
     }
 
     /// The deletion policy in force: the spec's; else the one recorded in the status
-    /// (this default, fixed when the object was first reconciled, so that changing the
+    /// (this default, fixed before the snapshot was made, so that changing the
     /// operator's default does not change what happens to existing snapshots); else
     /// this default.
     pub fn deletion_policy(
@@ -56,8 +57,8 @@ impl Defaults {
     }
 
     /// The tags kept on a snapshot: `spec` over the default tags. Refused, naming
-    /// `spec.tags`, when together they are more than AWS leaves room for, or a default
-    /// tag breaks the engine's own rules (DocumentDB's).
+    /// `spec.tags`, when together they are more than AWS leaves room for (or a default
+    /// tag breaks the engine's rules, which [`Defaults::check`] rules out at start).
     pub fn tags(&self, spec: &Tags, engine: Option<Engine>) -> Result<Tags, SpecError> {
         let added: Tags = self
             .tags
@@ -128,9 +129,9 @@ mod tests {
     }
 
     #[test]
-    fn default_tags_follow_the_rules_every_engine_shares() {
+    fn default_tags_follow_the_rules_of_every_engine() {
         let ok = Defaults {
-            tags: tags(&[("team", "data@example")]),
+            tags: tags(&[("team", "data platform"), ("cost-center", "42/x=y")]),
             ..Default::default()
         };
         assert_eq!(ok.check(), Ok(()));
@@ -139,6 +140,14 @@ mod tests {
             ("dbsnapshot.io/x", "x", "reserved"),
             ("team", "a;b", "';' is not allowed"),
             ("", "x", "1 to 128"),
+            // DocumentDB's rules, the strictest.
+            (
+                "owner",
+                "ops@example",
+                "'@' is not allowed in a DocumentDB tag",
+            ),
+            ("rds:team", "x", "may not start with aws: or rds:"),
+            ("team", "rds:x", "may not start with aws: or rds:"),
         ] {
             let d = Defaults {
                 tags: tags(&[(k, v)]),
@@ -209,6 +218,7 @@ mod tests {
 
     #[test]
     fn a_default_tag_documentdb_refuses_names_the_operator_setting() {
+        // Refused at start by `check`; should one get this far, the object says why.
         let d = Defaults {
             tags: tags(&[("owner", "data@example")]),
             ..Default::default()

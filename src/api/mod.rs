@@ -68,7 +68,8 @@ pub const REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]+$";
 /// A 12-digit AWS account id, or Redshift's support account.
 pub const SHARE_PATTERN: &str = "^([0-9]{12}|amazon-redshift-support)$";
 
-/// What happens on AWS when the object is deleted.
+// What happens on AWS when the object is deleted. (Not a doc comment: the schema of each
+// optional field would take it instead of the field's own description.)
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
     /// Revoke every share, then delete the snapshot (the default).

@@ -172,7 +172,7 @@ pub struct SnapshotStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_requested: Option<bool>,
     /// The deletion policy in force: spec.deletionPolicy, or the operator's default
-    /// recorded when the object was first reconciled.
+    /// recorded before the snapshot was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<super::DeletionPolicy>,
     /// The tags the operator keeps on the snapshot: spec.tags over the operator's

@@ -214,14 +214,22 @@ pub fn plan(
         .clone()
         .or_else(|| spec.target_snapshot_identifier.clone())
         .unwrap_or_else(|| default_identifier(&namespace, &obj.name_any(), &uid, engine));
-    let mut tags = defaults.tags(&spec.tags, Some(engine))?;
+    let copy_tags = spec.copy_tags.unwrap_or(false);
+    // A copy that copies its source's tags takes none of the operator's defaults: the
+    // source's own tags come before them (a source made by the operator carries the
+    // defaults already), and such a copy never prunes tags, so a default dropped later
+    // would stay on it.
+    let mut tags = if copy_tags {
+        spec.tags.clone()
+    } else {
+        defaults.tags(&spec.tags, Some(engine))?
+    };
     tags.insert(OWNER_UID_TAG.to_string(), uid.clone());
     tags.insert(
         RESOURCE_TAG.to_string(),
         format!("{namespace}/SnapshotCopy/{}", obj.name_any()),
     );
     let retention = (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1));
-    let copy_tags = spec.copy_tags.unwrap_or(false);
     let adopt_untagged = adopts_untagged(obj, engine, &status);
     Ok(CopyPlan {
         request: CopyRequest {
