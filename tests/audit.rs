@@ -15,8 +15,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLEsessionTOKENaudit0123456789";
-
 /// Mutating calls the emulator received, by `service:Action`.
 fn mutations(h: &Harness) -> BTreeMap<String, u64> {
     let calls = h.calls();
@@ -79,6 +77,7 @@ const CHANGE_ACTIONS: [&str; 9] = [
 async fn every_aws_change_is_one_audit_line_and_one_event_naming_it() {
     let mut h = Harness::new("audit", 0.5).await;
     h.operator = None;
+    let creds = assumed_credentials(&h).await;
     seed_clusters(&h.aws).await;
     let source_arn = docdb_source(&h.aws, "orders-src").await;
     elasticache_source(&h.aws, "sessions-src").await;
@@ -92,7 +91,12 @@ async fn every_aws_change_is_one_audit_line_and_one_event_naming_it() {
         &kubeconfig(),
         &format!("{}-json", h.ns),
         // As in production: info, the audit lines included.
-        &[("AWS_SESSION_TOKEN", SESSION_TOKEN), ("RUST_LOG", "info")],
+        &[
+            ("AWS_ACCESS_KEY_ID", creds.key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", creds.secret.as_str()),
+            ("AWS_SESSION_TOKEN", creds.token.as_str()),
+            ("RUST_LOG", "info"),
+        ],
     ));
 
     // Redshift: create (tagged, shared, kept 7 days), then change all three.
@@ -379,7 +383,7 @@ async fn every_aws_change_is_one_audit_line_and_one_event_naming_it() {
     let log = std::fs::read_to_string(&h.operator.as_ref().unwrap().log).unwrap();
     let events = serde_json::to_string(&events).unwrap();
     for text in [&log, &events] {
-        for secret in [SECRET, SESSION_TOKEN, KEY] {
+        for secret in [SECRET, KEY, &creds.secret, &creds.token, &creds.key] {
             assert!(!text.contains(secret), "a credential was written");
         }
     }

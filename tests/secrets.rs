@@ -1,5 +1,6 @@
-//! Credentials never leak: a lifecycle run with known credentials (a session token
-//! included, a presigned cross-region copy among the calls, debug logging on) leaves
+//! Credentials never leak: a lifecycle run with temporary credentials from STS
+//! AssumeRole (a session token included, a presigned cross-region copy among the
+//! calls, debug logging on) leaves
 //! them in no log line (the audit lines included), Event, status or metric.
 
 mod common;
@@ -11,12 +12,11 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use serde_json::json;
 
-const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLEsessionTOKEN0123456789abcdef";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_appear_in_no_log_event_status_or_metric() {
     let mut h = Harness::new("secrets", 0.5).await;
     h.operator = None;
+    let creds = assumed_credentials(&h).await;
     seed_clusters(&h.aws).await;
     let metrics = format!("127.0.0.1:{}", free_port());
     h.operator = Some(Operator::start_with_env(
@@ -25,7 +25,12 @@ async fn credentials_appear_in_no_log_event_status_or_metric() {
         &["--metrics-addr", &metrics],
         &kubeconfig(),
         &h.ns,
-        &[("AWS_SESSION_TOKEN", SESSION_TOKEN), ("RUST_LOG", "debug")],
+        &[
+            ("AWS_ACCESS_KEY_ID", creds.key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", creds.secret.as_str()),
+            ("AWS_SESSION_TOKEN", creds.token.as_str()),
+            ("RUST_LOG", "debug"),
+        ],
     ));
     let source_arn = docdb_source(&h.aws, "orders-src").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -124,10 +129,12 @@ async fn credentials_appear_in_no_log_event_status_or_metric() {
         ("a status", statuses.join("\n").as_str()),
         ("a metric", metrics_body.as_str()),
     ] {
-        for secret in [SECRET, SESSION_TOKEN] {
+        for secret in [SECRET, &creds.secret, &creds.token] {
             assert!(!text.contains(secret), "{what} contains a credential");
         }
         // Not even the access key id (it is in every presigned URL).
-        assert!(!text.contains(KEY), "{what} contains the access key id");
+        for key in [KEY, &creds.key] {
+            assert!(!text.contains(key), "{what} contains the access key id");
+        }
     }
 }

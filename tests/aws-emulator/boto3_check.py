@@ -854,11 +854,66 @@ def export_keys_are_unique():
     assert len(admin("exports")) == 2
 
 
+FLAG_ROLE = "arn:aws:iam::210987654321:role/from-flag"
+
+
+def sts_assume_role():
+    """STS (Query protocol, as botocore speaks it): AssumeRole of a role that trusts
+    the caller gives temporary credentials of the role's account that every service
+    takes; untrusted callers get AccessDenied, bad input ValidationError, wrong or
+    expired tokens InvalidClientTokenId / ExpiredToken. The role here was given by
+    --role at start."""
+    assert [r["roleArn"] for r in admin("roles")] == [FLAG_ROLE], admin("roles")
+    sts = client("sts")
+    me = sts.get_caller_identity()
+    assert me["Account"] == "123456789012" and me["Arn"].endswith(":user/caller"), me
+    out = sts.assume_role(RoleArn=FLAG_ROLE, RoleSessionName="boto3", DurationSeconds=900)
+    c = out["Credentials"]
+    assert c["AccessKeyId"].startswith("ASIA") and len(c["AccessKeyId"]) == 20, c
+    left = c["Expiration"].timestamp() - time.time()
+    assert 880 < left <= 900, left
+    assert out["AssumedRoleUser"]["Arn"] == \
+        "arn:aws:sts::210987654321:assumed-role/from-flag/boto3", out
+    temp = boto3.client("sts", endpoint_url=URL, region_name="us-east-1",
+                        aws_access_key_id=c["AccessKeyId"],
+                        aws_secret_access_key=c["SecretAccessKey"],
+                        aws_session_token=c["SessionToken"], config=NO_RETRY)
+    who = temp.get_caller_identity()
+    assert who["Account"] == OTHER_ACCOUNT and who["Arn"] == out["AssumedRoleUser"]["Arn"], who
+    db = boto3.client("docdb", endpoint_url=URL, region_name="eu-west-1",
+                      aws_access_key_id=c["AccessKeyId"],
+                      aws_secret_access_key=c["SecretAccessKey"],
+                      aws_session_token=c["SessionToken"], config=NO_RETRY)
+    db.describe_db_cluster_snapshots()
+    assert admin("calls")["callsByAccount"][OTHER_ACCOUNT] == 2
+    e = fails("AccessDenied", client("sts", key=OTHER_KEY).assume_role,
+              RoleArn=FLAG_ROLE, RoleSessionName="boto3")
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    fails("ValidationError", sts.assume_role, RoleArn=FLAG_ROLE, RoleSessionName="b o")
+    wrong = boto3.client("sts", endpoint_url=URL, region_name="us-east-1",
+                         aws_access_key_id=c["AccessKeyId"],
+                         aws_secret_access_key=c["SecretAccessKey"],
+                         aws_session_token="IQoJwrong", config=NO_RETRY)
+    fails("InvalidClientTokenId", wrong.get_caller_identity)
+    admin("settings", {"sessionSeconds": 1})
+    try:
+        c = sts.assume_role(RoleArn=FLAG_ROLE, RoleSessionName="short")["Credentials"]
+        short = boto3.client("sts", endpoint_url=URL, region_name="us-east-1",
+                             aws_access_key_id=c["AccessKeyId"],
+                             aws_secret_access_key=c["SecretAccessKey"],
+                             aws_session_token=c["SessionToken"], config=NO_RETRY)
+        time.sleep(1.2)
+        fails("ExpiredToken", short.get_caller_identity)
+    finally:
+        admin("settings", {"sessionSeconds": 0})
+
+
 CHECKS = [cluster_and_snapshot_states,
           redshift_flow, redshift_paging, docdb_flow, docdb_paging, elasticache_flow,
           elasticache_paging, faults, identifier_case, tag_character_sets, cross_account_shares,
           export_and_action_faults, docdb_sources_and_copy_kms_rules, redshift_retention_expiry,
-          dependent_service_throttling, opaque_markers, export_keys_are_unique]
+          dependent_service_throttling, opaque_markers, export_keys_are_unique,
+          sts_assume_role]
 
 
 def main():

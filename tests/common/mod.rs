@@ -125,6 +125,36 @@ pub async fn aws_config(url: &str, retry: RetryConfig) -> SdkConfig {
         .await
 }
 
+/// Temporary credentials, as an operator on EKS holds them (IRSA, Pod Identity): the
+/// emulator's STS is given the role `arn:aws:iam::123456789012:role/operator`, trusting
+/// its own account, and AssumeRole hands them out. The emulator refuses a session
+/// token it did not issue, so these are the only ones an operator can run with.
+pub struct Temporary {
+    pub key: String,
+    pub secret: String,
+    pub token: String,
+}
+
+pub async fn assumed_credentials(h: &Harness) -> Temporary {
+    const ROLE: &str = "arn:aws:iam::123456789012:role/operator";
+    let state = h.emulator.as_ref().expect("an in-process emulator");
+    let role = aws_emulator::sts::Role::from_flag(&format!("{ROLE}=123456789012")).unwrap();
+    state.lock().unwrap().roles.insert(ROLE.to_string(), role);
+    let out = aws_sdk_sts::Client::new(&h.aws)
+        .assume_role()
+        .role_arn(ROLE)
+        .role_session_name("dbsnapshot-operator")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let c = out.credentials().expect("credentials");
+    Temporary {
+        key: c.access_key_id().to_string(),
+        secret: c.secret_access_key().to_string(),
+        token: c.session_token().to_string(),
+    }
+}
+
 /// The operator binary, watching one namespace; killed (by PID) when dropped.
 pub struct Operator {
     child: Child,

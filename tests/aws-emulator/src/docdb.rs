@@ -459,6 +459,18 @@ fn copy_snapshot(state: &mut State, c: &Caller, p: &Params) -> ApiResult<Reply> 
                 "PreSignedUrl is required to copy a cluster snapshot from another region",
             )
         })?;
+        // The URL's credentials must be good ones too (a temporary key with its own
+        // session token, unexpired), as for a request.
+        if let Some((key, token)) = presign::credentials_of(url) {
+            state
+                .authenticate(&key, token.as_deref(), c.now)
+                .map_err(|e| {
+                    ApiError::invalid_value(format!(
+                        "PreSignedUrl is not valid: its credentials are refused ({}: {})",
+                        e.code, e.message
+                    ))
+                })?;
+        }
         presign::verify(
             url,
             &presign::Expect {

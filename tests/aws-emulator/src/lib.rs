@@ -1,5 +1,6 @@
 //! An AWS emulator for tests: Redshift, DocumentDB and ElastiCache snapshot APIs (and
-//! STS GetCallerIdentity) over
+//! STS GetCallerIdentity and AssumeRole, with roles' trust and temporary credentials
+//! checked on every call) over
 //! the AWS Query protocol, close enough to AWS that the official SDKs cannot tell,
 //! with fault injection and an admin API. Everything is kept in memory.
 

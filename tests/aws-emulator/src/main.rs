@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use anyhow::{Context, bail};
 use aws_emulator::server::{Options, default_credentials, start};
 use aws_emulator::state::Faults;
+use aws_emulator::sts::Role;
 use clap::Parser;
 
-/// An AWS Query-protocol emulator for Redshift, DocumentDB and ElastiCache snapshots.
+/// An AWS Query-protocol emulator for Redshift, DocumentDB and ElastiCache snapshots and STS.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -33,6 +34,10 @@ struct Args {
     /// the test bed's keys are known by default.
     #[arg(long = "credential", value_name = "ACCESS_KEY_ID:SECRET")]
     credentials: Vec<String>,
+    /// An IAM role STS AssumeRole may hand out and the accounts it trusts,
+    /// ROLE_ARN=ACCOUNT[,ACCOUNT...] (repeatable; more through `/_emulator/roles`).
+    #[arg(long = "role", value_name = "ROLE_ARN=ACCOUNTS", value_parser = Role::from_flag)]
+    roles: Vec<Role>,
     /// Seed for the fault-injection random numbers.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -67,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         },
         credentials,
         seed: args.seed,
+        roles: args.roles,
     };
     let (addr, _state, task) = start(args.port, options)
         .await

@@ -37,6 +37,19 @@ pub struct Expect<'a> {
     pub destination_region: &'a str,
 }
 
+/// The access key and session token a presigned URL carries.
+pub fn credentials_of(url: &str) -> Option<(String, Option<String>)> {
+    let parsed = url::Url::parse(url).ok()?;
+    let get = |k: &str| {
+        parsed
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let key = get("X-Amz-Credential")?.split('/').next()?.to_string();
+    Some((key, get("X-Amz-Security-Token")))
+}
+
 pub fn verify(
     url: &str,
     expect: &Expect<'_>,

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::query::{ApiError, Params, response};
-use crate::state::{Caller, Faults, State, account_of};
+use crate::state::{Caller, Faults, State, user_arn};
 use crate::{docdb, elasticache, redshift};
 
 pub type Shared = Arc<Mutex<State>>;
@@ -34,6 +34,8 @@ pub struct Options {
     pub credentials: HashMap<String, String>,
     /// Seed of the fault-injection random numbers.
     pub seed: u64,
+    /// IAM roles STS AssumeRole may hand out.
+    pub roles: Vec<crate::sts::Role>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             faults: Faults::default(),
             credentials: default_credentials(),
             seed: 1,
+            roles: Vec::new(),
         }
     }
 }
@@ -82,6 +85,10 @@ pub fn router(state: Shared) -> Router {
         .route("/_emulator/snapshots/status", post(snapshot_status))
         .route("/_emulator/clusters/status", post(cluster_status))
         .route("/_emulator/seed", post(seed))
+        .route(
+            "/_emulator/roles",
+            get(list_roles).post(put_role).delete(delete_role),
+        )
         .with_state(state)
 }
 
@@ -92,12 +99,16 @@ pub async fn start(
 ) -> std::io::Result<(SocketAddr, Shared, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(Mutex::new(State::new(
+    let mut state = State::new(
         options.faults,
         options.snapshot_seconds,
         options.credentials,
         options.seed,
-    )));
+    );
+    for role in options.roles {
+        state.roles.insert(role.role_arn.clone(), role);
+    }
+    let state = Arc::new(Mutex::new(state));
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -175,10 +186,28 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let (access_key, region) = credential_scope(&headers);
+    let token = headers
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok());
+    let now = Utc::now();
+    let identity = {
+        let mut st = lock(&state);
+        let identity = st.authenticate(&access_key, token, now);
+        if identity.is_err() {
+            st.counters.refused_credentials += 1;
+        }
+        identity
+    };
+    let identity = match identity {
+        Ok(i) => i,
+        Err(e) => return xml(e.status, &rid, e.to_xml(xmlns, &rid)),
+    };
     let caller = Caller {
-        account: account_of(&access_key),
+        account: identity.account,
+        arn: identity.arn,
+        user_id: identity.user_id,
         region,
-        now: Utc::now(),
+        now,
         instant: Instant::now(),
         seconds_per_day: lock(&state).seconds_per_day,
     };
@@ -190,7 +219,7 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
             .and_then(|()| match service {
                 "redshift" => redshift::handle(&mut st, &caller, &action, &params),
                 "docdb" => docdb::handle(&mut st, &caller, &action, &params),
-                "sts" => crate::sts::handle(&caller, &action),
+                "sts" => crate::sts::handle(&mut st, &caller, &action, &params),
                 _ => elasticache::handle(&mut st, &caller, &action, &params),
             });
         let hold = st
@@ -287,6 +316,7 @@ async fn get_settings(Extract(state): Extract<Shared>) -> Json<Value> {
         "pageSize": st.paging.page_size.unwrap_or(0),
         "deleteSeconds": st.delete_seconds,
         "oneSnapshotAtATime": st.one_snapshot_at_a_time,
+        "sessionSeconds": st.session_seconds,
     }))
 }
 
@@ -307,6 +337,10 @@ struct Settings {
     delete_seconds: Option<f64>,
     /// ElastiCache's one snapshot of a group at a time (default true, as AWS).
     one_snapshot_at_a_time: Option<bool>,
+    /// The longest STS temporary credentials last from now on, in real seconds,
+    /// whatever AssumeRole's DurationSeconds asks (0: as asked, the default), so that
+    /// tests see credentials expire and get refreshed.
+    session_seconds: Option<f64>,
 }
 
 async fn set_settings(
@@ -323,6 +357,9 @@ async fn set_settings(
         }
         if let Some(one) = settings.one_snapshot_at_a_time {
             st.one_snapshot_at_a_time = one;
+        }
+        if let Some(s) = settings.session_seconds {
+            st.session_seconds = s.max(0.0);
         }
         if let Some(d) = settings.delete_seconds {
             st.delete_seconds = d.max(0.0);
@@ -371,6 +408,8 @@ async fn automated_snapshot(
     let mut st = lock(&state);
     let caller = Caller {
         account: req.account.clone(),
+        arn: user_arn(&req.account),
+        user_id: format!("AIDA{}", req.account),
         region: req.region.clone(),
         now: Utc::now(),
         instant: Instant::now(),
@@ -566,6 +605,8 @@ async fn seed(Extract(state): Extract<Shared>, Json(req): Json<Seed>) -> Respons
     let mut st = lock(&state);
     let caller = Caller {
         account: req.account.clone(),
+        arn: user_arn(&req.account),
+        user_id: format!("AIDA{}", req.account),
         region: req.region.clone(),
         now: Utc::now(),
         instant: Instant::now(),
@@ -625,4 +666,44 @@ async fn seed(Extract(state): Extract<Shared>, Json(req): Json<Seed>) -> Respons
         }
     }
     Json(json!({ "created": created })).into_response()
+}
+
+async fn list_roles(Extract(state): Extract<Shared>) -> Json<Value> {
+    Json(json!(lock(&state).roles.values().collect::<Vec<_>>()))
+}
+
+/// Creates a role, or replaces its trust (what IAM's CreateRole and
+/// UpdateAssumeRolePolicy do): `{"roleArn", "trustedAccounts", "externalId",
+/// "maxSessionDuration"}`. Credentials handed out before stay valid until they expire,
+/// as in AWS.
+async fn put_role(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    let role: crate::sts::Role = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    if let Err(e) = role.check() {
+        return bad_request(e);
+    }
+    lock(&state)
+        .roles
+        .insert(role.role_arn.clone(), role.clone());
+    Json(role).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RoleRef {
+    role_arn: String,
+}
+
+/// Deletes a role: AssumeRole of it is denied from now on.
+async fn delete_role(Extract(state): Extract<Shared>, Json(r): Json<RoleRef>) -> Response {
+    match lock(&state).roles.remove(&r.role_arn) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no role {}", r.role_arn) })),
+        )
+            .into_response(),
+    }
 }

@@ -28,10 +28,27 @@ pub fn account_of(access_key: &str) -> String {
     }
 }
 
+/// The IAM user that a long-term access key of `account` stands for.
+pub fn user_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:user/caller")
+}
+
+/// Who a request's credentials say is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
 /// Who calls, where, and when.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account: String,
+    /// The caller's ARN: an IAM user's, or an STS assumed role's.
+    pub arn: String,
+    /// GetCallerIdentity's UserId: `AIDA...` for a user, `AROA...:SESSION` for a role.
+    pub user_id: String,
     pub region: String,
     pub now: DateTime<Utc>,
     pub instant: Instant,
@@ -247,6 +264,12 @@ pub struct Counters {
     pub markers_followed: BTreeMap<String, u64>,
     /// Describe calls refused for a marker the emulator did not issue.
     pub foreign_markers: u64,
+    /// Calls received per account (the caller's, from its access key), faulted calls
+    /// included; calls refused for their credentials count for none.
+    pub calls_by_account: BTreeMap<String, u64>,
+    /// Calls refused for their credentials: an unknown temporary access key, a session
+    /// token that does not match, or one that has expired.
+    pub refused_credentials: u64,
 }
 
 pub struct State {
@@ -272,9 +295,17 @@ pub struct State {
     pub credentials: HashMap<String, String>,
     /// Marker paging: the emulator's page size and the key its markers are sealed with.
     pub paging: crate::query::Paging,
+    /// IAM roles STS AssumeRole may hand out, by ARN (kept by a reset, like settings).
+    pub roles: BTreeMap<String, crate::sts::Role>,
+    /// Temporary credentials AssumeRole handed out, by access key id (kept by a reset:
+    /// clients hold them).
+    pub sessions: HashMap<String, crate::sts::Session>,
+    /// The longest temporary credentials last, in real seconds, whatever
+    /// DurationSeconds asks (0: as asked), so that tests see them expire.
+    pub session_seconds: f64,
     buckets: HashMap<String, TokenBucket>,
     seed: u64,
-    rng: SmallRng,
+    pub(crate) rng: SmallRng,
 }
 
 impl State {
@@ -296,6 +327,9 @@ impl State {
             cluster_states: HashMap::new(),
             credentials,
             paging: crate::query::Paging::default(),
+            roles: BTreeMap::new(),
+            sessions: HashMap::new(),
+            session_seconds: 0.0,
             buckets: HashMap::new(),
             seed,
             rng: SmallRng::seed_from_u64(seed),
@@ -331,6 +365,11 @@ impl State {
             .or_default()
             .entry(action.to_string())
             .or_default() += 1;
+        *self
+            .counters
+            .calls_by_account
+            .entry(caller.account.clone())
+            .or_default() += 1;
         let rate = self.faults.account_rps;
         if rate > 0.0 {
             let bucket = self
@@ -354,6 +393,55 @@ impl State {
             return Err(crate::query::ApiError::internal());
         }
         Ok(())
+    }
+
+    /// Who the credentials of a request say is calling. A long-term key (`AKIA...`)
+    /// comes with no session token and stands for its account's user (see
+    /// [`account_of`]); a temporary one must be one AssumeRole handed out, with its own
+    /// session token, before it expires. Refused as AWS refuses them, for any service:
+    /// `InvalidClientTokenId` (HTTP 403, "The security token included in the request is
+    /// invalid") or `ExpiredToken` (HTTP 403).
+    pub fn authenticate(
+        &self,
+        access_key: &str,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Identity, crate::query::ApiError> {
+        let invalid = || {
+            crate::query::ApiError::new(
+                403,
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            )
+        };
+        match self.sessions.get(access_key) {
+            Some(s) => {
+                if token != Some(s.token.as_str()) {
+                    return Err(invalid());
+                }
+                if now >= s.expires {
+                    return Err(crate::query::ApiError::new(
+                        403,
+                        "ExpiredToken",
+                        "The security token included in the request is expired",
+                    ));
+                }
+                Ok(Identity {
+                    account: s.account.clone(),
+                    arn: s.arn.clone(),
+                    user_id: s.user_id.clone(),
+                })
+            }
+            None if access_key.starts_with("ASIA") || token.is_some() => Err(invalid()),
+            None => {
+                let account = account_of(access_key);
+                Ok(Identity {
+                    arn: user_arn(&account),
+                    user_id: format!("AIDA{account}"),
+                    account,
+                })
+            }
+        }
     }
 
     /// The paging of one Describe call of `service:Action` (see

@@ -8,7 +8,12 @@ use std::process::Command;
 
 #[test]
 fn boto3_accepts_every_emulated_action() {
-    let emu = emulator_binary(&["--snapshot-seconds", "1"]);
+    let emu = emulator_binary(&[
+        "--snapshot-seconds",
+        "1",
+        "--role",
+        "arn:aws:iam::210987654321:role/from-flag=123456789012",
+    ]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/boto3_check.py");
     let out = Command::new(venv().join("bin/python"))
         .arg(script)

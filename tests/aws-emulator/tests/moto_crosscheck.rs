@@ -1,7 +1,8 @@
 //! The same SDK flows against moto (an AWS implementation nobody here wrote) and
 //! against the emulator, expecting the same outcomes step by step. Only what moto
 //! implements is compared (see the test bed notes): Redshift cluster snapshots,
-//! DocumentDB cluster snapshots with copies and restore sharing, ElastiCache snapshots.
+//! DocumentDB cluster snapshots with copies and restore sharing, ElastiCache snapshots,
+//! STS AssumeRole and GetCallerIdentity.
 
 mod common;
 
@@ -504,6 +505,56 @@ async fn docdb_shared_flow(url: &str, engine: &str) -> Vec<String> {
     out
 }
 
+/// STS: AssumeRole and GetCallerIdentity with the temporary credentials. moto assumes
+/// any role; the emulator is given the role (trusting the caller) first. For the
+/// long-term key only the account is compared (moto names its user `moto`).
+async fn sts_flow(url: &str) -> Vec<String> {
+    let sts =
+        aws_sdk_sts::Client::new(&config_for(url, "us-east-1", KEY, RetryConfig::disabled()).await);
+    let mut out = Vec::new();
+    let r = sts.get_caller_identity().send().await;
+    out.push(outcome("GetCallerIdentity", r, |o| {
+        format!("{:?}", o.account())
+    }));
+    let r = sts
+        .assume_role()
+        .role_arn(STS_ROLE)
+        .role_session_name("crosscheck")
+        .duration_seconds(900)
+        .send()
+        .await;
+    let mut temporary = None;
+    out.push(outcome("AssumeRole", r, |o| {
+        let c = o.credentials().unwrap();
+        temporary = Some(aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "assumed",
+        ));
+        format!(
+            "{} {} {:?}",
+            &c.access_key_id()[..4],
+            c.access_key_id().len(),
+            o.assumed_role_user().map(|u| u.arn())
+        )
+    }));
+    let Some(creds) = temporary else {
+        return out;
+    };
+    let as_role = aws_sdk_sts::Client::new(
+        &config_with(url, "us-east-1", creds, RetryConfig::disabled()).await,
+    );
+    let r = as_role.get_caller_identity().send().await;
+    out.push(outcome("GetCallerIdentity as the role", r, |o| {
+        format!("{:?} {:?}", o.account(), o.arn())
+    }));
+    out
+}
+
+const STS_ROLE: &str = "arn:aws:iam::210987654321:role/dbsnapshot-dr";
+
 fn compare(service: &str, emulator: &[String], moto: &[String]) {
     let diffs: Vec<String> = emulator
         .iter()
@@ -556,4 +607,12 @@ async fn emulator_and_moto_agree_on_the_flows_moto_supports() {
         &elasticache_flow(&emu.url).await,
         &elasticache_flow(&moto.url).await,
     );
+    let r = emu
+        .admin_post(
+            "roles",
+            serde_json::json!({"roleArn": STS_ROLE, "trustedAccounts": ["123456789012"]}),
+        )
+        .await;
+    assert!(r.status().is_success());
+    compare("sts", &sts_flow(&emu.url).await, &sts_flow(&moto.url).await);
 }

@@ -68,6 +68,14 @@ impl Emu {
             .await
             .expect("admin call")
     }
+    pub async fn admin_delete(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .delete(format!("{}/_emulator/{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin call")
+    }
     pub async fn admin_get(&self, path: &str) -> serde_json::Value {
         reqwest::get(format!("{}/_emulator/{path}", self.url))
             .await
@@ -85,12 +93,28 @@ impl Emu {
 }
 
 pub async fn config_for(url: &str, region: &str, key: &str, retry: RetryConfig) -> SdkConfig {
+    config_with(
+        url,
+        region,
+        Credentials::new(key, SECRET, None, None, "test"),
+        retry,
+    )
+    .await
+}
+
+/// SDK configuration with given credentials (temporary ones from STS, for example).
+pub async fn config_with(
+    url: &str,
+    region: &str,
+    credentials: Credentials,
+    retry: RetryConfig,
+) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         // The emulator speaks plain HTTP on loopback.
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .endpoint_url(url)
         .region(Region::new(region.to_string()))
-        .credentials_provider(Credentials::new(key, SECRET, None, None, "test"))
+        .credentials_provider(credentials)
         .retry_config(retry)
         .load()
         .await
