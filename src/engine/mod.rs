@@ -1,6 +1,7 @@
 //! The AWS side: one trait for what the controllers need of a snapshot service, one
 //! module per service behind it, all returning the same domain types. Does IO.
 
+pub mod accounts;
 pub mod audit;
 pub mod budget;
 pub mod docdb;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_redshift::config::retry::{ClientRateLimiter, RetryPartition};
 
+pub use accounts::{AccountRole, AssumedRole};
 pub use error::{EngineError, ErrorClass};
 
 use crate::api::{Engine, Progress, Tags};
@@ -252,11 +254,12 @@ impl CallerAccount {
     }
 }
 
-/// Engine clients per (engine, region), made on first use from one AWS configuration.
-/// With a rate, each has its own request budget (the operator runs with one account's
-/// credentials, so that is a budget per account, region and service) and a retry
-/// partition of its own (the SDK's default partition is per service, so a throttled
-/// region would slow the others). The budget paces every attempt. With `adaptive`, the
+/// Engine clients per (account, engine, region), made on first use from one AWS
+/// configuration: the operator's own credentials, or for another account the
+/// temporary credentials of the role it assumes there ([`accounts`]). With a rate, each
+/// has its own request budget (a budget per account, region and service, as AWS
+/// throttles) and a retry partition of its own (the SDK's default partition is per
+/// service, so a throttled region or account would slow the others). The budget paces every attempt. With `adaptive`, the
 /// SDK's adaptive retry runs on top: its limiter wakes after AWS throttles and then
 /// delays attempts outside the attempt timeout (the operation timeout bounds it); at
 /// low call rates it allows about one retry per 20 s, which is why it is not the
@@ -267,7 +270,10 @@ pub struct Engines {
     metrics: Arc<crate::metrics::Metrics>,
     rate: Option<budget::Rate>,
     adaptive: bool,
-    cache: Mutex<HashMap<(Engine, String), Arc<dyn SnapshotEngine>>>,
+    /// Clients by account (`None`: the operator's own), engine and region.
+    cache: Mutex<HashMap<ClientKey, Arc<dyn SnapshotEngine>>>,
+    /// Each account's credentials, shared by its clients.
+    roles: Mutex<HashMap<AccountRole, Arc<AssumedRole>>>,
 }
 
 impl Engines {
@@ -284,7 +290,18 @@ impl Engines {
             rate,
             adaptive,
             cache: Mutex::new(HashMap::new()),
+            roles: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The credentials of an account (one holder per account and role, made on first
+    /// use).
+    pub fn assumed(&self, role: &AccountRole) -> Arc<AssumedRole> {
+        let mut roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+        roles
+            .entry(role.clone())
+            .or_insert_with(|| Arc::new(AssumedRole::new(&self.base, role.clone())))
+            .clone()
     }
 
     /// The region the operator runs in (the AWS config chain's, or `--region`).
@@ -292,29 +309,48 @@ impl Engines {
         self.base.region().map(|r| r.to_string())
     }
 
+    /// The operator's own account's client of `engine` in `region`.
     pub fn get(&self, engine: Engine, region: &str) -> Arc<dyn SnapshotEngine> {
+        self.get_in(None, engine, region)
+    }
+
+    /// The client of `engine` in `region` of an account (`None`: the operator's own),
+    /// made on first use: with the account's assumed credentials, and a request budget
+    /// and retry partition of its own, since AWS throttles per account, region and
+    /// service.
+    pub fn get_in(
+        &self,
+        account: Option<&AccountRole>,
+        engine: Engine,
+        region: &str,
+    ) -> Arc<dyn SnapshotEngine> {
+        let assumed = account.map(|role| self.assumed(role));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
-            .entry((engine, region.to_string()))
+            .entry((account.cloned(), engine, region.to_string()))
             .or_insert_with(|| {
                 let ClientParts {
                     config,
                     metered,
                     retry,
-                } = self.client_parts(engine, region);
+                } = self.client_parts(assumed.as_ref(), engine, region);
+                let caller = match &assumed {
+                    Some(a) => Arc::new(CallerAccount::known(&config, &a.role().account_id)),
+                    None => self.caller.clone(),
+                };
                 match engine {
                     Engine::Redshift => Arc::new(redshift::Redshift::new(
                         &config,
                         metered,
                         retry,
-                        self.caller.clone(),
+                        caller.clone(),
                     )),
                     Engine::Docdb => Arc::new(docdb::Docdb::new(
                         &config,
                         region,
                         metered,
                         retry,
-                        self.caller.clone(),
+                        caller.clone(),
                     )),
                     Engine::Elasticache => {
                         Arc::new(elasticache::ElastiCache::new(&config, metered, retry))
@@ -326,14 +362,22 @@ impl Engines {
 
     /// What one service's client in one region is made of: with a rate, a budgeted HTTP
     /// client and a (service, region) retry partition, adaptive if asked.
-    fn client_parts(&self, engine: Engine, region: &str) -> ClientParts {
+    fn client_parts(
+        &self,
+        account: Option<&Arc<AssumedRole>>,
+        engine: Engine,
+        region: &str,
+    ) -> ClientParts {
         let service = match engine {
             Engine::Redshift => "redshift",
             Engine::Docdb => "docdb",
             Engine::Elasticache => "elasticache",
         };
-        let mut config = self
-            .base
+        let base = match account {
+            Some(role) => accounts::config_for(&self.base, role),
+            None => self.base.clone(),
+        };
+        let mut config = base
             .to_builder()
             .region(aws_config::Region::new(region.to_string()));
         let budget = self.rate.map(|rate| {
@@ -361,9 +405,13 @@ impl Engines {
         });
         ClientParts {
             config: config.build(),
-            retry: budget
-                .is_some()
-                .then(|| adaptive_partition(service, region)),
+            retry: budget.is_some().then(|| {
+                adaptive_partition(
+                    service,
+                    region,
+                    account.map(|a| a.role().account_id.as_str()),
+                )
+            }),
             metered: metered::Metered {
                 service,
                 metrics: self.metrics.clone(),
@@ -379,17 +427,24 @@ struct ClientParts {
     retry: Option<RetryPartition>,
 }
 
+/// An engine client's account (`None`: the operator's own), engine and region.
+type ClientKey = (Option<AccountRole>, Engine, String);
+
 /// Attempts per AWS call (the first and two retries), as the SDK's standard retry.
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// The retry partition (retry quota and adaptive rate limiter) of one service in one
-/// region.
-fn adaptive_partition(service: &str, region: &str) -> RetryPartition {
+/// region of one account (`None`: the operator's own).
+fn adaptive_partition(service: &str, region: &str, account: Option<&str>) -> RetryPartition {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    RetryPartition::custom(format!("dbsnapshot-{service}-{region}"))
+    let name = match account {
+        Some(account) => format!("dbsnapshot-{service}-{region}-{account}"),
+        None => format!("dbsnapshot-{service}-{region}"),
+    };
+    RetryPartition::custom(name)
         .client_rate_limiter(ClientRateLimiter::new(now))
         .build()
 }
@@ -481,7 +536,7 @@ mod tests {
         };
         let budgeted = Engines::new(base.clone(), metrics.clone(), Some(rate), true);
         let parts = |e: &Engines, engine, region| {
-            let p = e.client_parts(engine, region);
+            let p = e.client_parts(None, engine, region);
             let mode = p.config.retry_config().map(|r| r.mode());
             let attempts = p.config.retry_config().map(|r| r.max_attempts());
             (mode, attempts, p.retry.map(|r| r.to_string()))
@@ -516,6 +571,22 @@ mod tests {
                 Some("dbsnapshot-docdb-us-east-1".to_string())
             )
         );
+        // Another account's clients retry in partitions of their own.
+        let dr = budgeted.assumed(&AccountRole {
+            account_id: "210987654321".to_string(),
+            role_arn: "arn:aws:iam::210987654321:role/dr".to_string(),
+            external_id: None,
+            session_seconds: None,
+        });
+        assert_eq!(
+            budgeted
+                .client_parts(Some(&dr), Engine::Docdb, "us-east-1")
+                .retry
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("dbsnapshot-docdb-us-east-1-210987654321")
+        );
+        assert!(Arc::ptr_eq(&dr, &budgeted.assumed(dr.role())));
         let baseline = Engines::new(base, metrics, None, false);
         assert_eq!(
             parts(&baseline, Engine::Docdb, "us-east-1"),
