@@ -44,8 +44,10 @@ trap 'exit 130' INT TERM
 
 step "bring up the test bed"
 tests/testbed/down.sh >/dev/null # start from a clean slate
+# The role examples/aws-account.yaml assumes, trusting the test bed's own account.
 EMULATOR_BIN=$PWD/target/debug/aws-emulator \
   EMULATOR_SNAPSHOT_SECONDS=${EMULATOR_SNAPSHOT_SECONDS:-20} \
+  EMULATOR_ARGS="--role arn:aws:iam::210987654321:role/dbsnapshot-operator=123456789012" \
   tests/testbed/up.sh >/dev/null
 . "$TESTBED_STATE/env.sh"
 
@@ -61,7 +63,8 @@ step "install the CRDs"
 # Kubernetes 1.20 does not know x-kubernetes-validations yet (it drops the CEL rules).
 kubectl apply --validate=false -f crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/clustersnapshots.dbsnapshot.io \
-  crd/snapshotcopies.dbsnapshot.io crd/snapshotschedules.dbsnapshot.io >/dev/null
+  crd/snapshotcopies.dbsnapshot.io crd/snapshotschedules.dbsnapshot.io \
+  crd/awsaccounts.dbsnapshot.io >/dev/null
 
 step "start the operator; the local demo runs schedules 20x fast (--schedule-clock-speed 20; log: $TESTBED_STATE/logs/operator.log)"
 # --schedule-clock-speed is a hidden testing flag: schedules run on a clock 20 times

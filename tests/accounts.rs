@@ -1,7 +1,8 @@
-//! Other AWS accounts at the engine level, against the emulator's STS: the operator's
+//! Other AWS accounts, against the emulator's STS. At the engine level: the operator's
 //! own credentials assume a role in the account, every client of that account (any
 //! service, any region) signs with one set of temporary credentials, renewed before
-//! they expire, and what it creates belongs to that account.
+//! they expire, and what it creates belongs to that account. Through the API server:
+//! the AWSAccount kind's Ready.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_emulator::server::Options;
 use common::*;
-use dbsnapshot_operator::api::Engine;
+use dbsnapshot_operator::api::{AWSAccount, AWSAccountStatus, Engine};
 use dbsnapshot_operator::engine::{AccountRole, CreateRequest, Engines};
 use dbsnapshot_operator::metrics::Metrics;
 
@@ -180,4 +181,113 @@ async fn credentials_are_renewed_before_they_expire() {
     assert!((2..=6).contains(&assumed), "{assumed} AssumeRole calls");
     assert_eq!(c["refusedCredentials"], 0);
     assert_eq!(c["callsByAccount"][DR_ACCOUNT], n);
+}
+
+async fn wait_account(
+    api: &kube::Api<AWSAccount>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&AWSAccountStatus) -> bool,
+) -> AWSAccountStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = api.get(name).await.unwrap().status.unwrap_or_default();
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: never {what}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready(s: &AWSAccountStatus) -> Option<(String, String, String)> {
+    s.condition("Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// AWSAccounts through the real API server and the operator: Ready once the role is
+/// assumed and the identity is the account's; a role that cannot be assumed is Stalled
+/// `AWSError` (what STS said) until its trust is fixed; a bad spec is Stalled
+/// `InvalidSpec` naming the field, with no STS call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_accounts_are_ready_once_their_role_is_assumed() {
+    let h = Harness::new("accounts", 0.5).await;
+    let emulator = h.emulator.clone().unwrap();
+    trust(&emulator, &["123456789012"]);
+    let api: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
+    let account = |name: &str, role: &str, account: &str| -> AWSAccount {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+            "metadata": {"name": name},
+            "spec": {"accountId": account, "roleArn": role, "namespaces": [h.ns]}}))
+        .unwrap()
+    };
+    let (dr, locked, bad) = (
+        format!("{}-dr", h.ns),
+        format!("{}-locked", h.ns),
+        format!("{}-bad", h.ns),
+    );
+    let locked_role = "arn:aws:iam::210987654321:role/locked";
+    // A bad spec first, alone (the v1.20 test server drops the CEL rule that refuses
+    // it): Stalled naming the field, and no STS call made.
+    api.create(
+        &Default::default(),
+        &account(&bad, "arn:aws:iam::444455556666:role/x", DR_ACCOUNT),
+    )
+    .await
+    .unwrap();
+    let status = wait_account(&api, &bad, "Stalled", |s| {
+        s.condition("Stalled").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let (_, reason, message) = ready(&status).unwrap();
+    assert_eq!(reason, "InvalidSpec");
+    assert!(message.starts_with("spec.roleArn:"), "{message}");
+    assert_eq!(h.calls()["calls"].get("sts"), None, "{}", h.calls());
+
+    for a in [
+        account(&dr, DR_ROLE, DR_ACCOUNT),
+        account(&locked, locked_role, DR_ACCOUNT),
+    ] {
+        api.create(&Default::default(), &a).await.unwrap();
+    }
+
+    let status = wait_account(&api, &dr, "Ready", |s| {
+        ready(s).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    let (_, reason, message) = ready(&status).unwrap();
+    assert_eq!(reason, "Available");
+    assert!(message.contains(DR_ACCOUNT), "{message}");
+    assert!(status.last_assumed_time.is_some());
+
+    let status = wait_account(&api, &locked, "Stalled", |s| {
+        s.condition("Stalled").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let (ok, reason, message) = ready(&status).unwrap();
+    assert_eq!((ok.as_str(), reason.as_str()), ("False", "AWSError"));
+    assert!(
+        message.contains(locked_role) && message.contains("AccessDenied"),
+        "{message}"
+    );
+    assert!(status.last_assumed_time.is_none());
+
+    // Trust fixed: the locked account becomes Ready with no change to it.
+    let role = aws_emulator::sts::Role::from_flag(&format!("{locked_role}=123456789012")).unwrap();
+    emulator
+        .lock()
+        .unwrap()
+        .roles
+        .insert(locked_role.to_string(), role);
+    wait_account(&api, &locked, "Ready after the trust fix", |s| {
+        ready(s).is_some_and(|r| r.0 == "True")
+    })
+    .await;
+    for name in [&dr, &locked, &bad] {
+        api.delete(name, &Default::default()).await.unwrap();
+    }
 }

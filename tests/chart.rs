@@ -159,7 +159,7 @@ fn chart_lints_and_renders_least_privilege() {
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::111111111111:role/snapshots"
     );
-    let role = find(&docs, "ClusterRole")[0];
+    let role = named(&find(&docs, "ClusterRole"), "rel-dbsnapshot-operator");
     let rules: Vec<(String, String, String)> = role["rules"]
         .as_array()
         .unwrap()
@@ -217,7 +217,8 @@ fn chart_lints_and_renders_least_privilege() {
             "the operator may not {v} {r}"
         );
     }
-    assert_eq!(find(&docs, "ClusterRoleBinding").len(), 1);
+    assert_eq!(find(&docs, "ClusterRoleBinding").len(), 2);
+    assert_accounts_role(&docs);
     // The only Role is the Lease's (leader election is always on).
     assert_eq!(find(&docs, "Role").len(), 1);
     assert_leader_election(&docs, "ops", "rel-dbsnapshot-operator");
@@ -246,9 +247,10 @@ fn chart_lints_and_renders_least_privilege() {
     assert_eq!(find(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(find(&docs, "Service").len(), 1);
 
-    // One watched namespace: a Role there instead of a ClusterRole.
+    // One watched namespace: a Role there instead of a ClusterRole (but for the
+    // cluster-scoped AWSAccounts').
     let docs = render(&["--set", "watchNamespaces[0]=data"]);
-    assert!(find(&docs, "ClusterRole").is_empty());
+    assert_accounts_role(&docs);
     let roles = find(&docs, "Role");
     assert!(
         roles.iter().any(|r| r["metadata"]["namespace"] == "data"),
@@ -273,7 +275,7 @@ fn chart_lints_and_renders_least_privilege() {
 
     // Several watched namespaces: a Role and RoleBinding in each, one --namespace list.
     let docs = render(&["--set", "watchNamespaces={data,apps}"]);
-    assert!(find(&docs, "ClusterRole").is_empty());
+    assert_accounts_role(&docs);
     for ns in ["data", "apps"] {
         for kind in ["Role", "RoleBinding"] {
             assert!(
@@ -312,6 +314,41 @@ fn chart_lints_and_renders_least_privilege() {
         let stderr = String::from_utf8_lossy(&bad.stderr);
         assert!(stderr.contains(named), "{set}: {stderr}");
     }
+}
+
+fn named<'a>(docs: &[&'a Value], name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {docs:?}"))
+}
+
+/// The only ClusterRole besides the operator's own (absent when it watches listed
+/// namespaces): reading AWSAccounts and writing their status, nothing else.
+fn assert_accounts_role(docs: &[Value]) {
+    let roles = find(docs, "ClusterRole");
+    assert!(
+        roles
+            .iter()
+            .all(|r| r["metadata"]["name"] == "rel-dbsnapshot-operator"
+                || r["metadata"]["name"] == "rel-dbsnapshot-operator-accounts"),
+        "{roles:?}"
+    );
+    let accounts = named(&roles, "rel-dbsnapshot-operator-accounts");
+    assert_eq!(
+        accounts["rules"],
+        json!([
+            {"apiGroups": ["dbsnapshot.io"], "resources": ["awsaccounts"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["dbsnapshot.io"], "resources": ["awsaccounts/status"], "verbs": ["get", "patch"]},
+        ])
+    );
+    let binding = named(
+        &find(docs, "ClusterRoleBinding"),
+        "rel-dbsnapshot-operator-accounts",
+    );
+    assert_eq!(
+        binding["roleRef"]["name"],
+        "rel-dbsnapshot-operator-accounts"
+    );
 }
 
 fn container_args(docs: &[Value]) -> Vec<String> {
@@ -600,10 +637,11 @@ fn kubectl(args: &[&str]) -> String {
         .env("KUBECONFIG", kubeconfig()))
 }
 
-const CRD_NAMES: [&str; 3] = [
+const CRD_NAMES: [&str; 4] = [
     "clustersnapshots.dbsnapshot.io",
     "snapshotcopies.dbsnapshot.io",
     "snapshotschedules.dbsnapshot.io",
+    "awsaccounts.dbsnapshot.io",
 ];
 
 /// A shell block of docs/upgrading.md: the one after the line `<!-- {marker}`.
@@ -792,7 +830,8 @@ async fn the_operator_watches_each_of_the_charts_namespaces_and_no_other() {
     a.emulator = Some(state.clone());
     b.emulator = Some(state);
     seed_clusters(&a.aws).await;
-    let release = "multi";
+    // Unique: the release makes cluster-scoped objects (the AWSAccounts ClusterRole).
+    let release = &format!("multi{:x}", rand::random::<u16>());
     run(Command::new(tool("helm"))
         .args(["install", release])
         .arg(chart())
@@ -906,7 +945,8 @@ async fn the_charts_rbac_is_enough_and_a_missing_permission_is_reported() {
     };
     h.emulator = Some(state);
     seed_clusters(&h.aws).await;
-    let release = "snap";
+    // Unique: the release makes cluster-scoped objects (the AWSAccounts ClusterRole).
+    let release = &format!("snap{:x}", rand::random::<u16>());
     run(Command::new(tool("helm"))
         .args(["install", release])
         .arg(chart())

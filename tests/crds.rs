@@ -5,11 +5,12 @@
 mod common;
 
 use dbsnapshot_operator::api::validation::{
-    validate_cluster_snapshot, validate_snapshot_copy, validate_snapshot_schedule,
+    validate_aws_account, validate_cluster_snapshot, validate_snapshot_copy,
+    validate_snapshot_schedule,
 };
 use dbsnapshot_operator::api::{
-    ClusterSnapshot, ClusterSnapshotSpec, SnapshotCopy, SnapshotCopySpec, SnapshotSchedule,
-    SnapshotScheduleSpec, crds_yaml,
+    AWSAccount, AWSAccountSpec, ClusterSnapshot, ClusterSnapshotSpec, SnapshotCopy,
+    SnapshotCopySpec, SnapshotSchedule, SnapshotScheduleSpec, crds_yaml,
 };
 use kube::CustomResourceExt;
 use kube::core::cel::Validator;
@@ -113,6 +114,7 @@ fn crd_of(
         "ClusterSnapshot" => ClusterSnapshot::crd(),
         "SnapshotCopy" => SnapshotCopy::crd(),
         "SnapshotSchedule" => SnapshotSchedule::crd(),
+        "AWSAccount" => AWSAccount::crd(),
         _ => panic!("unknown kind {kind}"),
     }
 }
@@ -885,6 +887,133 @@ fn cel_and_the_operator_agree_on_snapshot_schedules() {
         assert!(!e.message.is_empty());
         let by_cel = cel("SnapshotSchedule", spec, None);
         let by_schema = patterns("SnapshotSchedule", spec);
+        match how {
+            Cel(text) => {
+                let err = by_cel.expect_err(&format!("CEL accepted {spec}"));
+                assert!(err.contains(text), "{spec}: {err}");
+            }
+            Schema => {
+                let err = by_schema.expect_err(&format!("the schema accepted {spec}"));
+                assert!(
+                    err.contains(&schema_path(field)),
+                    "{spec}: {err} (want {field})"
+                );
+            }
+            OperatorOnly => {
+                by_cel.unwrap_or_else(|err| panic!("{spec}: CEL refused it after all: {err}"));
+                by_schema
+                    .unwrap_or_else(|err| panic!("{spec}: the schema refused it after all: {err}"));
+            }
+        }
+    }
+}
+
+/// Bad AWSAccounts: each refused by the schema (CEL or structural) and by the
+/// operator, whose error names the field.
+#[test]
+fn cel_and_the_operator_agree_on_aws_accounts() {
+    let with = |patch: Value| -> Value {
+        let mut v = json!({"accountId": "111122223333",
+            "roleArn": "arn:aws:iam::111122223333:role/dbsnapshot-operator"});
+        merge(&mut v, patch);
+        v
+    };
+    let valid = [
+        with(json!({})),
+        with(
+            json!({"roleArn": "arn:aws:iam::111122223333:role/ops/dr/dbsnapshot-operator",
+            "externalId": "team-a:7f3/x", "sessionDurationSeconds": 900,
+            "namespaces": ["data", "analytics-2"],
+            "namespaceSelector": {"matchLabels": {"example.com/team": "data"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["prod"]},
+                    {"key": "frozen", "operator": "DoesNotExist"}]}}),
+        ),
+        with(
+            json!({"roleArn": "arn:aws-cn:iam::111122223333:role/x", "sessionDurationSeconds": 43200,
+            "namespaceSelector": {}}),
+        ),
+    ];
+    for v in &valid {
+        cel("AWSAccount", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
+        patterns("AWSAccount", v).unwrap_or_else(|e| panic!("{v}: {e}"));
+        let spec: AWSAccountSpec = serde_json::from_value(v.clone()).unwrap();
+        validate_aws_account(&spec).unwrap_or_else(|e| panic!("{v}: {e}"));
+    }
+    use Refused::*;
+    let invalid: Vec<(Value, &str, Refused)> = vec![
+        (
+            with(json!({"accountId": "11112222333"})),
+            "spec.accountId",
+            Schema,
+        ),
+        (
+            with(json!({"accountId": "11112222333a"})),
+            "spec.accountId",
+            Schema,
+        ),
+        (
+            with(json!({"roleArn": "arn:aws:iam::111122223333:user/dbsnapshot-operator"})),
+            "spec.roleArn",
+            Schema,
+        ),
+        (
+            with(json!({"roleArn": "arn:aws:iam::111122223333:role/has space"})),
+            "spec.roleArn",
+            Schema,
+        ),
+        (
+            with(json!({"roleArn": "arn:aws:iam::444455556666:role/dbsnapshot-operator"})),
+            "spec.roleArn",
+            Cel("the role must be in accountId's account"),
+        ),
+        (with(json!({"externalId": "x"})), "spec.externalId", Schema),
+        (
+            with(json!({"externalId": "has space"})),
+            "spec.externalId",
+            Schema,
+        ),
+        (
+            with(json!({"sessionDurationSeconds": 899})),
+            "spec.sessionDurationSeconds",
+            Schema,
+        ),
+        (
+            with(json!({"sessionDurationSeconds": 43201})),
+            "spec.sessionDurationSeconds",
+            Schema,
+        ),
+        (
+            with(json!({"namespaces": ["Data"]})),
+            "spec.namespaces[0]",
+            Schema,
+        ),
+        (
+            with(
+                json!({"namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "Near", "values": ["x"]}]}}),
+            ),
+            "spec.namespaceSelector.matchExpressions[0].operator",
+            OperatorOnly,
+        ),
+        (
+            with(
+                json!({"namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "In"}]}}),
+            ),
+            "spec.namespaceSelector.matchExpressions[0].values",
+            OperatorOnly,
+        ),
+        (
+            with(json!({"namespaceSelector": {"matchLabels": {"bad key!": "x"}}})),
+            "spec.namespaceSelector.matchLabels[bad key!]",
+            OperatorOnly,
+        ),
+    ];
+    for (spec, field, how) in &invalid {
+        let parsed: AWSAccountSpec =
+            serde_json::from_value(spec.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let e = validate_aws_account(&parsed).expect_err(&format!("the operator accepted {spec}"));
+        assert_eq!(e.field, *field, "{spec}: {e}");
+        let by_cel = cel("AWSAccount", spec, None);
+        let by_schema = patterns("AWSAccount", spec);
         match how {
             Cel(text) => {
                 let err = by_cel.expect_err(&format!("CEL accepted {spec}"));

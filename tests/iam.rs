@@ -79,3 +79,51 @@ fn destructive_actions_need_the_owner_tag() {
         }
     }
 }
+
+/// The STS actions behind AWSAccounts (src/engine/accounts.rs): AssumeRole, which
+/// docs/iam-assume-role-policy.json allows on named roles only (never `*`), and
+/// GetCallerIdentity, which needs no permission. The trust policy example lets a role
+/// (not a whole account) assume the target role.
+#[test]
+fn other_accounts_need_sts_assume_role_on_named_roles_only() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/engine/accounts.rs"
+    ))
+    .unwrap();
+    let called: BTreeSet<&str> = src
+        .split("classify(\"sts\", \"")
+        .skip(1)
+        .map(|p| p.split('"').next().unwrap())
+        .collect();
+    assert_eq!(
+        called,
+        BTreeSet::from(["AssumeRole", "GetCallerIdentity"]),
+        "src/engine/accounts.rs calls other STS actions: update docs/iam.md"
+    );
+    let read = |f: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(format!("{}/docs/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let policy = read("iam-assume-role-policy.json");
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Action"], "sts:AssumeRole");
+    for r in statements[0]["Resource"].as_array().unwrap() {
+        let r = r.as_str().unwrap();
+        assert!(
+            r.starts_with("arn:aws:iam::") && r.contains(":role/") && !r.contains('*'),
+            "{r}"
+        );
+    }
+    let trust = read("iam-trust-policy.json");
+    let st = &trust["Statement"][0];
+    assert_eq!(st["Action"], "sts:AssumeRole");
+    assert!(
+        st["Principal"]["AWS"].as_str().unwrap().contains(":role/"),
+        "{st}"
+    );
+}

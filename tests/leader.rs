@@ -483,7 +483,8 @@ async fn a_helm_upgrade_rollout_mid_create_and_mid_delete_runs_one_operator_at_a
     seed_clusters(&h.aws).await;
     let chart = root().join("charts/dbsnapshot-operator");
     let chart = chart.to_str().unwrap();
-    let release = "roll";
+    // Unique: the release makes cluster-scoped objects (the AWSAccounts ClusterRole).
+    let release = &format!("roll{:x}", rand::random::<u16>());
     let deployment = format!("{release}-dbsnapshot-operator");
     let watch = format!("watchNamespaces[0]={}", h.ns);
     helm_run(&[

@@ -1,6 +1,7 @@
-//! The `dbsnapshot.io/v1alpha1` API: the `ClusterSnapshot`, `SnapshotCopy` and
-//! `SnapshotSchedule` kinds, their status, condition reasons and spec validation. No IO.
+//! The `dbsnapshot.io/v1alpha1` API: the `ClusterSnapshot`, `SnapshotCopy`,
+//! `SnapshotSchedule` and `AWSAccount` kinds, their status, condition reasons and spec validation. No IO.
 
+pub mod aws_account;
 pub mod cluster_snapshot;
 pub mod conditions;
 pub mod defaults;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use aws_account::{AWSAccount, AWSAccountSpec, AWSAccountStatus};
 pub use cluster_snapshot::{ClusterSnapshot, ClusterSnapshotSpec, ClusterSource};
 pub use defaults::Defaults;
 pub use snapshot_copy::{CopySource, SnapshotCopy, SnapshotCopySpec};
@@ -91,6 +93,7 @@ pub fn crds_yaml() -> String {
         ClusterSnapshot::crd(),
         SnapshotCopy::crd(),
         SnapshotSchedule::crd(),
+        AWSAccount::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(&crd).expect("a CRD serialises to YAML"));

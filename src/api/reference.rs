@@ -4,7 +4,7 @@
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{ClusterSnapshot, SnapshotCopy, SnapshotSchedule};
+use super::{AWSAccount, ClusterSnapshot, SnapshotCopy, SnapshotSchedule};
 
 fn kind_of(s: &Value) -> String {
     match s["type"].as_str() {
@@ -104,6 +104,7 @@ pub fn markdown() -> String {
         ClusterSnapshot::crd(),
         SnapshotCopy::crd(),
         SnapshotSchedule::crd(),
+        AWSAccount::crd(),
     ] {
         let names = &crd.spec.names;
         let v = &crd.spec.versions[0];

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::aws_account::AWSAccountSpec;
 use super::cluster_snapshot::{ClusterSnapshotSpec, SourceCluster};
 use super::snapshot_copy::SnapshotCopySpec;
 use super::snapshot_schedule::SnapshotScheduleSpec;
@@ -453,6 +454,106 @@ pub fn validate_snapshot_copy(
 
 /// Moves an error found in a template's spec under the template's path:
 /// `spec.tags[k]` becomes `<prefix>.tags[k]`.
+/// Checks an AWSAccount spec as its schema and CEL rule do: the account id, the role's
+/// ARN (in that account), the external id and session length within STS's limits, the
+/// namespaces' names and the selector's keys and operators.
+pub fn validate_aws_account(spec: &AWSAccountSpec) -> Result<(), SpecError> {
+    use super::aws_account::{EXTERNAL_ID_PATTERN, ROLE_ARN_PATTERN};
+    if !is_account_id(&spec.account_id) {
+        return Err(err(
+            "spec.accountId",
+            format!("{:?} is not a 12-digit AWS account id", spec.account_id),
+        ));
+    }
+    if !(20..=2048).contains(&spec.role_arn.len()) || !matches(ROLE_ARN_PATTERN, &spec.role_arn) {
+        return Err(err(
+            "spec.roleArn",
+            format!(
+                "{:?} is not an IAM role ARN (arn:aws:iam::{}:role/NAME)",
+                spec.role_arn, spec.account_id
+            ),
+        ));
+    }
+    if !spec
+        .role_arn
+        .contains(&format!(":iam::{}:role/", spec.account_id))
+    {
+        return Err(err(
+            "spec.roleArn",
+            format!(
+                "the role must be in accountId's account (arn:aws:iam::{}:role/...), not {}",
+                spec.account_id, spec.role_arn
+            ),
+        ));
+    }
+    if let Some(id) = &spec.external_id
+        && (!(2..=1224).contains(&id.chars().count()) || !matches(EXTERNAL_ID_PATTERN, id))
+    {
+        return Err(err(
+            "spec.externalId",
+            "2 to 1224 letters, digits and + = , . @ : / _ - (STS's ExternalId)",
+        ));
+    }
+    if let Some(d) = spec.session_duration_seconds
+        && !(900..=43200).contains(&d)
+    {
+        return Err(err(
+            "spec.sessionDurationSeconds",
+            format!("{d} is not within 900..43200 (STS's DurationSeconds)"),
+        ));
+    }
+    for (i, ns) in spec.namespaces.iter().enumerate() {
+        if ns.len() > 63 || !matches(super::snapshot_schedule::DNS_LABEL_PATTERN, ns) {
+            return Err(err(
+                format!("spec.namespaces[{i}]"),
+                format!("{ns:?} is not a namespace name (a DNS label)"),
+            ));
+        }
+    }
+    if let Some(selector) = &spec.namespace_selector {
+        for key in selector.match_labels.iter().flatten().map(|(k, _)| k) {
+            if !is_label_key(key) {
+                return Err(err(
+                    format!("spec.namespaceSelector.matchLabels[{key}]"),
+                    "not a label key",
+                ));
+            }
+        }
+        for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
+            let field = format!("spec.namespaceSelector.matchExpressions[{i}]");
+            if !is_label_key(&e.key) {
+                return Err(err(
+                    format!("{field}.key"),
+                    format!("{:?} is not a label key", e.key),
+                ));
+            }
+            let values = e.values.as_ref().map_or(0, Vec::len);
+            match e.operator.as_str() {
+                "In" | "NotIn" if values == 0 => {
+                    return Err(err(
+                        format!("{field}.values"),
+                        format!("{} needs at least one value", e.operator),
+                    ));
+                }
+                "Exists" | "DoesNotExist" if values > 0 => {
+                    return Err(err(
+                        format!("{field}.values"),
+                        format!("{} takes no values", e.operator),
+                    ));
+                }
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                other => {
+                    return Err(err(
+                        format!("{field}.operator"),
+                        format!("{other:?} is not In, NotIn, Exists or DoesNotExist"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn reroot(e: SpecError, prefix: &str) -> SpecError {
     let rest = e.field.strip_prefix("spec").unwrap_or(&e.field);
     SpecError {

@@ -1,6 +1,7 @@
 //! The controllers' shared context, errors, retry policy, finalizer and status writing.
 //! Does IO (Kubernetes and, through the engines, AWS).
 
+pub mod aws_account;
 pub mod cluster_snapshot;
 mod context;
 pub mod drive;

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::turns::in_turn;
 use super::{
-    Context, Turns, cluster_snapshot, controller_config, error_policy, poller, snapshot_copy,
-    snapshot_schedule,
+    Context, Turns, aws_account, cluster_snapshot, controller_config, error_policy, poller,
+    snapshot_copy, snapshot_schedule,
 };
 use crate::engine::Engines;
 use crate::lifecycle::Timing;
@@ -352,7 +352,7 @@ async fn run_controllers(
     use futures::StreamExt;
     use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 
-    use crate::api::{ClusterSnapshot, SCHEDULE_LABEL, SnapshotCopy, SnapshotSchedule};
+    use crate::api::{AWSAccount, ClusterSnapshot, SCHEDULE_LABEL, SnapshotCopy, SnapshotSchedule};
 
     let rate = match settings.polling {
         Polling::Batched(rate) => Some(rate),
@@ -491,6 +491,33 @@ async fn run_controllers(
         }
     };
 
+    // AWSAccounts (cluster-scoped, whatever namespaces are watched): their own
+    // controller, started once their CRD is installed. Only spec changes trigger a
+    // reconcile; each one asks for the next check (a resync while Ready, sooner while
+    // not).
+    let account_controller = {
+        let ctx = ctx.clone();
+        let accounts: Api<AWSAccount> = Api::all(client.clone());
+        async move {
+            wait_for_crd(&accounts).await;
+            let (store, writer) = reflector::store();
+            let trigger = watch_each(vec![accounts], watcher::Config::default().any_semantic())
+                .reflect(writer)
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default());
+            Controller::for_stream(trigger, store)
+                .with_config(controller_config())
+                .shutdown_on_signal()
+                .run(aws_account::reconcile, error_policy, ctx)
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "reconcile ended with an error");
+                    }
+                })
+                .await;
+        }
+    };
+
     // Objects by kind, engine and phase, the Stalled ones, the newest Ready snapshot of
     // each source and the schedules' gauges, from the caches every few seconds.
     super::gauges::spawn(
@@ -534,6 +561,7 @@ async fn run_controllers(
     // The schedule controller waits for its CRD on its own; it has a few seconds to
     // finish once the other two stopped.
     let schedules = tokio::spawn(schedule_controller);
+    let accounts = tokio::spawn(account_controller);
     futures::join!(
         snapshot_controller
             .run(run_snapshots, error_policy, ctx.clone())
@@ -542,12 +570,14 @@ async fn run_controllers(
             .run(run_copies, error_policy, ctx)
             .for_each(|r| log(r.map(|_| ()).map_err(|e| e.to_string()))),
     );
-    let abort = schedules.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(5), schedules)
-        .await
-        .is_err()
-    {
-        abort.abort();
+    for task in [schedules, accounts] {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -12,7 +12,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_emulator::children::Child;
 use aws_emulator::server::{Options, Shared};
-use dbsnapshot_operator::api::{ClusterSnapshot, SnapshotCopy, SnapshotSchedule, SnapshotStatus};
+use dbsnapshot_operator::api::{
+    AWSAccount, ClusterSnapshot, SnapshotCopy, SnapshotSchedule, SnapshotStatus,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -78,6 +80,7 @@ pub async fn install_crds(client: &Client) {
         ClusterSnapshot::crd(),
         SnapshotCopy::crd(),
         SnapshotSchedule::crd(),
+        AWSAccount::crd(),
     ] {
         for attempt in 0.. {
             let result = match crds.get_opt(&crd.name_any()).await.expect("get CRD") {
@@ -104,8 +107,13 @@ pub async fn install_crds(client: &Client) {
         let a: Api<ClusterSnapshot> = Api::all(client.clone());
         let b: Api<SnapshotCopy> = Api::all(client.clone());
         let c: Api<SnapshotSchedule> = Api::all(client.clone());
+        let d: Api<AWSAccount> = Api::all(client.clone());
         let lp = kube::api::ListParams::default().limit(1);
-        if a.list(&lp).await.is_ok() && b.list(&lp).await.is_ok() && c.list(&lp).await.is_ok() {
+        if a.list(&lp).await.is_ok()
+            && b.list(&lp).await.is_ok()
+            && c.list(&lp).await.is_ok()
+            && d.list(&lp).await.is_ok()
+        {
             return;
         }
         assert!(Instant::now() < deadline, "CRDs not served");
