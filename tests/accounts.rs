@@ -13,7 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_emulator::server::Options;
 use common::*;
 use dbsnapshot_operator::api::{AWSAccount, AWSAccountStatus, Engine};
-use dbsnapshot_operator::engine::{AccountRole, CreateRequest, Engines};
+use dbsnapshot_operator::engine::{AccountRole, CreateRequest, Engines, ErrorClass};
 use dbsnapshot_operator::metrics::Metrics;
 
 const DR_ACCOUNT: &str = "210987654321";
@@ -103,7 +103,12 @@ async fn an_accounts_clients_share_one_assumed_session_and_create_in_that_accoun
     let s = setup(&["123456789012"]).await;
     let role = dr();
     let assumed = s.engines.assumed(&role);
-    assert_eq!(assumed.caller_account().await.unwrap(), DR_ACCOUNT);
+    let (account, arn) = assumed.verify().await.unwrap();
+    assert_eq!(account, DR_ACCOUNT);
+    assert_eq!(
+        arn,
+        "arn:aws:sts::210987654321:assumed-role/dbsnapshot-operator/dbsnapshot-operator"
+    );
     for (engine, region, source, group) in [
         (Engine::Docdb, "us-east-1", "orders", false),
         (Engine::Redshift, "us-east-1", "analytics", false),
@@ -145,29 +150,45 @@ async fn an_accounts_clients_share_one_assumed_session_and_create_in_that_accoun
 async fn a_role_that_cannot_be_assumed_fails_each_call_until_trust_is_fixed() {
     let s = setup(&["111122223333"]).await;
     let role = dr();
-    let err = s.engines.assumed(&role).caller_account().await.unwrap_err();
+    let err = s.engines.assumed(&role).verify().await.unwrap_err();
     assert_eq!(err.code.as_deref(), Some("AccessDenied"), "{err}");
+    assert_eq!(err.class, ErrorClass::Terminal, "{err}");
+    // A client of the account: the call fails with STS's answer, terminal (the object
+    // would be Stalled, not retried as if AWS could not be reached).
     let e = s.engines.get_in(Some(&role), Engine::Docdb, "us-east-1");
     let err = e.describe("anything", false).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Terminal, "{err}");
+    assert_eq!(err.code.as_deref(), Some("AccessDenied"), "{err}");
     let text = format!("{err}");
     assert!(text.contains("could not assume"), "{text}");
     assert!(text.contains(DR_ROLE), "{text}");
     assert_eq!(calls(&s)["callsByAccount"].get(DR_ACCOUNT), None);
-    // Fixed trust: the same client works, with no restart.
+    // Fixed trust: the same client works, with no restart, once the failure is no
+    // longer held (a few seconds: a denied role is not asked for on every request).
     trust(&s.state, &["123456789012"]);
-    e.describe("anything", false).await.unwrap();
-    assert_eq!(calls(&s)["callsByAccount"][DR_ACCOUNT], 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(err) = e.describe("anything", false).await {
+        assert!(Instant::now() < deadline, "still failing: {err}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let c = calls(&s);
+    assert_eq!(c["callsByAccount"][DR_ACCOUNT], 1);
+    // One AssumeRole refused for verify(), one for the first describe, at most one more
+    // per 5 s while it was refused, one that succeeded.
+    let assumed = c["calls"]["sts"]["AssumeRole"].as_u64().unwrap();
+    assert!((3..=6).contains(&assumed), "{assumed} AssumeRole calls");
 }
 
-/// Sessions that last 20 s (the emulator cuts them short) are renewed before they
-/// expire: calls over 24 s, one every half second, never meet an expired token.
+/// Sessions that last 40 s (the emulator cuts them short) are renewed before they
+/// expire: the operator stops signing with them 20 s before (at most half a session
+/// that short), so calls over 45 s, one every half second, never meet an expired token.
 #[tokio::test]
 async fn credentials_are_renewed_before_they_expire() {
     let s = setup(&["123456789012"]).await;
-    s.state.lock().unwrap().session_seconds = 20.0;
+    s.state.lock().unwrap().session_seconds = 40.0;
     let role = dr();
     let e = s.engines.get_in(Some(&role), Engine::Docdb, "us-east-1");
-    let until = Instant::now() + Duration::from_secs(24);
+    let until = Instant::now() + Duration::from_secs(45);
     let mut n = 0;
     while Instant::now() < until {
         e.describe("nightly", false)
@@ -178,7 +199,9 @@ async fn credentials_are_renewed_before_they_expire() {
     }
     let c = calls(&s);
     let assumed = c["calls"]["sts"]["AssumeRole"].as_u64().unwrap();
-    assert!((2..=6).contains(&assumed), "{assumed} AssumeRole calls");
+    // Renewed every 10 to 20 s: between 10 s before the SDK's expiry (20 s before
+    // STS's) and that expiry.
+    assert!((3..=6).contains(&assumed), "{assumed} AssumeRole calls");
     assert_eq!(c["refusedCredentials"], 0);
     assert_eq!(c["callsByAccount"][DR_ACCOUNT], n);
 }
@@ -261,7 +284,12 @@ async fn aws_accounts_are_ready_once_their_role_is_assumed() {
     .await;
     let (_, reason, message) = ready(&status).unwrap();
     assert_eq!(reason, "Available");
-    assert!(message.contains(DR_ACCOUNT), "{message}");
+    assert!(
+        message.ends_with(
+            "as arn:aws:sts::210987654321:assumed-role/dbsnapshot-operator/dbsnapshot-operator"
+        ),
+        "{message}"
+    );
     assert!(status.last_assumed_time.is_some());
 
     let status = wait_account(&api, &locked, "Stalled", |s| {

@@ -99,7 +99,9 @@ pub struct AWSAccountSpec {
     pub external_id: Option<String>,
 
     /// How long each assumed session lasts, in seconds (900..43200; at most the role's
-    /// MaxSessionDuration). Default: 3600. Credentials are renewed before they expire.
+    /// MaxSessionDuration, and at most 3600 when the operator's own credentials are a
+    /// role's session, as with IRSA or EKS Pod Identity: AWS caps role chaining at one
+    /// hour). Default: 3600. Credentials are renewed before they expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 900, max = 43200))]
     pub session_duration_seconds: Option<i32>,

@@ -452,8 +452,6 @@ pub fn validate_snapshot_copy(
     Ok(())
 }
 
-/// Moves an error found in a template's spec under the template's path:
-/// `spec.tags[k]` becomes `<prefix>.tags[k]`.
 /// Checks an AWSAccount spec as its schema and CEL rule do: the account id, the role's
 /// ARN (in that account), the external id and session length within STS's limits, the
 /// namespaces' names and the selector's keys and operators.
@@ -554,6 +552,8 @@ pub fn validate_aws_account(spec: &AWSAccountSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Moves an error found in a template's spec under the template's path:
+/// `spec.tags[k]` becomes `<prefix>.tags[k]`.
 fn reroot(e: SpecError, prefix: &str) -> SpecError {
     let rest = e.field.strip_prefix("spec").unwrap_or(&e.field);
     SpecError {

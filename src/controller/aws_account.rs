@@ -1,7 +1,7 @@
 //! The AWSAccount controller: assumes the account's role with the operator's own
 //! credentials (through the engines' per-account credentials, the ones every client of
 //! the account then uses), checks with STS GetCallerIdentity that the identity belongs
-//! to `accountId`, and writes Ready. Looked at again every resync while Ready (a trust
+//! to `accountId`, and writes Ready. Assumed afresh every resync while Ready (a trust
 //! policy can be changed under it) and every `--max-poll-seconds` while not (so that a
 //! fixed trust policy is seen soon).
 
@@ -38,10 +38,7 @@ pub fn account_role(spec: &AWSAccountSpec) -> AccountRole {
 
 pub async fn reconcile(obj: Arc<AWSAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<AWSAccount> = Api::all(ctx.client.clone());
-    let started = std::time::Instant::now();
-    let result = apply(&api, &obj, &ctx).await;
-    ctx.metrics
-        .reconciled(KIND, started.elapsed(), result.is_ok());
+    let result = super::turns::counted(&*obj, &ctx, apply(&api, &obj, &ctx)).await;
     match result {
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
             tracing::error!(
@@ -68,18 +65,15 @@ async fn apply(api: &Api<AWSAccount>, obj: &AWSAccount, ctx: &Context) -> Result
         Ok(()) => {
             let role = account_role(&obj.spec);
             let assumed = ctx.engines.assumed(&role);
-            match assumed.caller_account().await {
-                Ok(account) if account == obj.spec.account_id => {
+            match assumed.verify().await {
+                Ok((account, arn)) if account == obj.spec.account_id => {
                     new.last_assumed_time = Some(Timestamp::now());
                     (
-                        Health::ready(format!(
-                            "assumed {} in account {account}",
-                            obj.spec.role_arn
-                        )),
+                        Health::ready(format!("assumed {} as {arn}", obj.spec.role_arn)),
                         Some(ctx.timing.resync),
                     )
                 }
-                Ok(account) => (
+                Ok((account, _)) => (
                     Health::stalled(
                         reasons::INVALID_SPEC,
                         format!(

@@ -108,7 +108,7 @@ pub fn note_health(health: &crate::api::conditions::Health) {
 /// and did not leave the object Stalled; a terminal error (Stalled, or a Kubernetes
 /// call the operator's RBAC forbids) is also counted in `reconcile_errors` with class
 /// `terminal` (retried errors are counted there by the error policy).
-async fn counted<K>(
+pub(super) async fn counted<K>(
     obj: &K,
     ctx: &Context,
     reconcile: impl std::future::Future<Output = Result<Action, Error>>,

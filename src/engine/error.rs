@@ -104,6 +104,8 @@ pub(crate) fn is_throttling(code: &str) -> bool {
 }
 
 const TRANSIENT: &[&str] = &[
+    // Temporary credentials that expired in flight: the next attempt signs with new ones.
+    "ExpiredToken",
     "InternalFailure",
     "InternalError",
     "ServiceUnavailable",
@@ -122,6 +124,18 @@ pub fn classify<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
+    // A call whose credentials could not be had (another account's role that cannot be
+    // assumed): the class and words of STS's answer, carried as the source.
+    if let Some(found) = engine_error_in(&err) {
+        return EngineError {
+            class: found.class,
+            service,
+            action,
+            code: found.code.clone(),
+            message: found.message.clone(),
+            source: Some(Box::new(err)),
+        };
+    }
     let (class, code, message) = match &err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
@@ -158,6 +172,18 @@ where
         message,
         source: Some(Box::new(err)),
     }
+}
+
+/// An [`EngineError`] in the chain of sources of `err`.
+fn engine_error_in<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a EngineError> {
+    let mut next = err.source();
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<EngineError>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// The class of an AWS error answer with code `c` and HTTP status `status`.

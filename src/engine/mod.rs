@@ -272,8 +272,8 @@ pub struct Engines {
     adaptive: bool,
     /// Clients by account (`None`: the operator's own), engine and region.
     cache: Mutex<HashMap<ClientKey, Arc<dyn SnapshotEngine>>>,
-    /// Each account's credentials, shared by its clients.
-    roles: Mutex<HashMap<AccountRole, Arc<AssumedRole>>>,
+    /// Each account's credentials (by account id), shared by its clients.
+    roles: Mutex<HashMap<String, Arc<AssumedRole>>>,
 }
 
 impl Engines {
@@ -294,14 +294,27 @@ impl Engines {
         }
     }
 
-    /// The credentials of an account (one holder per account and role, made on first
-    /// use).
+    /// The credentials of an account, made on first use: one holder per account. A
+    /// changed role (an AWSAccount's spec edited) replaces the holder and the
+    /// account's clients, which are made again with the new one.
     pub fn assumed(&self, role: &AccountRole) -> Arc<AssumedRole> {
         let mut roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
-        roles
-            .entry(role.clone())
-            .or_insert_with(|| Arc::new(AssumedRole::new(&self.base, role.clone())))
-            .clone()
+        if let Some(held) = roles.get(&role.account_id)
+            && held.role() == role
+        {
+            return held.clone();
+        }
+        let fresh = Arc::new(AssumedRole::new(&self.base, role.clone()));
+        if roles
+            .insert(role.account_id.clone(), fresh.clone())
+            .is_some()
+        {
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(account, _, _), _| account.as_deref() != Some(&role.account_id));
+        }
+        fresh
     }
 
     /// The region the operator runs in (the AWS config chain's, or `--region`).
@@ -327,7 +340,11 @@ impl Engines {
         let assumed = account.map(|role| self.assumed(role));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
-            .entry((account.cloned(), engine, region.to_string()))
+            .entry((
+                account.map(|a| a.account_id.clone()),
+                engine,
+                region.to_string(),
+            ))
             .or_insert_with(|| {
                 let ClientParts {
                     config,
@@ -427,8 +444,8 @@ struct ClientParts {
     retry: Option<RetryPartition>,
 }
 
-/// An engine client's account (`None`: the operator's own), engine and region.
-type ClientKey = (Option<AccountRole>, Engine, String);
+/// An engine client's account id (`None`: the operator's own), engine and region.
+type ClientKey = (Option<String>, Engine, String);
 
 /// Attempts per AWS call (the first and two retries), as the SDK's standard retry.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -587,6 +604,14 @@ mod tests {
             Some("dbsnapshot-docdb-us-east-1-210987654321")
         );
         assert!(Arc::ptr_eq(&dr, &budgeted.assumed(dr.role())));
+        // A changed role replaces the account's holder.
+        let other_role = AccountRole {
+            role_arn: "arn:aws:iam::210987654321:role/dr-2".to_string(),
+            ..dr.role().clone()
+        };
+        let dr2 = budgeted.assumed(&other_role);
+        assert!(!Arc::ptr_eq(&dr, &dr2));
+        assert_eq!(dr2.role(), &other_role);
         let baseline = Engines::new(base, metrics, None, false);
         assert_eq!(
             parts(&baseline, Engine::Docdb, "us-east-1"),
