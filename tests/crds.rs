@@ -885,26 +885,7 @@ fn cel_and_the_operator_agree_on_snapshot_schedules() {
             .expect_err(&format!("the operator accepted {spec}"));
         assert_eq!(e.field, *field, "{spec}: {e}");
         assert!(!e.message.is_empty());
-        let by_cel = cel("SnapshotSchedule", spec, None);
-        let by_schema = patterns("SnapshotSchedule", spec);
-        match how {
-            Cel(text) => {
-                let err = by_cel.expect_err(&format!("CEL accepted {spec}"));
-                assert!(err.contains(text), "{spec}: {err}");
-            }
-            Schema => {
-                let err = by_schema.expect_err(&format!("the schema accepted {spec}"));
-                assert!(
-                    err.contains(&schema_path(field)),
-                    "{spec}: {err} (want {field})"
-                );
-            }
-            OperatorOnly => {
-                by_cel.unwrap_or_else(|err| panic!("{spec}: CEL refused it after all: {err}"));
-                by_schema
-                    .unwrap_or_else(|err| panic!("{spec}: the schema refused it after all: {err}"));
-            }
-        }
+        assert_refused("SnapshotSchedule", spec, field, how);
     }
 }
 
@@ -1012,25 +993,31 @@ fn cel_and_the_operator_agree_on_aws_accounts() {
             serde_json::from_value(spec.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
         let e = validate_aws_account(&parsed).expect_err(&format!("the operator accepted {spec}"));
         assert_eq!(e.field, *field, "{spec}: {e}");
-        let by_cel = cel("AWSAccount", spec, None);
-        let by_schema = patterns("AWSAccount", spec);
-        match how {
-            Cel(text) => {
-                let err = by_cel.expect_err(&format!("CEL accepted {spec}"));
-                assert!(err.contains(text), "{spec}: {err}");
-            }
-            Schema => {
-                let err = by_schema.expect_err(&format!("the schema accepted {spec}"));
-                assert!(
-                    err.contains(&schema_path(field)),
-                    "{spec}: {err} (want {field})"
-                );
-            }
-            OperatorOnly => {
-                by_cel.unwrap_or_else(|err| panic!("{spec}: CEL refused it after all: {err}"));
-                by_schema
-                    .unwrap_or_else(|err| panic!("{spec}: the schema refused it after all: {err}"));
-            }
+        assert_refused("AWSAccount", spec, field, how);
+    }
+}
+
+/// `spec` of `kind` is refused as `how` says: by a CEL rule whose message holds the
+/// text, by the structural schema at `field`, or by neither (the operator alone).
+fn assert_refused(kind: &str, spec: &Value, field: &str, how: &Refused) {
+    let by_cel = cel(kind, spec, None);
+    let by_schema = patterns(kind, spec);
+    match how {
+        Refused::Cel(text) => {
+            let err = by_cel.expect_err(&format!("CEL accepted {spec}"));
+            assert!(err.contains(text), "{spec}: {err}");
+        }
+        Refused::Schema => {
+            let err = by_schema.expect_err(&format!("the schema accepted {spec}"));
+            assert!(
+                err.contains(&schema_path(field)),
+                "{spec}: {err} (want {field})"
+            );
+        }
+        Refused::OperatorOnly => {
+            by_cel.unwrap_or_else(|err| panic!("{spec}: CEL refused it after all: {err}"));
+            by_schema
+                .unwrap_or_else(|err| panic!("{spec}: the schema refused it after all: {err}"));
         }
     }
 }

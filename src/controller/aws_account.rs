@@ -8,14 +8,11 @@
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::{Context, Error};
-use crate::api::MANAGER;
 use crate::api::aws_account::{AWSAccount, AWSAccountSpec, AWSAccountStatus};
 use crate::api::conditions::{self, Health, reasons};
 use crate::api::validation::validate_aws_account;
@@ -125,17 +122,7 @@ async fn write_status(
     if old == new {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": "dbsnapshot.io/v1alpha1",
-        "kind": KIND,
-        "status": new,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    super::status::apply_status(api, obj, new).await?;
     let ready = |s: &AWSAccountStatus| {
         s.condition(conditions::READY)
             .map(|c| (c.reason.clone(), c.status.clone(), c.message.clone()))

@@ -9,18 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::{Context, Error};
 use crate::api::conditions::{self, Health, reasons};
 use crate::api::snapshot_schedule::{ConcurrencyPolicy, CopyTemplate};
 use crate::api::validation::{SpecError, validate_snapshot_schedule};
 use crate::api::{
-    ClusterSnapshot, MANAGER, Phase, SCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION, SnapshotCopy,
+    ClusterSnapshot, Phase, SCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION, SnapshotCopy,
     SnapshotSchedule, SnapshotScheduleStatus, SnapshotStatus,
 };
 use crate::schedule::{self, Clock, Retention, Run, RunState};
@@ -780,17 +779,7 @@ async fn write_status(
     if old == new {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": "dbsnapshot.io/v1alpha1",
-        "kind": KIND,
-        "status": new,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    super::status::apply_status(api, obj, new).await?;
     let reason = |s: &SnapshotScheduleStatus| {
         s.conditions
             .iter()

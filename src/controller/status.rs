@@ -63,17 +63,7 @@ where
         )
         .await?;
     }
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": new,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    apply_status(api, obj, new).await?;
     let reason = |s: &SnapshotStatus| {
         s.condition(conditions::READY)
             .map(|c| (c.reason.clone(), c.status.clone()))
@@ -99,6 +89,30 @@ where
             tracing::warn!(error = %e, "could not record an event");
         }
     }
+    Ok(())
+}
+
+/// Writes an object's whole status by server-side apply, as the operator's field
+/// manager (forced: the status is the operator's alone).
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    obj: &K,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
