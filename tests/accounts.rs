@@ -319,3 +319,384 @@ async fn aws_accounts_are_ready_once_their_role_is_assumed() {
         api.delete(name, &Default::default()).await.unwrap();
     }
 }
+
+/// The DocumentDB snapshots in one account, by id, with their owner tag.
+fn docdb_snapshots_in(
+    emulator: &aws_emulator::server::Shared,
+    account: &str,
+) -> Vec<(String, Option<String>)> {
+    let st = emulator.lock().unwrap();
+    let mut out: Vec<_> = st
+        .regions
+        .values()
+        .flat_map(|r| r.docdb.snapshots.values())
+        .filter(|s| !s.automated && s.account == account)
+        .map(|s| {
+            let owner = s
+                .tags
+                .iter()
+                .find(|(k, _)| k == "dbsnapshot.io/owner-uid")
+                .map(|(_, v)| v.clone());
+            (s.id.clone(), owner)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// ClusterSnapshots and SnapshotCopies in another account, through the API server:
+/// two namespaces, one admitted by the AWSAccount. While its role cannot be assumed,
+/// the admitted namespace's object is Stalled `AccountNotReady` and the other's
+/// `AccountNotAllowed`, and nothing is called in the account; once trust is fixed the
+/// first is made with the account's credentials (the emulator puts it in that account),
+/// a copy of it is made there too, a copy naming another account is refused, the
+/// second namespace is admitted by a label, and deleting deletes in the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
+    let mut h = Harness::new("acct-objects", 0.5).await;
+    let emulator = h.emulator.clone().unwrap();
+    // The role trusts another account than the operator's: it cannot be assumed yet.
+    trust(&emulator, &["111111111111"]);
+    let other = format!("{}-b", h.ns);
+    create_namespace(&h.client, &other).await;
+    h.operator = None;
+    h.operator = Some(Operator::start(
+        &format!("{},{}", h.ns, other),
+        &h.aws_url,
+        &[],
+    ));
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/seed", h.aws_url))
+        .json(
+            &serde_json::json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
+    let name = format!("{}-dr", h.ns);
+    accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+                "metadata": {"name": name},
+                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let snapshot = |n: &str| {
+        serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
+            "metadata": {"name": n},
+            "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "account": name}})
+    };
+    h.create(snapshot("in-dr")).await.unwrap();
+    let theirs: kube::Api<dbsnapshot_operator::api::ClusterSnapshot> =
+        kube::Api::namespaced(h.client.clone(), &other);
+    theirs
+        .create(
+            &Default::default(),
+            &serde_json::from_value(snapshot("outsider")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let stalled = |reason: &'static str| {
+        move |s: &dbsnapshot_operator::api::SnapshotStatus| {
+            stalled_reason(s).as_deref() == Some(reason)
+        }
+    };
+    let status = h
+        .wait_for(
+            "in-dr",
+            Duration::from_secs(60),
+            |_| {},
+            stalled("AccountNotReady"),
+        )
+        .await;
+    let message = &condition(&status, "Ready").unwrap().message;
+    assert!(
+        message.starts_with(&format!("spec.account: AWSAccount {name} ")),
+        "{message}"
+    );
+    let outsider = wait_status(&theirs, "outsider", stalled("AccountNotAllowed")).await;
+    let message = &condition(&outsider, "Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("does not admit namespace {other}")),
+        "{message}"
+    );
+    assert_eq!(outsider.snapshot_identifier, None, "nothing recorded");
+    assert_eq!(
+        h.calls()["callsByAccount"].get(DR_ACCOUNT),
+        None,
+        "nothing is called in the account: {}",
+        h.calls()
+    );
+    let docdb_calls = |h: &Harness| h.calls()["calls"]["docdb"].clone();
+    assert_eq!(docdb_calls(&h), serde_json::Value::Null, "{}", h.calls());
+
+    // Trust fixed: the AWSAccount is Ready, and the object is made in its account.
+    trust(&emulator, &["123456789012"]);
+    let status = h.wait_ready("in-dr").await;
+    assert_eq!(status.account.as_deref(), Some(name.as_str()));
+    assert_eq!(status.account_id.as_deref(), Some(DR_ACCOUNT));
+    let uid = h.snapshots().get("in-dr").await.unwrap().metadata.uid;
+    let id = status.snapshot_identifier.clone().unwrap();
+    assert_eq!(
+        docdb_snapshots_in(&emulator, DR_ACCOUNT),
+        vec![(id.clone(), uid.clone())]
+    );
+    assert_eq!(docdb_snapshots_in(&emulator, "123456789012"), vec![]);
+    // The outsider is still refused.
+    let outsider = wait_status(&theirs, "outsider", stalled("AccountNotAllowed")).await;
+    assert_eq!(outsider.snapshot_identifier, None);
+
+    // A copy in the same account is made there; one naming no account is refused.
+    h.create_copy(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+        "metadata": {"name": "dr-copy"},
+        "spec": {"source": {"clusterSnapshotRef": {"name": "in-dr"}}, "account": name}}))
+        .await
+        .unwrap();
+    h.create_copy(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+        "metadata": {"name": "home-copy"},
+        "spec": {"source": {"clusterSnapshotRef": {"name": "in-dr"}}}}))
+        .await
+        .unwrap();
+    let copy = h
+        .wait_copy("dr-copy", Duration::from_secs(60), is_ready)
+        .await;
+    assert_eq!(copy.account_id.as_deref(), Some(DR_ACCOUNT));
+    let home = h
+        .wait_copy("home-copy", Duration::from_secs(60), stalled("InvalidSpec"))
+        .await;
+    let message = &condition(&home, "Ready").unwrap().message;
+    assert!(
+        message.starts_with("spec.account: ") && message.contains("not supported yet"),
+        "{message}"
+    );
+    let copy_id = copy.snapshot_identifier.clone().unwrap();
+    let in_dr: Vec<String> = docdb_snapshots_in(&emulator, DR_ACCOUNT)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(in_dr, {
+        let mut v = vec![id.clone(), copy_id.clone()];
+        v.sort();
+        v
+    });
+
+    // The other namespace admitted by a label: its object is made in the account too.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(h.client.clone());
+    namespaces
+        .patch(
+            &other,
+            &Default::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"dr": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    accounts
+        .patch(
+            &name,
+            &Default::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"spec": {"namespaceSelector": {"matchLabels": {"dr": "yes"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let outsider = wait_status(&theirs, "outsider", is_ready).await;
+    assert_eq!(outsider.account_id.as_deref(), Some(DR_ACCOUNT));
+    assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT).len(), 3);
+
+    // Deleting deletes in the account.
+    h.copies()
+        .delete("dr-copy", &Default::default())
+        .await
+        .unwrap();
+    h.copies()
+        .delete("home-copy", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("dr-copy").await;
+    // The account unusable (its role no longer trusts the operator): a deletion waits,
+    // keeping the finalizer and the snapshot, and goes on once it is Ready again.
+    trust(&emulator, &["111111111111"]);
+    wait_account(&accounts, &name, "not Ready", |s| {
+        ready(s).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    h.snapshots()
+        .delete("in-dr", &Default::default())
+        .await
+        .unwrap();
+    let waiting = h
+        .wait_for(
+            "in-dr",
+            Duration::from_secs(60),
+            |_| {},
+            |s| {
+                stalled("AccountNotReady")(s)
+                    && s.phase == Some(dbsnapshot_operator::api::Phase::Deleting)
+            },
+        )
+        .await;
+    let message = &condition(&waiting, "Ready").unwrap().message;
+    assert!(message.contains("remove its finalizer"), "{message}");
+    assert!(
+        docdb_snapshots_in(&emulator, DR_ACCOUNT)
+            .iter()
+            .any(|(s, _)| *s == id),
+        "the snapshot stays while its account cannot be used"
+    );
+    trust(&emulator, &["123456789012"]);
+    h.wait_gone("in-dr").await;
+    theirs
+        .delete("outsider", &Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while theirs.get_opt("outsider").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "outsider never went");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
+    assert_eq!(h.calls()["refusedCredentials"], 0);
+    accounts.delete(&name, &Default::default()).await.unwrap();
+}
+
+async fn wait_status(
+    api: &kube::Api<dbsnapshot_operator::api::ClusterSnapshot>,
+    name: &str,
+    done: impl Fn(&dbsnapshot_operator::api::SnapshotStatus) -> bool,
+) -> dbsnapshot_operator::api::SnapshotStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = api.get(name).await.unwrap().status.unwrap_or_default();
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{name}: never there: {status:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sessions of 20 s in the emulator: over a minute the operator keeps working in the
+/// account (a tag change every 10 s, each made there) on renewed credentials, with no
+/// call refused for expired credentials and no reconcile failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_expiring_mid_run_are_renewed_with_no_failed_reconcile() {
+    let (addr, state, _task) = aws_emulator::start(
+        0,
+        Options {
+            snapshot_seconds: 0.5,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut h = Harness::with_aws("acct-expiry", &format!("http://{addr}")).await;
+    h.emulator = Some(state.clone());
+    state.lock().unwrap().session_seconds = 20.0;
+    trust(&state, &["123456789012"]);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    h.start_operator(&["--metrics-addr", &metrics]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/seed", h.aws_url))
+        .json(
+            &serde_json::json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
+    let name = format!("{}-dr", h.ns);
+    accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+                "metadata": {"name": name},
+                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.create(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
+        "metadata": {"name": "nightly"},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "account": name}}))
+        .await
+        .unwrap();
+    h.wait_ready("nightly").await;
+    // Failures counted before (the object may have waited, Stalled AccountNotReady, for
+    // the AWSAccount's first check) do not count.
+    let failures = || async {
+        let body = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter(|l| {
+                l.starts_with("dbsnapshot_reconcile_errors_total")
+                    || (l.starts_with("dbsnapshot_reconciles_total")
+                        && l.contains("outcome=\"error\""))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = failures().await;
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        round += 1;
+        h.patch_spec(
+            "nightly",
+            serde_json::json!({"tags": {"round": round.to_string()}}),
+        )
+        .await;
+        let obj = h.snapshots().get("nightly").await.unwrap();
+        let generation = obj.metadata.generation;
+        let status = h
+            .wait_for(
+                "nightly",
+                Duration::from_secs(30),
+                |_| {},
+                |s| is_ready(s) && s.observed_generation == generation,
+            )
+            .await;
+        assert_eq!(status.tags.get("round"), Some(&round.to_string()));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    let c = h.calls();
+    assert_eq!(c["refusedCredentials"], 0, "{c}");
+    let assumed = c["calls"]["sts"]["AssumeRole"].as_u64().unwrap();
+    assert!(
+        assumed >= 4,
+        "sessions of 20 s over a minute: {assumed} AssumeRole calls"
+    );
+    let tagged = c["calls"]["docdb"]["AddTagsToResource"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        tagged >= round,
+        "{tagged} tag calls for {round} rounds: {c}"
+    );
+    assert_eq!(failures().await, before, "reconciles failed meanwhile");
+    h.snapshots()
+        .delete("nightly", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("nightly").await;
+    assert_eq!(docdb_snapshots_in(&state, DR_ACCOUNT), vec![]);
+    accounts.delete(&name, &Default::default()).await.unwrap();
+}

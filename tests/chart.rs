@@ -323,7 +323,8 @@ fn named<'a>(docs: &[&'a Value], name: &str) -> &'a Value {
 }
 
 /// The only ClusterRole besides the operator's own (absent when it watches listed
-/// namespaces): reading AWSAccounts, writing their status and Events, nothing else.
+/// namespaces): reading AWSAccounts, writing their status and Events, reading a
+/// namespace's labels for their selectors, nothing else.
 fn assert_accounts_role(docs: &[Value]) {
     let roles = find(docs, "ClusterRole");
     assert!(
@@ -339,6 +340,7 @@ fn assert_accounts_role(docs: &[Value]) {
         json!([
             {"apiGroups": ["dbsnapshot.io"], "resources": ["awsaccounts"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["dbsnapshot.io"], "resources": ["awsaccounts/status"], "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         ])
     );

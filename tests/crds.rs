@@ -295,6 +295,11 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
         ),
         (json!({"source": rs, "tags": {"k": "🚀"}}), "spec.tags.k"),
         (
+            json!({"source": rs, "account": "Prod_Account"}),
+            "spec.account",
+        ),
+        (json!({"source": rs, "account": "-prod"}), "spec.account"),
+        (
             json!({"source": rs, "tags": {"k": "v".repeat(257)}}),
             "spec.tags.k",
         ),
@@ -331,6 +336,10 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
             json!({"source": rs, "snapshotIdentifier": "one", "region": "eu-west-1"}),
             "region is immutable",
         ),
+        (
+            json!({"source": rs, "snapshotIdentifier": "one", "region": "us-east-1", "account": "prod"}),
+            "account is immutable",
+        ),
     ] {
         let err =
             cel("ClusterSnapshot", &new, Some(&old)).expect_err(&format!("CEL allowed {new}"));
@@ -339,6 +348,20 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
     // Mutable fields may change.
     let changed = json!({"source": rs, "snapshotIdentifier": "one", "region": "us-east-1", "retentionDays": 9, "sharedWith": ["111111111111"], "tags": {"a": "b"}});
     cel("ClusterSnapshot", &changed, Some(&old)).unwrap();
+    // The account may not change once set, nor be removed.
+    let with_account = json!({"source": rs, "account": "prod"});
+    for (new, text) in [
+        (
+            json!({"source": rs, "account": "dr"}),
+            "account is immutable",
+        ),
+        (json!({"source": rs}), "account is immutable"),
+    ] {
+        let err = cel("ClusterSnapshot", &new, Some(&with_account))
+            .expect_err(&format!("CEL allowed {new}"));
+        assert!(err.contains(text), "{new}: {err}");
+    }
+    cel("ClusterSnapshot", &with_account, Some(&with_account)).unwrap();
 }
 
 #[test]

@@ -86,6 +86,9 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("has(self.snapshotIdentifier) == has(oldSelf.snapshotIdentifier)")
         .message("snapshotIdentifier is immutable")
         .field_path(".snapshotIdentifier"),
+    validation = Rule::new("has(self.account) == has(oldSelf.account)")
+        .message("account is immutable")
+        .field_path(".account"),
     validation = Rule::new("has(self.region) == has(oldSelf.region)")
         .message("region is immutable")
         .field_path(".region"),
@@ -112,6 +115,14 @@ pub struct ClusterSnapshotSpec {
     #[schemars(regex(pattern = super::REGION_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable"))]
     pub region: Option<String>,
+
+    /// The AWSAccount (cluster-scoped) of the account the snapshot is in: the operator
+    /// works there with the role that AWSAccount assumes, if the AWSAccount admits this
+    /// namespace. Default: the operator's own account and credentials. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = super::ACCOUNT_NAME_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("account is immutable"))]
+    pub account: Option<String>,
 
     /// Redshift only: days AWS keeps the manual snapshot, -1 (forever, the default) or
     /// 1 to 3653, counted from its creation. Mutable; shortened below the snapshot's

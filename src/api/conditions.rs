@@ -44,6 +44,13 @@ pub mod reasons {
     pub const SOURCE_NOT_READY: &str = "SourceNotReady";
     /// SnapshotCopy: the source cannot be copied.
     pub const INVALID_SOURCE: &str = "InvalidSource";
+    /// spec.account names an AWSAccount that does not admit the object's namespace:
+    /// nothing is called until it does.
+    pub const ACCOUNT_NOT_ALLOWED: &str = "AccountNotAllowed";
+    /// spec.account names an AWSAccount that does not exist, is not Ready, or now
+    /// names another account than the one the snapshot is in: nothing is called until
+    /// it is Ready again.
+    pub const ACCOUNT_NOT_READY: &str = "AccountNotReady";
 }
 
 /// What the object's conditions should say, in kstatus terms.

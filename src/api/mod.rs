@@ -67,6 +67,10 @@ pub const DOCDB_TAGS_MESSAGE: &str =
     "DocumentDB tags may not hold '@', nor start with aws: or rds: (key or value)";
 /// An AWS region name such as `us-east-1`.
 pub const REGION_PATTERN: &str = "^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+/// An AWSAccount's name, as spec.account names it: a Kubernetes object name (a DNS
+/// subdomain: lowercase letters, digits, '-' and '.', a letter or digit at each end).
+pub const ACCOUNT_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A 12-digit AWS account id, or Redshift's support account.
 pub const SHARE_PATTERN: &str = "^([0-9]{12}|amazon-redshift-support)$";
 

@@ -104,6 +104,9 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("has(self.targetSnapshotIdentifier) == has(oldSelf.targetSnapshotIdentifier)")
         .message("targetSnapshotIdentifier is immutable")
         .field_path(".targetSnapshotIdentifier"),
+    validation = Rule::new("has(self.account) == has(oldSelf.account)")
+        .message("account is immutable")
+        .field_path(".account"),
     validation = Rule::new("has(self.region) == has(oldSelf.region)")
         .message("region is immutable")
         .field_path(".region"),
@@ -135,6 +138,14 @@ pub struct SnapshotCopySpec {
     #[schemars(regex(pattern = super::REGION_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable"))]
     pub region: Option<String>,
+
+    /// The AWSAccount (cluster-scoped) of the account the snapshot is in: the operator
+    /// works there with the role that AWSAccount assumes, if the AWSAccount admits this
+    /// namespace. Default: the operator's own account and credentials. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = super::ACCOUNT_NAME_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("account is immutable"))]
+    pub account: Option<String>,
 
     /// DocumentDB only: the region of the source snapshot, for a cross-region copy (the
     /// operator signs the PreSignedUrl itself). Immutable.

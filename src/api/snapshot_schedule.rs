@@ -260,6 +260,13 @@ pub struct SnapshotTemplateSpec {
     #[schemars(regex(pattern = super::REGION_PATTERN))]
     pub region: Option<String>,
 
+    /// The AWSAccount (cluster-scoped) of the account the cluster is in: each run's
+    /// ClusterSnapshot, and the SnapshotCopies of copyTemplates, name it in their
+    /// spec.account (see ClusterSnapshot). Default: the operator's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = super::ACCOUNT_NAME_PATTERN))]
+    pub account: Option<String>,
+
     /// Redshift only: days AWS keeps each manual snapshot, -1 (forever, the default) or
     /// 1 to 3653, counted from its creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -482,6 +489,7 @@ impl SnapshotTemplateSpec {
             source: self.source.clone(),
             snapshot_identifier: None,
             region: self.region.clone(),
+            account: self.account.clone(),
             retention_days: self.retention_days,
             kms_key_id: self.kms_key_id.clone(),
             tags: self.tags.clone(),
@@ -506,6 +514,7 @@ impl CopyTemplateSpec {
             },
             target_snapshot_identifier: None,
             region: self.region.clone(),
+            account: None,
             source_region: self.source_region.clone(),
             kms_key_id: self.kms_key_id.clone(),
             copy_tags: self.copy_tags,
@@ -525,8 +534,12 @@ impl SnapshotScheduleSpec {
     }
 
     /// The SnapshotCopy spec `copy` makes of the run's ClusterSnapshot `snapshot_name`.
+    /// The copy is made in the run's account.
     pub fn copy_spec(&self, copy: &CopyTemplate, snapshot_name: &str) -> SnapshotCopySpec {
-        copy.spec.to_snapshot_copy_spec(snapshot_name)
+        SnapshotCopySpec {
+            account: self.snapshot_template.spec.account.clone(),
+            ..copy.spec.to_snapshot_copy_spec(snapshot_name)
+        }
     }
 
     /// `retention.failedHistoryLimit`, or its default without a retention (which prunes
@@ -558,6 +571,29 @@ mod tests {
 
     fn schedule(spec: serde_json::Value) -> SnapshotSchedule {
         SnapshotSchedule::new("orders-nightly", serde_json::from_value(spec).unwrap())
+    }
+
+    #[test]
+    fn runs_and_their_copies_are_made_in_the_templates_account() {
+        let s = schedule(serde_json::json!({
+            "schedule": "0 3 * * *",
+            "snapshotTemplate": {"spec": {
+                "source": {"docdb": {"clusterIdentifier": "orders"}}, "account": "prod"}},
+            "copyTemplates": [{"name": "west", "spec": {"region": "us-west-2"}}],
+        }));
+        assert_eq!(s.snapshot_spec().account.as_deref(), Some("prod"));
+        let copy = s.copy_spec(&s.spec.copy_templates[0], "orders-nightly-1");
+        assert_eq!(copy.account.as_deref(), Some("prod"));
+        let none = schedule(serde_json::json!({
+            "schedule": "0 3 * * *",
+            "snapshotTemplate": {"spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}},
+            "copyTemplates": [{"name": "west", "spec": {"region": "us-west-2"}}],
+        }));
+        assert_eq!(none.snapshot_spec().account, None);
+        assert_eq!(
+            none.copy_spec(&none.spec.copy_templates[0], "r").account,
+            None
+        );
     }
 
     #[test]

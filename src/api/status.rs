@@ -115,6 +115,15 @@ pub struct SnapshotStatus {
     /// The AWS region of the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The AWSAccount (spec.account) the snapshot's account was reached through,
+    /// recorded before anything is made there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The AWS account the snapshot is in when spec.account names one: that
+    /// AWSAccount's accountId, recorded before anything is made there. The snapshot is
+    /// never looked for under another account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// The snapshot's identifier on AWS, fixed before it is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_identifier: Option<String>,

@@ -97,6 +97,20 @@ fn check_retention(field: &str, days: Option<i32>) -> Result<(), SpecError> {
     }
 }
 
+fn check_account(field: &str, account: &Option<String>) -> Result<(), SpecError> {
+    match account {
+        Some(a) if a.is_empty() || a.len() > 253 || !matches(super::ACCOUNT_NAME_PATTERN, a) => {
+            Err(err(
+                field,
+                format!(
+                    "{a:?} is not an AWSAccount name: lowercase letters, digits, '-' and '.', a letter or digit at each end (kubectl get awsaccounts lists them)"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_kms(field: &str, key: &Option<String>) -> Result<(), SpecError> {
     match key {
         Some(k) if k.is_empty() || k.len() > 2048 => Err(err(
@@ -279,6 +293,7 @@ pub fn validate_cluster_snapshot(
         )?;
     }
     check_region("spec.region", &spec.region)?;
+    check_account("spec.account", &spec.account)?;
     check_retention("spec.retentionDays", spec.retention_days)?;
     if spec.retention_days.is_some() && engine != Engine::Redshift {
         return Err(err(
@@ -389,6 +404,7 @@ pub fn validate_snapshot_copy(
     }
     check_region("spec.region", &spec.region)?;
     check_region("spec.sourceRegion", &spec.source_region)?;
+    check_account("spec.account", &spec.account)?;
     check_retention("spec.retentionDays", spec.retention_days)?;
     check_kms("spec.kmsKeyId", &spec.kms_key_id)?;
     check_tags(&spec.tags, engine)?;

@@ -33,6 +33,129 @@ pub fn account_role(spec: &AWSAccountSpec) -> AccountRole {
     }
 }
 
+/// Why an object cannot work in the account its spec.account names, as its Stalled
+/// condition says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountProblem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl AccountProblem {
+    fn not_ready(message: String) -> Self {
+        Self {
+            reason: reasons::ACCOUNT_NOT_READY,
+            message,
+        }
+    }
+}
+
+/// Whether an object in `namespace` naming the AWSAccount `name` (found as `account`,
+/// if it exists) may work in its account now, and with which role. `labels` are the
+/// namespace's (`Err`: they could not be read; asked only when a selector must
+/// decide); `recorded` is the account id the object's status recorded, if any: its
+/// snapshot is there, and never looked for in another. Pure.
+pub fn admit(
+    name: &str,
+    account: Option<&AWSAccount>,
+    namespace: &str,
+    labels: Result<&std::collections::BTreeMap<String, String>, &str>,
+    recorded: Option<&str>,
+) -> Result<AccountRole, AccountProblem> {
+    let Some(account) = account else {
+        return Err(AccountProblem::not_ready(format!(
+            "spec.account: AWSAccount {name} does not exist; a cluster administrator creates              it (kubectl get awsaccounts lists them), or fix the name"
+        )));
+    };
+    let spec = &account.spec;
+    let listed = spec.namespaces.iter().any(|n| n == namespace);
+    if !listed {
+        let admitted = match (&spec.namespace_selector, labels) {
+            (None, _) => false,
+            (Some(_), Ok(labels)) => spec.admits(namespace, labels),
+            (Some(_), Err(why)) => {
+                return Err(AccountProblem {
+                    reason: reasons::ACCOUNT_NOT_ALLOWED,
+                    message: format!(
+                        "spec.account: AWSAccount {name} admits namespaces by label, and the                          labels of namespace {namespace} could not be read ({why}); the                          operator needs get on namespaces (the Helm chart grants it)"
+                    ),
+                });
+            }
+        };
+        if !admitted {
+            return Err(AccountProblem {
+                reason: reasons::ACCOUNT_NOT_ALLOWED,
+                message: format!(
+                    "spec.account: AWSAccount {name} does not admit namespace {namespace};                      a cluster administrator adds it to the AWSAccount's spec.namespaces, or                      labels it to match spec.namespaceSelector"
+                ),
+            });
+        }
+    }
+    if let Some(recorded) = recorded
+        && recorded != spec.account_id
+    {
+        return Err(AccountProblem::not_ready(format!(
+            "spec.account: the snapshot is in account {recorded}, but AWSAccount {name} now              names account {}; nothing is done until it names {recorded} again",
+            spec.account_id
+        )));
+    }
+    if account.meta().deletion_timestamp.is_some() {
+        return Err(AccountProblem::not_ready(format!(
+            "spec.account: AWSAccount {name} is being deleted"
+        )));
+    }
+    let status = account.status.clone().unwrap_or_default();
+    let ready = status.condition(conditions::READY);
+    match ready {
+        Some(c)
+            if c.status == "True" && status.observed_generation == account.meta().generation =>
+        {
+            Ok(account_role(spec))
+        }
+        Some(c) if c.status != "True" => Err(AccountProblem::not_ready(format!(
+            "spec.account: AWSAccount {name} is not Ready: {}",
+            c.message
+        ))),
+        _ => Err(AccountProblem::not_ready(format!(
+            "spec.account: AWSAccount {name} has not been checked yet; waiting for the \
+             operator to assume its role"
+        ))),
+    }
+}
+
+/// The role to work with for an object in `namespace` whose spec.account (or, once
+/// recorded, status.account) is `name`, with `recorded` its recorded account id
+/// (`Ok(None)`: no account named, the operator's own). Reads the AWSAccount from the
+/// cache, and the namespace's labels only when a selector must decide.
+pub async fn resolve(
+    ctx: &Context,
+    namespace: &str,
+    name: Option<&str>,
+    recorded: Option<&str>,
+) -> Result<Option<AccountRole>, AccountProblem> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let account = ctx.aws_account(name).await;
+    let labels = match &account {
+        Some(a)
+            if a.spec.namespace_selector.is_some()
+                && !a.spec.namespaces.iter().any(|n| n == namespace) =>
+        {
+            ctx.namespace_labels(namespace).await
+        }
+        _ => Ok(Default::default()),
+    };
+    admit(
+        name,
+        account.as_deref(),
+        namespace,
+        labels.as_ref().map_err(String::as_str),
+        recorded,
+    )
+    .map(Some)
+}
+
 pub async fn reconcile(obj: Arc<AWSAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<AWSAccount> = Api::all(ctx.client.clone());
     let result = super::turns::counted(&*obj, &ctx, apply(&api, &obj, &ctx)).await;
@@ -150,4 +273,188 @@ async fn write_status(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn account(spec: serde_json::Value, status: Option<serde_json::Value>) -> AWSAccount {
+        let mut base = json!({"accountId": "111122223333",
+            "roleArn": "arn:aws:iam::111122223333:role/dbsnapshot-operator"});
+        base.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+            "metadata": {"name": "prod", "generation": 2},
+            "spec": base,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn ready(generation: i64) -> serde_json::Value {
+        json!({"observedGeneration": generation, "conditions": [{"type": "Ready", "status": "True",
+            "reason": "Available", "message": "assumed", "lastTransitionTime": "2026-12-01T00:00:00Z"}]})
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_admitted_namespace_gets_the_role_of_a_ready_account() {
+        let a = account(json!({"namespaces": ["data"]}), Some(ready(2)));
+        let role = admit("prod", Some(&a), "data", Ok(&labels(&[])), None).unwrap();
+        assert_eq!(role, account_role(&a.spec));
+        // The recorded account is the account's: still fine.
+        assert!(
+            admit(
+                "prod",
+                Some(&a),
+                "data",
+                Ok(&labels(&[])),
+                Some("111122223333")
+            )
+            .is_ok()
+        );
+        // By selector.
+        let a = account(
+            json!({"namespaceSelector": {"matchLabels": {"team": "data"}}}),
+            Some(ready(2)),
+        );
+        assert!(
+            admit(
+                "prod",
+                Some(&a),
+                "web",
+                Ok(&labels(&[("team", "data")])),
+                None
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_reason_an_object_cannot_use_its_account() {
+        let listed = json!({"namespaces": ["data"]});
+        let no = labels(&[]);
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(
+            Option<AWSAccount>,
+            &str,
+            Result<&BTreeMap<_, _>, &str>,
+            Option<&str>,
+            &str,
+            &str,
+        )> = vec![
+            (
+                None,
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_READY,
+                "does not exist",
+            ),
+            (
+                Some(account(json!({}), Some(ready(2)))),
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_ALLOWED,
+                "does not admit namespace data",
+            ),
+            (
+                Some(account(listed.clone(), Some(ready(2)))),
+                "web",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_ALLOWED,
+                "does not admit namespace web",
+            ),
+            (
+                Some(account(
+                    json!({"namespaceSelector": {"matchLabels": {"team": "data"}}}),
+                    Some(ready(2)),
+                )),
+                "web",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_ALLOWED,
+                "does not admit namespace web",
+            ),
+            (
+                Some(account(
+                    json!({"namespaceSelector": {"matchLabels": {"team": "data"}}}),
+                    Some(ready(2)),
+                )),
+                "web",
+                Err("forbidden"),
+                None,
+                reasons::ACCOUNT_NOT_ALLOWED,
+                "could not be read (forbidden)",
+            ),
+            (
+                Some(account(listed.clone(), None)),
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_READY,
+                "has not been checked yet",
+            ),
+            (
+                // Ready for an older spec: not yet for this one.
+                Some(account(listed.clone(), Some(ready(1)))),
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_READY,
+                "has not been checked yet",
+            ),
+            (
+                Some(account(
+                    listed.clone(),
+                    Some(
+                        json!({"observedGeneration": 2, "conditions": [{"type": "Ready",
+                    "status": "False", "reason": "AWSError", "message": "AccessDenied: not trusted",
+                    "lastTransitionTime": "2026-12-01T00:00:00Z"}]}),
+                    ),
+                )),
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_READY,
+                "is not Ready: AccessDenied: not trusted",
+            ),
+            (
+                // The snapshot is in another account than the AWSAccount names now.
+                Some(account(listed.clone(), Some(ready(2)))),
+                "data",
+                Ok(&no),
+                Some("444455556666"),
+                reasons::ACCOUNT_NOT_READY,
+                "the snapshot is in account 444455556666",
+            ),
+        ];
+        for (a, ns, labels, recorded, reason, words) in cases {
+            let e = admit("prod", a.as_ref(), ns, labels, recorded).unwrap_err();
+            assert_eq!(e.reason, reason, "{e:?}");
+            assert!(e.message.contains(words), "{e:?} should say {words}");
+            assert!(e.message.starts_with("spec.account: "), "{e:?}");
+        }
+        // Being deleted: not Ready.
+        let mut going = account(listed, Some(ready(2)));
+        going.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        let e = admit("prod", Some(&going), "data", Ok(&no), None).unwrap_err();
+        assert_eq!(e.reason, reasons::ACCOUNT_NOT_READY);
+        assert!(e.message.contains("being deleted"));
+    }
 }

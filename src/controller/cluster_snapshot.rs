@@ -10,8 +10,8 @@ use kube::{Api, ResourceExt};
 use super::drive::{self, Creation};
 use super::poller::{GroupKey, Wake};
 use super::{
-    Context, Error, action, finish_cleanup, invalid_spec, reconcile_object, record,
-    remove_finalizer, with_health, write_status,
+    Context, Error, account_problem, action, aws_account, finish_cleanup, invalid_spec,
+    reconcile_object, record, remove_finalizer, with_health, write_status,
 };
 use crate::api::cluster_snapshot::SourceCluster;
 use crate::api::conditions::{Health, reasons};
@@ -20,13 +20,17 @@ use crate::api::{
     ClusterSnapshot, Defaults, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG,
     SnapshotCopy, SnapshotStatus,
 };
-use crate::engine::{CreateRequest, SourceRef};
+use crate::engine::{AccountRole, CreateRequest, SourceRef};
 use crate::lifecycle::{Desired, Recorded};
 use crate::naming::default_identifier;
 
 /// What the object resolves to: where its snapshot lives and what it should look like.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The AWSAccount spec.account names (`None`: the operator's own account).
+    pub account: Option<String>,
+    /// The role to work with there, once resolved (see [`aws_account::resolve`]).
+    pub role: Option<AccountRole>,
     pub engine: Engine,
     pub region: String,
     pub source: String,
@@ -78,6 +82,15 @@ pub fn plan(
             format!("is immutable: it was {recorded}"),
         ));
     }
+    if status.snapshot_identifier.is_some() && status.account != spec.account {
+        return Err(SpecError::new(
+            "spec.account",
+            match &status.account {
+                Some(a) => format!("is immutable: it was {a}"),
+                None => "is immutable: the snapshot is in the operator's own account".to_string(),
+            },
+        ));
+    }
     let region = status
         .region
         .clone()
@@ -105,6 +118,8 @@ pub fn plan(
         format!("{namespace}/ClusterSnapshot/{}", obj.name_any()),
     );
     Ok(Plan {
+        account: spec.account.clone(),
+        role: None,
         engine,
         region,
         source: source.id().to_string(),
@@ -153,6 +168,7 @@ fn batch(ctx: &Context, obj: &ClusterSnapshot, plan: &Plan) -> Option<drive::Bat
     Some(drive::Batch {
         pollers,
         key: GroupKey {
+            account: plan.role.as_ref().map(|r| r.account_id.clone()),
             engine: plan.engine,
             region: plan.region.clone(),
             source: SourceRef {
@@ -171,6 +187,8 @@ fn base_status(obj: &ClusterSnapshot, plan: &Plan) -> SnapshotStatus {
     let mut status = obj.status.clone().unwrap_or_default();
     status.engine = Some(plan.engine);
     status.region = Some(plan.region.clone());
+    status.account = plan.account.clone();
+    status.account_id = plan.role.as_ref().map(|r| r.account_id.clone());
     status.source = Some(plan.source.clone());
     status.snapshot_identifier = Some(plan.desired.identifier.clone());
     drive::record_applied(&mut status, &plan.desired);
@@ -185,9 +203,21 @@ async fn apply(
     let old = obj.status.clone().unwrap_or_default();
     let generation = obj.metadata.generation;
     let default_region = ctx.engines.default_region();
-    let plan = match plan(obj, default_region.as_deref(), &ctx.defaults) {
+    let mut plan = match plan(obj, default_region.as_deref(), &ctx.defaults) {
         Ok(p) => p,
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
+    };
+    // The account is resolved before anything is recorded or called.
+    plan.role = match aws_account::resolve(
+        ctx,
+        &obj.namespace().unwrap_or_default(),
+        plan.account.as_deref(),
+        old.account_id.as_deref(),
+    )
+    .await
+    {
+        Ok(role) => role,
+        Err(problem) => return account_problem(api, ctx, obj, &old, problem).await,
     };
 
     // The identifier is recorded before anything is created, so a restart never makes
@@ -205,7 +235,9 @@ async fn apply(
         .await?;
     }
 
-    let engine = ctx.engines.get(plan.engine, &plan.region);
+    let engine = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.engine, &plan.region);
     let request = CreateRequest {
         identifier: plan.desired.identifier.clone(),
         source: plan.source.clone(),
@@ -328,6 +360,7 @@ async fn apply(
 async fn copies_in_flight(
     ctx: &Context,
     obj: &ClusterSnapshot,
+    role: Option<&AccountRole>,
 ) -> Result<(Vec<String>, Option<std::time::Duration>), Error> {
     let namespace = obj.namespace();
     let name = obj.name_any();
@@ -370,7 +403,26 @@ async fn copies_in_flight(
         else {
             continue;
         };
-        let client = ctx.engines.get(engine, &region);
+        // The copy's account: this snapshot's, or (recorded) its own AWSAccount's.
+        let copy_role = if s.account_id.as_deref() == role.map(|r| r.account_id.as_str()) {
+            role.cloned()
+        } else {
+            match aws_account::resolve(
+                ctx,
+                &c.namespace().unwrap_or_default(),
+                s.account.as_deref(),
+                s.account_id.as_deref(),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(problem) => {
+                    tracing::warn!(copy = %c.name_any(), problem = %problem.message, "cannot tell whether AWS is still copying; not waiting for it");
+                    continue;
+                }
+            }
+        };
+        let client = ctx.engines.get_in(copy_role.as_ref(), engine, &region);
         if c.spec.target_bucket.is_some() {
             // An export to S3: AWS shows it on the source itself (`exporting`).
             let own = obj
@@ -427,11 +479,30 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
+    // The account the snapshot was recorded in, through the AWSAccount recorded.
+    let role = match aws_account::resolve(
+        ctx,
+        &obj.namespace().unwrap_or_default(),
+        old.account.as_deref(),
+        old.account_id.as_deref(),
+    )
+    .await
+    {
+        Ok(role) => role,
+        Err(mut problem) => {
+            problem.message.push_str(&format!(
+                "; the snapshot {identifier} is left alone until then (to let the object go \
+                 and leave the snapshot on AWS, remove its finalizer {})",
+                crate::api::FINALIZER
+            ));
+            return account_problem(api, ctx, obj, &old, problem).await;
+        }
+    };
     let deletion_policy = ctx
         .defaults
         .deletion_policy(obj.spec.deletion_policy, old.deletion_policy);
     if deletion_policy == DeletionPolicy::Delete {
-        let (waiting, next) = copies_in_flight(ctx, obj).await?;
+        let (waiting, next) = copies_in_flight(ctx, obj, role.as_ref()).await?;
         if !waiting.is_empty() {
             let mut status = old.clone();
             status.phase = Some(Phase::Deleting);
@@ -462,10 +533,12 @@ async fn cleanup(
         recorded: Recorded::from_status(&old),
         adopt_untagged: false,
     };
-    let client = ctx.engines.get(engine, &region);
+    let client = ctx.engines.get_in(role.as_ref(), engine, &region);
     // The plan as recorded (a spec that no longer validates still gets cleaned up).
     let batch = old.source.clone().and_then(|source| {
         let plan = Plan {
+            account: old.account.clone(),
+            role: role.clone(),
             engine,
             region: region.clone(),
             replication_group: matches!(
@@ -631,6 +704,64 @@ mod tests {
             assert_eq!(e.field, field);
             assert!(e.message.contains("immutable"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_account_is_fixed_once_recorded() {
+        let recorded = serde_json::json!({"snapshotIdentifier": "recorded", "account": "prod", "accountId": "111122223333"});
+        let with = serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}, "account": "prod"});
+        let p = plan(
+            &object(with.clone(), Some(recorded.clone())),
+            Some("us-east-1"),
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(p.account.as_deref(), Some("prod"));
+        for (spec, status, words) in [
+            (
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}}),
+                recorded.clone(),
+                "it was prod",
+            ),
+            (
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}, "account": "dr"}),
+                recorded.clone(),
+                "it was prod",
+            ),
+            (
+                with.clone(),
+                serde_json::json!({"snapshotIdentifier": "recorded"}),
+                "the operator's own account",
+            ),
+        ] {
+            let e = plan(
+                &object(spec, Some(status)),
+                Some("us-east-1"),
+                &Defaults::default(),
+            )
+            .unwrap_err();
+            assert_eq!(e.field, "spec.account");
+            assert!(e.message.contains(words), "{e}");
+        }
+        // Nothing recorded yet: any account may be named.
+        assert!(plan(&object(with, None), Some("us-east-1"), &Defaults::default()).is_ok());
+        // base_status records the account and the resolved role's account id.
+        let mut p = p;
+        p.role = Some(AccountRole {
+            account_id: "111122223333".into(),
+            role_arn: "arn:aws:iam::111122223333:role/r".into(),
+            external_id: None,
+            session_seconds: None,
+        });
+        let st = base_status(
+            &object(
+                serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}, "account": "prod"}),
+                None,
+            ),
+            &p,
+        );
+        assert_eq!(st.account.as_deref(), Some("prod"));
+        assert_eq!(st.account_id.as_deref(), Some("111122223333"));
     }
 
     #[test]

@@ -16,6 +16,12 @@ use crate::engine::Engines;
 use crate::lifecycle::Timing;
 use crate::metrics::Metrics;
 
+/// A namespace's labels.
+type Labels = std::collections::BTreeMap<String, String>;
+
+/// How long a namespace's labels, once read, decide AWSAccount selectors.
+pub const NAMESPACE_LABELS_TTL: Duration = Duration::from_secs(30);
+
 /// Everything a reconcile needs.
 pub struct Context {
     pub client: Client,
@@ -39,6 +45,12 @@ pub struct Context {
     /// The ClusterSnapshot cache (a schedule reads its runs from it); `None` before the
     /// controllers start.
     pub snapshots: Option<kube::runtime::reflector::Store<crate::api::ClusterSnapshot>>,
+    /// The AWSAccount cache (objects naming one in spec.account read it); `None`: they
+    /// are read from the API server.
+    pub accounts: Option<kube::runtime::reflector::Store<crate::api::AWSAccount>>,
+    /// Namespaces' labels, read when an AWSAccount's selector must decide, kept
+    /// [`NAMESPACE_LABELS_TTL`].
+    namespace_labels: Mutex<HashMap<String, (Instant, Labels)>>,
     /// The clock SnapshotSchedules run on (the real one but in tests).
     pub schedule_clock: super::snapshot_schedule::ScheduleClock,
     /// What applies where a spec says nothing (deletion policy, tags).
@@ -122,11 +134,64 @@ impl Context {
             looks: Mutex::new(HashMap::new()),
             copies: None,
             snapshots: None,
+            accounts: None,
+            namespace_labels: Mutex::new(HashMap::new()),
             schedule_clock: Default::default(),
             defaults: Default::default(),
             schedule_failures: Default::default(),
             started: jiff::Timestamp::now(),
         }
+    }
+
+    /// The AWSAccount `name`, from the cache once it holds its first full list (else
+    /// from the API server); `None` if it does not exist or cannot be read.
+    pub async fn aws_account(&self, name: &str) -> Option<Arc<crate::api::AWSAccount>> {
+        if let Some(store) = &self.accounts
+            && tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready())
+                .await
+                .is_ok_and(|r| r.is_ok())
+        {
+            return store.get(&ObjectRef::new(name));
+        }
+        let api: kube::Api<crate::api::AWSAccount> = kube::Api::all(self.client.clone());
+        match api.get_opt(name).await {
+            Ok(found) => found.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(account = name, error = %e, "cannot read the AWSAccount");
+                None
+            }
+        }
+    }
+
+    /// A namespace's labels, read at most every [`NAMESPACE_LABELS_TTL`].
+    pub async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let cached = self
+            .namespace_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+            .filter(|(at, _)| at.elapsed() < NAMESPACE_LABELS_TTL)
+            .map(|(_, labels)| labels.clone());
+        if let Some(labels) = cached {
+            return Ok(labels);
+        }
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
+        let labels = api
+            .get_metadata(namespace)
+            .await
+            .map_err(|e| e.to_string())?
+            .metadata
+            .labels
+            .unwrap_or_default();
+        self.namespace_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(namespace.to_string(), (Instant::now(), labels.clone()));
+        Ok(labels)
     }
 
     fn looks(&self) -> std::sync::MutexGuard<'_, HashMap<String, Look>> {

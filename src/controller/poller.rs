@@ -21,6 +21,8 @@ use crate::metrics::Metrics;
 /// Which snapshots one poller lists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupKey {
+    /// The account id (`None`: the operator's own account).
+    pub account: Option<String>,
     pub engine: Engine,
     pub region: String,
     pub source: SourceRef,
@@ -397,6 +399,7 @@ mod tests {
 
     fn key() -> GroupKey {
         GroupKey {
+            account: None,
             engine: Engine::Elasticache,
             region: "us-east-1".into(),
             source: SourceRef {

@@ -338,6 +338,33 @@ pub async fn run(
     result
 }
 
+/// Whether an object names the AWSAccount `name` (in spec.account, or as recorded).
+fn names_account(
+    account: &Option<String>,
+    status: &Option<crate::api::SnapshotStatus>,
+    name: &str,
+) -> bool {
+    account.as_deref() == Some(name)
+        || status
+            .as_ref()
+            .is_some_and(|s| s.account.as_deref() == Some(name))
+}
+
+/// What the objects naming an AWSAccount depend on: whether it is Ready for its
+/// current spec, and why not.
+fn account_readiness(a: &crate::api::AWSAccount) -> (bool, Option<String>) {
+    let status = a.status.clone().unwrap_or_default();
+    let ready = status
+        .condition(crate::api::conditions::READY)
+        .is_some_and(|c| c.status == "True")
+        && status.observed_generation == a.metadata.generation
+        && a.metadata.deletion_timestamp.is_none();
+    let reason = status
+        .condition(crate::api::conditions::READY)
+        .map(|c| c.reason.clone());
+    (ready, reason)
+}
+
 /// `--polling per-object`: one describe per object this often while AWS works.
 pub const PER_OBJECT_POLL: Duration = Duration::from_secs(30);
 
@@ -379,9 +406,46 @@ async fn run_controllers(
     ctx.copies = Some(copy_store.clone());
     let (snapshot_store, writer) = reflector::store();
     ctx.snapshots = Some(snapshot_store.clone());
+    let (account_store, account_writer) = reflector::store();
+    ctx.accounts = Some(account_store.clone());
     ctx.schedule_clock = settings.schedule_clock;
     ctx.defaults = settings.defaults.clone();
     let ctx = Arc::new(ctx);
+    // An AWSAccount whose readiness changes wakes the ClusterSnapshots and
+    // SnapshotCopies that name it (spec.account, or the account recorded in status).
+    let (account_changed, account_changes) = futures::channel::mpsc::unbounded::<String>();
+    let (snapshot_account_wakes, copy_account_wakes) = {
+        let (to_snapshots, snapshots_rx) = futures::channel::mpsc::unbounded::<String>();
+        let (to_copies, copies_rx) = futures::channel::mpsc::unbounded::<String>();
+        tokio::spawn(account_changes.for_each(move |name: String| {
+            let _ = to_snapshots.unbounded_send(name.clone());
+            let _ = to_copies.unbounded_send(name);
+            async {}
+        }));
+        let (snapshots_of, copies_of) = (snapshot_store.clone(), copy_store.clone());
+        (
+            snapshots_rx.flat_map(move |name| {
+                futures::stream::iter(
+                    snapshots_of
+                        .state()
+                        .into_iter()
+                        .filter(|o| names_account(&o.spec.account, &o.status, &name))
+                        .map(|o| ObjectRef::from_obj(&*o))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            copies_rx.flat_map(move |name| {
+                futures::stream::iter(
+                    copies_of
+                        .state()
+                        .into_iter()
+                        .filter(|o| names_account(&o.spec.account, &o.status, &name))
+                        .map(|o| ObjectRef::from_obj(&*o))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+        )
+    };
     let snapshots: Vec<Api<ClusterSnapshot>> = scoped(&client, &settings.namespaces);
     let copies: Vec<Api<SnapshotCopy>> = scoped(&client, &settings.namespaces);
     let schedules: Vec<Api<SnapshotSchedule>> = scoped(&client, &settings.namespaces);
@@ -404,6 +468,7 @@ async fn run_controllers(
     let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
         .with_config(controller_config())
         .reconcile_on(snapshot_wakes)
+        .reconcile_on(snapshot_account_wakes)
         .shutdown_on_signal();
 
     let reach = ctx.metrics.clone();
@@ -416,6 +481,7 @@ async fn run_controllers(
     let copies_of = copy_store.clone();
     let copy_controller = Controller::for_stream(trigger, copy_store.clone())
         .with_config(controller_config())
+        .reconcile_on(copy_account_wakes)
         .watches_stream(
             touched_in_each(snapshots, watcher::Config::default().any_semantic()),
             move |cs: ClusterSnapshot| {
@@ -500,10 +566,19 @@ async fn run_controllers(
         let accounts: Api<AWSAccount> = Api::all(client.clone());
         async move {
             wait_for_crd(&accounts).await;
-            let (store, writer) = reflector::store();
+            let store = account_store;
+            let mut readiness = std::collections::HashMap::new();
             let trigger = watch_each(vec![accounts], watcher::Config::default().any_semantic())
-                .reflect(writer)
+                .reflect(account_writer)
                 .applied_objects()
+                .map(move |r| {
+                    let Ok(a) = &r else { return r };
+                    let now = account_readiness(a);
+                    if readiness.insert(a.name_any(), now.clone()) != Some(now) {
+                        let _ = account_changed.unbounded_send(a.name_any());
+                    }
+                    r
+                })
                 .predicate_filter(predicates::generation, Default::default());
             Controller::for_stream(trigger, store)
                 .with_config(controller_config())

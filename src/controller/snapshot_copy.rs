@@ -9,8 +9,8 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::drive::{self, Creation};
 use super::{
-    Context, Error, action, finish_cleanup, invalid_spec, reconcile_object, record,
-    remove_finalizer, with_health, write_status,
+    Context, Error, account_problem, action, aws_account, finish_cleanup, invalid_spec,
+    reconcile_object, record, remove_finalizer, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{
@@ -20,7 +20,7 @@ use crate::api::{
     ClusterSnapshot, Defaults, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG,
     SnapshotCopy, SnapshotStatus,
 };
-use crate::engine::{CopyRequest, EngineError, ErrorClass, SnapshotState};
+use crate::engine::{AccountRole, CopyRequest, EngineError, ErrorClass, SnapshotState};
 use crate::lifecycle::{self, Desired, Observation, Recorded};
 use crate::naming::default_identifier;
 
@@ -128,9 +128,63 @@ pub fn resolve(
     }
 }
 
+/// Copies stay in their source's account for now: a ClusterSnapshot source must name
+/// the same spec.account, and a DocumentDB source given by ARN must be in the copy's
+/// account when spec.account names one. Pure.
+pub fn same_account(
+    obj: &SnapshotCopy,
+    reference: Option<&ClusterSnapshot>,
+    role: Option<&AccountRole>,
+) -> Result<(), SpecError> {
+    let mine = obj.spec.account.as_deref();
+    let describe = |a: Option<&str>| {
+        a.map_or("the operator's own account".to_string(), |a| {
+            format!("the account of AWSAccount {a}")
+        })
+    };
+    if let Some(cs) = reference {
+        let theirs = cs.spec.account.as_deref();
+        if theirs != mine {
+            return Err(SpecError::new(
+                "spec.account",
+                format!(
+                    "ClusterSnapshot {} is in {}, and this copy would be in {}: copies across \
+                     accounts are not supported yet; name the same account",
+                    cs.name_any(),
+                    describe(theirs),
+                    describe(mine)
+                ),
+            ));
+        }
+    }
+    if let (Some(d), Some(role)) = (&obj.spec.source.docdb, role)
+        && let Some(owner) = d
+            .snapshot_identifier
+            .strip_prefix("arn:")
+            .and_then(|rest| rest.split(':').nth(3))
+        && owner != role.account_id
+    {
+        return Err(SpecError::new(
+            "spec.source.docdb.snapshotIdentifier",
+            format!(
+                "the snapshot is in account {owner}, and this copy would be in {} ({}): copies \
+                 across accounts are not supported yet",
+                role.account_id,
+                describe(mine)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What the copy resolves to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyPlan {
+    /// The AWSAccount spec.account names (`None`: the operator's own account): the
+    /// source is read and the copy made there.
+    pub account: Option<String>,
+    /// The role to work with there, once resolved (see [`aws_account::resolve`]).
+    pub role: Option<AccountRole>,
     pub region: String,
     pub source: Source,
     pub desired: Desired,
@@ -198,6 +252,15 @@ pub fn plan(
             format!("is immutable: it was {recorded}"),
         ));
     }
+    if status.snapshot_identifier.is_some() && status.account != spec.account {
+        return Err(SpecError::new(
+            "spec.account",
+            match &status.account {
+                Some(a) => format!("is immutable: it was {a}"),
+                None => "is immutable: the copy is in the operator's own account".to_string(),
+            },
+        ));
+    }
     if engine != Engine::Docdb && source.region != region {
         return Err(SpecError::new(
             "spec.region",
@@ -232,6 +295,8 @@ pub fn plan(
     let retention = (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1));
     let adopt_untagged = adopts_untagged(obj, engine, &status);
     Ok(CopyPlan {
+        account: spec.account.clone(),
+        role: None,
         request: CopyRequest {
             source: source.identifier.clone(),
             source_cluster: source.cluster.clone(),
@@ -276,6 +341,8 @@ fn base_status(current: &SnapshotStatus, plan: &CopyPlan) -> SnapshotStatus {
     }
     status.engine = Some(plan.source.engine);
     status.region = Some(plan.region.clone());
+    status.account = plan.account.clone();
+    status.account_id = plan.role.as_ref().map(|r| r.account_id.clone());
     // An ARN source shows as its identifier, with the ARN beside it.
     let id = &plan.source.identifier;
     let short = if id.starts_with("arn:") {
@@ -323,6 +390,34 @@ async fn apply(
         let e = SpecError::new("spec.region", format!("is immutable: it was {recorded}"));
         return invalid_spec(api, ctx, obj, &old, &e).await;
     }
+    if let (Some(recorded), wanted) = (&old.snapshot_identifier, &obj.spec.account)
+        && old.account != *wanted
+    {
+        let e = SpecError::new(
+            "spec.account",
+            format!(
+                "is immutable: the copy {recorded} is in {}",
+                old.account
+                    .as_deref()
+                    .map_or("the operator's own account".to_string(), |a| format!(
+                        "the account of AWSAccount {a}"
+                    ))
+            ),
+        );
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    }
+    // The account is resolved before anything is read or called there.
+    let role = match aws_account::resolve(
+        ctx,
+        &obj.namespace().unwrap_or_default(),
+        obj.spec.account.as_deref(),
+        old.account_id.as_deref(),
+    )
+    .await
+    {
+        Ok(role) => role,
+        Err(problem) => return account_problem(api, ctx, obj, &old, problem).await,
+    };
     let reference = match &obj.spec.source.cluster_snapshot_ref {
         Some(r) => {
             let snapshots: Api<ClusterSnapshot> =
@@ -331,6 +426,11 @@ async fn apply(
         }
         None => None,
     };
+    if old.snapshot_identifier.is_none()
+        && let Err(e) = same_account(obj, reference.as_ref(), role.as_ref())
+    {
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    }
     let source = match resolve(obj, &region, reference.as_ref()) {
         Ok(s) => s,
         Err(NotReady(why)) => {
@@ -357,7 +457,7 @@ async fn apply(
         }
     };
     let plan = match plan(obj, source, region, &ctx.defaults) {
-        Ok(p) => p,
+        Ok(p) => CopyPlan { role, ..p },
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
     let mut current = old.clone();
@@ -375,7 +475,9 @@ async fn apply(
     if plan.request.target_bucket.is_some() {
         return export(api, ctx, obj, &current, &plan).await;
     }
-    let target = ctx.engines.get(plan.source.engine, &plan.region);
+    let target = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.source.engine, &plan.region);
     let mut call = CallRecord::new(api, ctx, obj, &current);
     let converged = drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
         request_copy(ctx, &plan, &mut call)
@@ -592,7 +694,9 @@ async fn request_copy(
             requeue: Some(ctx.timing.min_poll),
         });
     }
-    let target = ctx.engines.get(plan.source.engine, &plan.region);
+    let target = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.source.engine, &plan.region);
     match target.copy(&request).await {
         Ok(s) => Ok(Creation::Created(Box::new(s))),
         // An export asked again, refused because its key is taken: the first call wrote
@@ -634,7 +738,9 @@ async fn check_source(
     // A source named by ARN is looked up in the ARN's region; AWS judges whether the
     // presigned request (signed for the source region) matches it.
     let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
-    let source_engine = ctx.engines.get(plan.source.engine, lookup_region);
+    let source_engine = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.source.engine, lookup_region);
     let Some(source) = source_engine
         .describe(&plan.source.identifier, false)
         .await?
@@ -840,7 +946,9 @@ async fn export(
     let generation = obj.metadata.generation;
     let bucket = plan.request.target_bucket.clone().unwrap_or_default();
     let location = format!("s3://{bucket}/{}", plan.desired.identifier);
-    let engine = ctx.engines.get(plan.source.engine, &plan.region);
+    let engine = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.source.engine, &plan.region);
     let sent = current.copy_requested == Some(true) || current.export_location.is_some();
     let (written, mut status, (phase, health, requeue)) = if !sent {
         request_export(api, ctx, obj, current, plan, &location).await?
@@ -889,6 +997,25 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
+    // The account the copy was recorded in, through the AWSAccount recorded.
+    let role = match aws_account::resolve(
+        ctx,
+        &obj.namespace().unwrap_or_default(),
+        old.account.as_deref(),
+        old.account_id.as_deref(),
+    )
+    .await
+    {
+        Ok(role) => role,
+        Err(mut problem) => {
+            problem.message.push_str(&format!(
+                "; the copy {identifier} is left alone until then (to let the object go and \
+                 leave the copy on AWS, remove its finalizer {})",
+                crate::api::FINALIZER
+            ));
+            return account_problem(api, ctx, obj, &old, problem).await;
+        }
+    };
     let desired = Desired {
         adopt_untagged: adopts_untagged(obj, engine, &old),
         identifier,
@@ -901,7 +1028,7 @@ async fn cleanup(
         cancel_while_creating: engine == Engine::Docdb,
         recorded: Recorded::from_status(&old),
     };
-    let client = ctx.engines.get(engine, &region);
+    let client = ctx.engines.get_in(role.as_ref(), engine, &region);
     finish_cleanup(
         api,
         ctx,
@@ -924,6 +1051,51 @@ mod tests {
             "spec": spec,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn copies_stay_in_their_sources_account_for_now() {
+        let role = AccountRole {
+            account_id: "111122223333".into(),
+            role_arn: "arn:aws:iam::111122223333:role/r".into(),
+            external_id: None,
+            session_seconds: None,
+        };
+        let cs = |account: Option<&str>| {
+            let mut c = ready_cluster_snapshot("docdb", "us-east-1");
+            c.spec.account = account.map(str::to_string);
+            c
+        };
+        let by_ref = |account: Option<&str>| {
+            let mut c =
+                copy(serde_json::json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}}));
+            c.spec.account = account.map(str::to_string);
+            c
+        };
+        assert!(same_account(&by_ref(None), Some(&cs(None)), None).is_ok());
+        assert!(same_account(&by_ref(Some("prod")), Some(&cs(Some("prod"))), Some(&role)).is_ok());
+        for (c, source) in [
+            (by_ref(Some("prod")), cs(None)),
+            (by_ref(None), cs(Some("prod"))),
+            (by_ref(Some("dr")), cs(Some("prod"))),
+        ] {
+            let e = same_account(&c, Some(&source), None).unwrap_err();
+            assert_eq!(e.field, "spec.account");
+            assert!(e.message.contains("not supported yet"), "{e}");
+        }
+        // A DocumentDB source by ARN: in the copy's account, or refused.
+        let arn = |owner: &str| {
+            let mut c = copy(
+                serde_json::json!({"source": {"docdb": {"snapshotIdentifier":
+                format!("arn:aws:rds:us-west-2:{owner}:cluster-snapshot:nightly")}}}),
+            );
+            c.spec.account = Some("prod".into());
+            c
+        };
+        assert!(same_account(&arn("111122223333"), None, Some(&role)).is_ok());
+        let e = same_account(&arn("444455556666"), None, Some(&role)).unwrap_err();
+        assert_eq!(e.field, "spec.source.docdb.snapshotIdentifier");
+        assert!(e.message.contains("account 444455556666"), "{e}");
     }
 
     fn ready_cluster_snapshot(engine: &str, region: &str) -> ClusterSnapshot {

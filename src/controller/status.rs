@@ -217,6 +217,55 @@ pub async fn invalid_spec<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    stalled(
+        api,
+        ctx,
+        obj,
+        old,
+        &Health::stalled(crate::api::conditions::reasons::INVALID_SPEC, e.to_string()),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// Says that the object cannot use the account its spec.account names (see
+/// [`super::aws_account::admit`]); nothing was called. Looked at again when the
+/// AWSAccount's readiness changes (the controller watches them), and every
+/// `--max-poll-seconds` (a namespace's labels are not watched).
+pub async fn account_problem<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    problem: super::aws_account::AccountProblem,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let health = Health::stalled(problem.reason, problem.message);
+    if obj.meta().deletion_timestamp.is_some() {
+        let mut status = old.clone();
+        status.phase = Some(crate::api::Phase::Deleting);
+        let status = with_health(status, &health, obj.meta().generation);
+        write_status(api, ctx, obj, old, &status).await?;
+    } else {
+        stalled(api, ctx, obj, old, &health).await?;
+    }
+    Ok(Action::requeue(ctx.timing.max_poll))
+}
+
+/// Writes a Stalled status (the phase stays, but Creating becomes Pending: nothing is
+/// being made while stalled).
+async fn stalled<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    health: &Health,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
     use crate::api::Phase;
     let mut status = old.clone();
     status.phase = Some(
@@ -225,13 +274,9 @@ where
             .filter(|p| *p != Phase::Creating)
             .unwrap_or(Phase::Pending),
     );
-    let status = with_health(
-        status,
-        &Health::stalled(crate::api::conditions::reasons::INVALID_SPEC, e.to_string()),
-        obj.meta().generation,
-    );
+    let status = with_health(status, health, obj.meta().generation);
     write_status(api, ctx, obj, old, &status).await?;
-    Ok(Action::await_change())
+    Ok(())
 }
 
 /// Writes the identity fields (the snapshot identifier above all) before anything is
