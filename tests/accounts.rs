@@ -16,6 +16,26 @@ use dbsnapshot_operator::api::{AWSAccount, AWSAccountStatus, Engine};
 use dbsnapshot_operator::engine::{AccountRole, CreateRequest, Engines, ErrorClass};
 use dbsnapshot_operator::metrics::Metrics;
 
+/// The tests that run an operator take turns: every operator reconciles every
+/// AWSAccount (they are cluster-scoped, on the one test API server), so two at once
+/// would check each other's accounts against their own emulators.
+static OPERATOR_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes this test's turn, and deletes the AWSAccounts earlier tests left behind (one
+/// that failed does not clean up), which this test's operator would reconcile too.
+async fn operator_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    let turn = OPERATOR_TESTS.lock().await;
+    let api: kube::Api<AWSAccount> = kube::Api::all(client().await);
+    install_crds(&client().await).await;
+    for a in api.list(&Default::default()).await.unwrap() {
+        let name = a.metadata.name.unwrap_or_default();
+        if name.starts_with("it-") {
+            let _ = api.delete(&name, &Default::default()).await;
+        }
+    }
+    turn
+}
+
 const DR_ACCOUNT: &str = "210987654321";
 const DR_ROLE: &str = "arn:aws:iam::210987654321:role/dbsnapshot-operator";
 
@@ -237,6 +257,7 @@ fn ready(s: &AWSAccountStatus) -> Option<(String, String, String)> {
 /// `InvalidSpec` naming the field, with no STS call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_accounts_are_ready_once_their_role_is_assumed() {
+    let _turn = operator_turn().await;
     let h = Harness::new("accounts", 0.5).await;
     let emulator = h.emulator.clone().unwrap();
     trust(&emulator, &["123456789012"]);
@@ -345,18 +366,20 @@ fn docdb_snapshots_in(
 }
 
 /// ClusterSnapshots and SnapshotCopies in another account, through the API server:
-/// two namespaces, one admitted by the AWSAccount. While its role cannot be assumed,
-/// the admitted namespace's object is Stalled `AccountNotReady` and the other's
-/// `AccountNotAllowed`, and nothing is called in the account; once trust is fixed the
-/// first is made with the account's credentials (the emulator puts it in that account),
-/// a copy of it is made there too, a copy naming another account is refused, the
-/// second namespace is admitted by a label, and deleting deletes in the account.
+/// two namespaces, one admitted by the AWSAccount. The other namespace's object is
+/// Stalled `AccountNotAllowed` and nothing is called; while the role cannot be assumed
+/// the admitted namespace's object is Stalled `AccountNotReady`; once trust is fixed
+/// it is made with the account's credentials (the emulator puts it in that account),
+/// a copy of it is made there too, a copy naming another account is refused, a
+/// snapshot the operator's own account shares with it is copied into it, the second
+/// namespace is admitted by a label, a deletion waits while the account is unusable,
+/// and deleting deletes in the account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
+    let _turn = operator_turn().await;
     let mut h = Harness::new("acct-objects", 0.5).await;
     let emulator = h.emulator.clone().unwrap();
-    // The role trusts another account than the operator's: it cannot be assumed yet.
-    trust(&emulator, &["111111111111"]);
+    trust(&emulator, &["123456789012"]);
     let other = format!("{}-b", h.ns);
     create_namespace(&h.client, &other).await;
     h.operator = None;
@@ -365,6 +388,8 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         &h.aws_url,
         &[],
     ));
+    // The cluster exists in both accounts: a call made in the wrong one would succeed.
+    seed_clusters(&h.aws).await;
     let r = reqwest::Client::new()
         .post(format!("{}/_emulator/seed", h.aws_url))
         .json(
@@ -374,6 +399,10 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         .await
         .unwrap();
     assert!(r.status().is_success());
+    // The seeding's own calls.
+    let docdb_calls = |h: &Harness| h.calls()["calls"]["docdb"].clone();
+    let seeded = docdb_calls(&h);
+    assert_eq!(seeded, serde_json::json!({"CreateDBCluster": 1}));
 
     let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
     let name = format!("{}-dr", h.ns);
@@ -388,13 +417,24 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         )
         .await
         .unwrap();
+    wait_account(&accounts, &name, "Ready", |s| {
+        ready(s).is_some_and(|r| r.0 == "True")
+    })
+    .await;
     let snapshot = |n: &str| {
         serde_json::json!({
             "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
             "metadata": {"name": n},
-            "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "account": name}})
+            "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "account": name,
+                "tags": {"team": "dr"}}})
     };
-    h.create(snapshot("in-dr")).await.unwrap();
+    let stalled = |reason: &'static str| {
+        move |s: &dbsnapshot_operator::api::SnapshotStatus| {
+            stalled_reason(s).as_deref() == Some(reason)
+        }
+    };
+    // A Ready account that does not admit the namespace: Stalled, and no call is made
+    // (with credentials that work, any call would reach the emulator).
     let theirs: kube::Api<dbsnapshot_operator::api::ClusterSnapshot> =
         kube::Api::namespaced(h.client.clone(), &other);
     theirs
@@ -404,11 +444,26 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         )
         .await
         .unwrap();
-    let stalled = |reason: &'static str| {
-        move |s: &dbsnapshot_operator::api::SnapshotStatus| {
-            stalled_reason(s).as_deref() == Some(reason)
-        }
-    };
+    let outsider = wait_status(&theirs, "outsider", stalled("AccountNotAllowed")).await;
+    let message = &condition(&outsider, "Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("does not admit namespace {other}")),
+        "{message}"
+    );
+    assert_eq!(outsider.snapshot_identifier, None, "nothing recorded");
+    // Looked at again every --max-poll-seconds (2 s here): still nothing called.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(docdb_calls(&h), seeded, "{}", h.calls());
+
+    // The role no longer trusts the operator: the account is not Ready, an object in
+    // the admitted namespace is Stalled AccountNotReady, and recovers once trust is
+    // fixed.
+    trust(&emulator, &["111111111111"]);
+    wait_account(&accounts, &name, "not Ready", |s| {
+        ready(s).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    h.create(snapshot("in-dr")).await.unwrap();
     let status = h
         .wait_for(
             "in-dr",
@@ -419,24 +474,11 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         .await;
     let message = &condition(&status, "Ready").unwrap().message;
     assert!(
-        message.starts_with(&format!("spec.account: AWSAccount {name} ")),
+        message.starts_with(&format!("spec.account: AWSAccount {name} is not Ready: ")),
         "{message}"
     );
-    let outsider = wait_status(&theirs, "outsider", stalled("AccountNotAllowed")).await;
-    let message = &condition(&outsider, "Ready").unwrap().message;
-    assert!(
-        message.contains(&format!("does not admit namespace {other}")),
-        "{message}"
-    );
-    assert_eq!(outsider.snapshot_identifier, None, "nothing recorded");
-    assert_eq!(
-        h.calls()["callsByAccount"].get(DR_ACCOUNT),
-        None,
-        "nothing is called in the account: {}",
-        h.calls()
-    );
-    let docdb_calls = |h: &Harness| h.calls()["calls"]["docdb"].clone();
-    assert_eq!(docdb_calls(&h), serde_json::Value::Null, "{}", h.calls());
+    assert_eq!(status.snapshot_identifier, None, "nothing recorded");
+    assert_eq!(docdb_calls(&h), seeded, "{}", h.calls());
 
     // Trust fixed: the AWSAccount is Ready, and the object is made in its account.
     trust(&emulator, &["123456789012"]);
@@ -458,7 +500,8 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
     h.create_copy(serde_json::json!({
         "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
         "metadata": {"name": "dr-copy"},
-        "spec": {"source": {"clusterSnapshotRef": {"name": "in-dr"}}, "account": name}}))
+        "spec": {"source": {"clusterSnapshotRef": {"name": "in-dr"}}, "account": name,
+            "copyTags": true}}))
         .await
         .unwrap();
     h.create_copy(serde_json::json!({
@@ -471,6 +514,22 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         .wait_copy("dr-copy", Duration::from_secs(60), is_ready)
         .await;
     assert_eq!(copy.account_id.as_deref(), Some(DR_ACCOUNT));
+    // Its source's tags, read in the account, are on it.
+    let copy_id = copy.snapshot_identifier.clone().unwrap();
+    let copied_tags: Vec<(String, String)> = {
+        let st = emulator.lock().unwrap();
+        st.regions["us-east-1"]
+            .docdb
+            .snapshots
+            .values()
+            .find(|s| s.account == DR_ACCOUNT && s.id == copy_id)
+            .map(|s| s.tags.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        copied_tags.iter().any(|(k, v)| k == "team" && v == "dr"),
+        "{copied_tags:?}"
+    );
     let home = h
         .wait_copy("home-copy", Duration::from_secs(60), stalled("InvalidSpec"))
         .await;
@@ -479,7 +538,6 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         message.starts_with("spec.account: ") && message.contains("not supported yet"),
         "{message}"
     );
-    let copy_id = copy.snapshot_identifier.clone().unwrap();
     let in_dr: Vec<String> = docdb_snapshots_in(&emulator, DR_ACCOUNT)
         .into_iter()
         .map(|(id, _)| id)
@@ -489,6 +547,52 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         v.sort();
         v
     });
+
+    // A DocumentDB snapshot of the operator's own account, shared with the account, is
+    // copied into it (named by ARN, looked up as AWS requires).
+    let arn = docdb_source(&h.aws, "home-orders").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shared = h
+            .docdb()
+            .modify_db_cluster_snapshot_attribute()
+            .db_cluster_snapshot_identifier("home-orders")
+            .attribute_name("restore")
+            .values_to_add(DR_ACCOUNT)
+            .send()
+            .await;
+        if shared.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cannot share: {shared:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    h.create_copy(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+        "metadata": {"name": "shared-in"},
+        "spec": {"source": {"docdb": {"snapshotIdentifier": arn}}, "account": name}}))
+        .await
+        .unwrap();
+    let shared_in = h
+        .wait_copy("shared-in", Duration::from_secs(60), is_ready)
+        .await;
+    assert_eq!(shared_in.account_id.as_deref(), Some(DR_ACCOUNT));
+    let shared_in_id = shared_in.snapshot_identifier.clone().unwrap();
+    assert!(
+        docdb_snapshots_in(&emulator, DR_ACCOUNT)
+            .iter()
+            .any(|(s, _)| *s == shared_in_id)
+    );
+    h.copies()
+        .delete("shared-in", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("shared-in").await;
+    assert_eq!(
+        docdb_snapshots_in(&emulator, "123456789012"),
+        vec![("home-orders".to_string(), None)],
+        "the shared source is left alone"
+    );
 
     // The other namespace admitted by a label: its object is made in the account too.
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
@@ -592,6 +696,7 @@ async fn wait_status(
 /// call refused for expired credentials and no reconcile failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_expiring_mid_run_are_renewed_with_no_failed_reconcile() {
+    let _turn = operator_turn().await;
     let (addr, state, _task) = aws_emulator::start(
         0,
         Options {

@@ -56,6 +56,13 @@ use super::{DeletionPolicy, Tags};
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Account",
+        type_ = "string",
+        priority = 1,
+        description = "The AWSAccount the snapshot is in (spec.account; none: the operator's own)",
+        json_path = ".spec.account"
+    ),
+    printcolumn(
         name = "Message",
         type_ = "string",
         priority = 1,

@@ -147,6 +147,14 @@ pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<A
     .await
 }
 
+/// Stops the batched pollers looking at the snapshot for the object (its account is not
+/// usable now; looking would be a call in it).
+fn forget_watch(ctx: &Context, identifier: &str) {
+    if let Some(pollers) = &ctx.pollers {
+        pollers.forget(identifier);
+    }
+}
+
 /// Batched polling for the object, when the operator polls that way.
 fn batch(ctx: &Context, obj: &ClusterSnapshot, plan: &Plan) -> Option<drive::Batch> {
     let pollers = ctx.pollers.clone()?;
@@ -168,7 +176,7 @@ fn batch(ctx: &Context, obj: &ClusterSnapshot, plan: &Plan) -> Option<drive::Bat
     Some(drive::Batch {
         pollers,
         key: GroupKey {
-            account: plan.role.as_ref().map(|r| r.account_id.clone()),
+            account: plan.role.clone(),
             engine: plan.engine,
             region: plan.region.clone(),
             source: SourceRef {
@@ -217,7 +225,12 @@ async fn apply(
     .await
     {
         Ok(role) => role,
-        Err(problem) => return account_problem(api, ctx, obj, &old, problem).await,
+        Err(problem) => {
+            if let Some(id) = &old.snapshot_identifier {
+                forget_watch(ctx, id);
+            }
+            return account_problem(api, ctx, obj, &old, problem).await;
+        }
     };
 
     // The identifier is recorded before anything is created, so a restart never makes
@@ -479,17 +492,27 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
+    let deletion_policy = ctx
+        .defaults
+        .deletion_policy(obj.spec.deletion_policy, old.deletion_policy);
+    let retain = deletion_policy == DeletionPolicy::Retain;
     // The account the snapshot was recorded in, through the AWSAccount recorded.
-    let role = match aws_account::resolve(
-        ctx,
-        &obj.namespace().unwrap_or_default(),
-        old.account.as_deref(),
-        old.account_id.as_deref(),
-    )
-    .await
-    {
+    // (Retain touches nothing on AWS: it needs no account.)
+    let resolved = if retain {
+        Ok(None)
+    } else {
+        aws_account::resolve(
+            ctx,
+            &obj.namespace().unwrap_or_default(),
+            old.account.as_deref(),
+            old.account_id.as_deref(),
+        )
+        .await
+    };
+    let role = match resolved {
         Ok(role) => role,
         Err(mut problem) => {
+            forget_watch(ctx, &identifier);
             problem.message.push_str(&format!(
                 "; the snapshot {identifier} is left alone until then (to let the object go \
                  and leave the snapshot on AWS, remove its finalizer {})",
@@ -498,9 +521,6 @@ async fn cleanup(
             return account_problem(api, ctx, obj, &old, problem).await;
         }
     };
-    let deletion_policy = ctx
-        .defaults
-        .deletion_policy(obj.spec.deletion_policy, old.deletion_policy);
     if deletion_policy == DeletionPolicy::Delete {
         let (waiting, next) = copies_in_flight(ctx, obj, role.as_ref()).await?;
         if !waiting.is_empty() {
@@ -535,7 +555,7 @@ async fn cleanup(
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
     // The plan as recorded (a spec that no longer validates still gets cleaned up).
-    let batch = old.source.clone().and_then(|source| {
+    let batch = old.source.clone().filter(|_| !retain).and_then(|source| {
         let plan = Plan {
             account: old.account.clone(),
             role: role.clone(),

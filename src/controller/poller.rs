@@ -21,8 +21,9 @@ use crate::metrics::Metrics;
 /// Which snapshots one poller lists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupKey {
-    /// The account id (`None`: the operator's own account).
-    pub account: Option<String>,
+    /// The account and the role assumed there (`None`: the operator's own account): a
+    /// changed role makes another group, with the new role's client.
+    pub account: Option<crate::engine::AccountRole>,
     pub engine: Engine,
     pub region: String,
     pub source: SourceRef,
@@ -210,6 +211,15 @@ impl Pollers {
     }
 
     /// Stops waking the object for this snapshot.
+    /// Stops waking anyone for `identifier` in every group (its object cannot use its
+    /// account now).
+    pub fn forget(&self, identifier: &str) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for group in groups.values() {
+            group.state().watchers.remove(&key_of(identifier));
+        }
+    }
+
     pub fn unwatch(&self, key: &GroupKey, identifier: &str) {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(group) = groups.get(key) {

@@ -128,9 +128,9 @@ pub fn resolve(
     }
 }
 
-/// Copies stay in their source's account for now: a ClusterSnapshot source must name
-/// the same spec.account, and a DocumentDB source given by ARN must be in the copy's
-/// account when spec.account names one. Pure.
+/// A ClusterSnapshot source must name the same spec.account as the copy, for now. (A
+/// DocumentDB source given by ARN may be another account's, shared with the copy's
+/// account: it is looked up and copied as AWS requires, in any account.) Pure.
 pub fn same_account(
     obj: &SnapshotCopy,
     reference: Option<&ClusterSnapshot>,
@@ -157,20 +157,19 @@ pub fn same_account(
             ));
         }
     }
-    if let (Some(d), Some(role)) = (&obj.spec.source.docdb, role)
-        && let Some(owner) = d
-            .snapshot_identifier
-            .strip_prefix("arn:")
-            .and_then(|rest| rest.split(':').nth(3))
-        && owner != role.account_id
+    // The same AWSAccount, but it named another accountId when the source was made.
+    if let (Some(cs), Some(role)) = (reference, role)
+        && let Some(theirs) = cs.status.as_ref().and_then(|s| s.account_id.as_deref())
+        && theirs != role.account_id
     {
         return Err(SpecError::new(
-            "spec.source.docdb.snapshotIdentifier",
+            "spec.account",
             format!(
-                "the snapshot is in account {owner}, and this copy would be in {} ({}): copies \
-                 across accounts are not supported yet",
-                role.account_id,
-                describe(mine)
+                "ClusterSnapshot {} is in account {theirs}, and AWSAccount {} now names account \
+                 {}: copies across accounts are not supported yet",
+                cs.name_any(),
+                mine.unwrap_or_default(),
+                role.account_id
             ),
         ));
     }
@@ -569,7 +568,7 @@ async fn copy_source_tags(
     let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
     let source = ctx
         .engines
-        .get(plan.source.engine, lookup_region)
+        .get_in(plan.role.as_ref(), plan.source.engine, lookup_region)
         .describe(&plan.source.identifier, true)
         .await?;
     let Some(source_tags) = source.and_then(|s| s.tags) else {
@@ -997,15 +996,21 @@ async fn cleanup(
         remove_finalizer(api, obj).await?;
         return Ok(Action::await_change());
     };
-    // The account the copy was recorded in, through the AWSAccount recorded.
-    let role = match aws_account::resolve(
-        ctx,
-        &obj.namespace().unwrap_or_default(),
-        old.account.as_deref(),
-        old.account_id.as_deref(),
-    )
-    .await
-    {
+    let deletion_policy = deletion_policy(obj, &old, &ctx.defaults);
+    // The account the copy was recorded in, through the AWSAccount recorded. (Retain
+    // touches nothing on AWS: it needs no account.)
+    let resolved = if deletion_policy == DeletionPolicy::Retain {
+        Ok(None)
+    } else {
+        aws_account::resolve(
+            ctx,
+            &obj.namespace().unwrap_or_default(),
+            old.account.as_deref(),
+            old.account_id.as_deref(),
+        )
+        .await
+    };
+    let role = match resolved {
         Ok(role) => role,
         Err(mut problem) => {
             problem.message.push_str(&format!(
@@ -1024,7 +1029,7 @@ async fn cleanup(
         shared_with: Vec::new(),
         retention_days: None,
         owner_uid: obj.uid().unwrap_or_default(),
-        deletion_policy: deletion_policy(obj, &old, &ctx.defaults),
+        deletion_policy,
         cancel_while_creating: engine == Engine::Docdb,
         recorded: Recorded::from_status(&old),
     };
@@ -1054,13 +1059,7 @@ mod tests {
     }
 
     #[test]
-    fn copies_stay_in_their_sources_account_for_now() {
-        let role = AccountRole {
-            account_id: "111122223333".into(),
-            role_arn: "arn:aws:iam::111122223333:role/r".into(),
-            external_id: None,
-            session_seconds: None,
-        };
+    fn copies_of_cluster_snapshots_stay_in_their_account_for_now() {
         let cs = |account: Option<&str>| {
             let mut c = ready_cluster_snapshot("docdb", "us-east-1");
             c.spec.account = account.map(str::to_string);
@@ -1072,8 +1071,19 @@ mod tests {
             c.spec.account = account.map(str::to_string);
             c
         };
+        let role = AccountRole {
+            account_id: "111122223333".into(),
+            role_arn: "arn:aws:iam::111122223333:role/r".into(),
+            external_id: None,
+            session_seconds: None,
+        };
         assert!(same_account(&by_ref(None), Some(&cs(None)), None).is_ok());
         assert!(same_account(&by_ref(Some("prod")), Some(&cs(Some("prod"))), Some(&role)).is_ok());
+        // Same name, but the source was made when it named another account.
+        let mut moved = cs(Some("prod"));
+        moved.status.as_mut().unwrap().account_id = Some("444455556666".into());
+        let e = same_account(&by_ref(Some("prod")), Some(&moved), Some(&role)).unwrap_err();
+        assert!(e.message.contains("account 444455556666"), "{e}");
         for (c, source) in [
             (by_ref(Some("prod")), cs(None)),
             (by_ref(None), cs(Some("prod"))),
@@ -1083,19 +1093,6 @@ mod tests {
             assert_eq!(e.field, "spec.account");
             assert!(e.message.contains("not supported yet"), "{e}");
         }
-        // A DocumentDB source by ARN: in the copy's account, or refused.
-        let arn = |owner: &str| {
-            let mut c = copy(
-                serde_json::json!({"source": {"docdb": {"snapshotIdentifier":
-                format!("arn:aws:rds:us-west-2:{owner}:cluster-snapshot:nightly")}}}),
-            );
-            c.spec.account = Some("prod".into());
-            c
-        };
-        assert!(same_account(&arn("111122223333"), None, Some(&role)).is_ok());
-        let e = same_account(&arn("444455556666"), None, Some(&role)).unwrap_err();
-        assert_eq!(e.field, "spec.source.docdb.snapshotIdentifier");
-        assert!(e.message.contains("account 444455556666"), "{e}");
     }
 
     fn ready_cluster_snapshot(engine: &str, region: &str) -> ClusterSnapshot {

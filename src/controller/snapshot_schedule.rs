@@ -341,7 +341,11 @@ async fn apply(
             let exists = all_copies.iter().any(|c| {
                 c.namespace().as_deref() == Some(namespace.as_str()) && c.name_any() == copy_name
             });
-            if !exists && create_copy(&copies, obj, &m.run.name, &copy_name, template).await? {
+            // In the run's account (the template's may have changed since the run).
+            let account = m.object.spec.account.clone();
+            if !exists
+                && create_copy(&copies, obj, &m.run.name, &copy_name, template, account).await?
+            {
                 done.copies.push(copy_name);
             }
         }
@@ -583,6 +587,7 @@ async fn create_copy(
     run: &str,
     name: &str,
     template: &CopyTemplate,
+    account: Option<String>,
 ) -> Result<bool, Error> {
     let labels = BTreeMap::from([
         (SCHEDULE_LABEL.to_string(), schedule.name_any()),
@@ -594,7 +599,10 @@ async fn create_copy(
             labels: Some(labels),
             ..Default::default()
         },
-        spec: schedule.copy_spec(template, run),
+        spec: crate::api::SnapshotCopySpec {
+            account,
+            ..schedule.copy_spec(template, run)
+        },
         status: None,
     };
     match api.create(&PostParams::default(), &copy).await {
