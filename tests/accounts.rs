@@ -370,7 +370,8 @@ fn docdb_snapshots_in(
 /// Stalled `AccountNotAllowed` and nothing is called; while the role cannot be assumed
 /// the admitted namespace's object is Stalled `AccountNotReady`; once trust is fixed
 /// it is made with the account's credentials (the emulator puts it in that account),
-/// a copy of it is made there too, a copy naming another account is refused, a
+/// a copy of it is made there too, a copy into the operator's own account of it waits
+/// for a share, a
 /// snapshot the operator's own account shares with it is copied into it, the second
 /// namespace is admitted by a label, a deletion waits while the account is unusable,
 /// and deleting deletes in the account.
@@ -530,13 +531,25 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
         copied_tags.iter().any(|(k, v)| k == "team" && v == "dr"),
         "{copied_tags:?}"
     );
+    // A copy into the operator's own account of a source the account does not share
+    // with it: it waits, saying what to share, and makes no copy call.
     let home = h
-        .wait_copy("home-copy", Duration::from_secs(60), stalled("InvalidSpec"))
+        .wait_copy(
+            "home-copy",
+            Duration::from_secs(60),
+            stalled("SourceNotReady"),
+        )
         .await;
     let message = &condition(&home, "Ready").unwrap().message;
     assert!(
-        message.starts_with("spec.account: ") && message.contains("not supported yet"),
+        message.contains("add 123456789012 to its spec.sharedWith"),
         "{message}"
+    );
+    assert_eq!(
+        h.count("docdb", "CopyDBClusterSnapshot"),
+        1,
+        "{}",
+        h.calls()
     );
     let in_dr: Vec<String> = docdb_snapshots_in(&emulator, DR_ACCOUNT)
         .into_iter()
@@ -803,5 +816,148 @@ async fn credentials_expiring_mid_run_are_renewed_with_no_failed_reconcile() {
         .unwrap();
     h.wait_gone("nightly").await;
     assert_eq!(docdb_snapshots_in(&state, DR_ACCOUNT), vec![]);
+    accounts.delete(&name, &Default::default()).await.unwrap();
+}
+
+/// Accounts a DocumentDB snapshot of one account is shared with (its `restore`).
+fn docdb_restore(emulator: &aws_emulator::server::Shared, account: &str, id: &str) -> Vec<String> {
+    let st = emulator.lock().unwrap();
+    st.regions
+        .values()
+        .flat_map(|r| r.docdb.snapshots.values())
+        .find(|s| s.account == account && s.id == id)
+        .map(|s| s.restore.clone())
+        .unwrap_or_default()
+}
+
+/// A DocumentDB ClusterSnapshot of the operator's own account copied into another
+/// account by a SnapshotCopy with spec.account and shareSourceWhileCopying: the source
+/// is shared with the destination only while the copy runs (revoked once it is made,
+/// and when a copy is deleted mid-way, which cancels it); a copy that does not ask for
+/// the share, of a source not shared, waits saying how to fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
+    let _turn = operator_turn().await;
+    let h = Harness::new("acct-xcopy", 0.5).await;
+    let emulator = h.emulator.clone().unwrap();
+    trust(&emulator, &["123456789012"]);
+    seed_clusters(&h.aws).await;
+    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
+    let name = format!("{}-dr", h.ns);
+    accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+                "metadata": {"name": name},
+                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    h.create(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
+        "metadata": {"name": "prod"},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}}))
+        .await
+        .unwrap();
+    let source = h.wait_ready("prod").await.snapshot_identifier.unwrap();
+    assert_eq!(
+        docdb_restore(&emulator, "123456789012", &source),
+        Vec::<String>::new()
+    );
+
+    // Copies take 4 s: the share is there while the copy runs, and gone after.
+    h.set_snapshot_seconds(4.0);
+    let copy = |n: &str, asks: bool| {
+        serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+            "metadata": {"name": n},
+            "spec": {"source": {"clusterSnapshotRef": {"name": "prod"}}, "account": name,
+                     "shareSourceWhileCopying": asks}})
+    };
+    h.create_copy(copy("to-dr", true)).await.unwrap();
+    let shared_while_copying = std::cell::Cell::new(false);
+    let status = h
+        .wait_copy("to-dr", Duration::from_secs(60), |s| {
+            if s.phase == Some(dbsnapshot_operator::api::Phase::Creating)
+                && docdb_restore(&emulator, "123456789012", &source) == [DR_ACCOUNT]
+            {
+                shared_while_copying.set(true);
+            }
+            is_ready(s)
+        })
+        .await;
+    assert!(
+        shared_while_copying.get(),
+        "the source was never seen shared while copying"
+    );
+    assert_eq!(status.account_id.as_deref(), Some(DR_ACCOUNT));
+    let target = status.snapshot_identifier.clone().unwrap();
+    assert!(
+        docdb_snapshots_in(&emulator, DR_ACCOUNT)
+            .iter()
+            .any(|(id, _)| *id == target)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docdb_restore(&emulator, "123456789012", &source).is_empty() {
+        assert!(Instant::now() < deadline, "the share was never revoked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleted mid-way: the copy is cancelled and the share revoked.
+    h.set_snapshot_seconds(60.0);
+    h.create_copy(copy("cancelled", true)).await.unwrap();
+    let status = h
+        .wait_copy("cancelled", Duration::from_secs(60), |s| {
+            s.phase == Some(dbsnapshot_operator::api::Phase::Creating)
+        })
+        .await;
+    let cancelled = status.snapshot_identifier.clone().unwrap();
+    assert_eq!(
+        docdb_restore(&emulator, "123456789012", &source),
+        [DR_ACCOUNT]
+    );
+    h.copies()
+        .delete("cancelled", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("cancelled").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docdb_restore(&emulator, "123456789012", &source).is_empty() {
+        assert!(Instant::now() < deadline, "the share was never revoked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !docdb_snapshots_in(&emulator, DR_ACCOUNT)
+            .iter()
+            .any(|(id, _)| *id == cancelled),
+        "the cancelled copy is gone"
+    );
+
+    // Not asking, and not shared: it waits, saying how to fix it, and calls no copy.
+    h.set_snapshot_seconds(0.5);
+    h.create_copy(copy("unshared", false)).await.unwrap();
+    let status = h
+        .wait_copy("unshared", Duration::from_secs(60), |s| {
+            stalled_reason(s).as_deref() == Some("SourceNotReady")
+        })
+        .await;
+    let message = &condition(&status, "Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("add {DR_ACCOUNT} to its spec.sharedWith")),
+        "{message}"
+    );
+    assert_eq!(h.count("docdb", "CopyDBClusterSnapshot"), 2);
+    for c in ["to-dr", "unshared"] {
+        h.copies().delete(c, &Default::default()).await.unwrap();
+        h.wait_copy_gone(c).await;
+    }
+    h.snapshots()
+        .delete("prod", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("prod").await;
+    assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
     accounts.delete(&name, &Default::default()).await.unwrap();
 }

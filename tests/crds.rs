@@ -373,6 +373,8 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
         json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "my-exports", "deletionPolicy": "Retain"}),
         // An export is always kept: it may leave deletionPolicy out.
         json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "my-exports"}),
+        json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}, "account": "dr", "shareSourceWhileCopying": true}),
+        json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "shareSourceWhileCopying": false}),
     ];
     for v in &valid {
         cel("SnapshotCopy", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
@@ -401,6 +403,14 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
         (
             json!({"source": {"redshift": {"snapshotIdentifier": "x"}}, "copyTags": true}),
             "DocumentDB",
+        ),
+        (
+            json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}, "shareSourceWhileCopying": true}),
+            "another account",
+        ),
+        (
+            json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "account": "dr", "shareSourceWhileCopying": true}),
+            "another account",
         ),
         (
             json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "targetBucket": "bkt", "deletionPolicy": "Retain"}),

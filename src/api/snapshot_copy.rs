@@ -87,6 +87,9 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("!has(self.copyTags) || has(self.source.docdb) || has(self.source.clusterSnapshotRef)")
         .message("copyTags applies to DocumentDB copies only")
         .field_path(".copyTags"),
+    validation = Rule::new("!has(self.shareSourceWhileCopying) || !self.shareSourceWhileCopying || (has(self.source.clusterSnapshotRef) && has(self.account))")
+        .message("shareSourceWhileCopying applies to a clusterSnapshotRef source copied into another account (spec.account)")
+        .field_path(".shareSourceWhileCopying"),
     validation = Rule::new("!has(self.kmsKeyId) || !has(self.source.redshift)")
         .message("kmsKeyId applies to DocumentDB and ElastiCache copies only")
         .field_path(".kmsKeyId"),
@@ -170,6 +173,14 @@ pub struct SnapshotCopySpec {
     /// DocumentDB only: copy the source snapshot's tags to the copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_tags: Option<bool>,
+
+    /// DocumentDB, a clusterSnapshotRef source in another account than spec.account:
+    /// the source's ClusterSnapshot shares it with spec.account's account (its
+    /// `restore` attribute) while this object copies it, and revokes that share once the
+    /// copy is made, has failed or this object is deleted. Without it, the
+    /// ClusterSnapshot's sharedWith must list that account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_source_while_copying: Option<bool>,
 
     /// Redshift only: days AWS keeps the copy, -1 (forever, the default) or 1 to 3653,
     /// counted from its creation. Mutable; shortened below the copy's age, AWS deletes

@@ -515,6 +515,7 @@ impl CopyTemplateSpec {
             target_snapshot_identifier: None,
             region: self.region.clone(),
             account: None,
+            share_source_while_copying: None,
             source_region: self.source_region.clone(),
             kms_key_id: self.kms_key_id.clone(),
             copy_tags: self.copy_tags,

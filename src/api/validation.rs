@@ -441,6 +441,22 @@ pub fn validate_snapshot_copy(
         &[Engine::Docdb],
         "DocumentDB",
     )?;
+    if spec.share_source_while_copying == Some(true)
+        && (s.cluster_snapshot_ref.is_none() || spec.account.is_none())
+    {
+        return Err(err(
+            "spec.shareSourceWhileCopying",
+            "applies to a clusterSnapshotRef source copied into another account: set \
+             spec.account (the destination) and name the source by clusterSnapshotRef, or \
+             remove it",
+        ));
+    }
+    only(
+        "spec.shareSourceWhileCopying",
+        spec.share_source_while_copying == Some(true),
+        &[Engine::Docdb],
+        "DocumentDB",
+    )?;
     only(
         "spec.copyTags",
         spec.copy_tags.is_some(),

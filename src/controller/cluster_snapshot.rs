@@ -233,6 +233,28 @@ async fn apply(
         }
     };
 
+    // DocumentDB: shared, too, with the accounts copies across accounts are copying it
+    // into (shareSourceWhileCopying), for as long as they copy.
+    if plan.engine == Engine::Docdb {
+        let copies = copy_candidates(ctx, obj).await?;
+        for account in shares_while_copying(obj, &copies) {
+            if !plan.desired.shared_with.contains(&account) {
+                plan.desired.shared_with.push(account);
+            }
+        }
+    }
+    // Shares AWS did not show last time: looked at in full (they change without the
+    // object's generation changing).
+    if let Some(observed) = &old.shared_with {
+        let mut seen = observed.clone();
+        let mut wanted = plan.desired.shared_with.clone();
+        seen.sort();
+        wanted.sort();
+        if seen != wanted {
+            ctx.set_look(&obj.uid().unwrap_or_default(), Some(super::Look::Dirty));
+        }
+    }
+
     // The identifier is recorded before anything is created, so a restart never makes
     // a second snapshot.
     let mut current = old.clone();
@@ -364,6 +386,62 @@ async fn apply(
     Ok(action(decision.requeue))
 }
 
+/// The accounts SnapshotCopies of this ClusterSnapshot copy it into while they ask for
+/// it to be shared meanwhile (shareSourceWhileCopying): those naming it, not being
+/// deleted, with a destination account recorded and not yet Available or Failed. Pure.
+pub fn shares_while_copying(obj: &ClusterSnapshot, copies: &[SnapshotCopy]) -> Vec<String> {
+    let namespace = obj.namespace();
+    let name = obj.name_any();
+    let mut accounts: Vec<String> = copies
+        .iter()
+        .filter(|c| {
+            c.namespace() == namespace
+                && c.spec.share_source_while_copying == Some(true)
+                && c.metadata.deletion_timestamp.is_none()
+                && c.spec
+                    .source
+                    .cluster_snapshot_ref
+                    .as_ref()
+                    .map(|r| r.name.as_str())
+                    == Some(name.as_str())
+        })
+        .filter_map(|c| {
+            let s = c.status.as_ref()?;
+            let copying = !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed));
+            copying.then(|| s.account_id.clone()).flatten()
+        })
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    accounts
+}
+
+/// The SnapshotCopies that may name this ClusterSnapshot: from the cache once it holds
+/// its first full list, else listed.
+async fn copy_candidates(ctx: &Context, obj: &ClusterSnapshot) -> Result<Vec<SnapshotCopy>, Error> {
+    let cached = match &ctx.copies {
+        Some(store)
+            if tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                store.wait_until_ready(),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok()) =>
+        {
+            Some(store.state())
+        }
+        _ => None,
+    };
+    Ok(match cached {
+        Some(copies) => copies.iter().map(|c| (**c).clone()).collect(),
+        None => {
+            let api: Api<SnapshotCopy> =
+                Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+            api.list(&Default::default()).await?.items
+        }
+    })
+}
+
 /// Copies of this snapshot (SnapshotCopy objects naming it) that AWS is still copying
 /// from it, and when to look again: a copy counts while AWS says its target is being
 /// copied, whatever its object's phase (a copy Stalled by a spec change is still read
@@ -379,27 +457,7 @@ async fn copies_in_flight(
     let name = obj.name_any();
     // The cache, once it holds its first full list (right after a start it may not;
     // and a waiter can miss the wake-up, see `run`: a short wait, then a listing).
-    let cached = match &ctx.copies {
-        Some(store)
-            if tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                store.wait_until_ready(),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok()) =>
-        {
-            Some(store.state())
-        }
-        _ => None,
-    };
-    let candidates: Vec<SnapshotCopy> = match cached {
-        Some(copies) => copies.iter().map(|c| (**c).clone()).collect(),
-        None => {
-            let api: Api<SnapshotCopy> =
-                Api::namespaced(ctx.client.clone(), &namespace.clone().unwrap_or_default());
-            api.list(&Default::default()).await?.items
-        }
-    };
+    let candidates = copy_candidates(ctx, obj).await?;
     let mut waiting = Vec::new();
     let mut next: Option<std::time::Duration> = None;
     for c in candidates.iter().filter(|c| {
@@ -782,6 +840,88 @@ mod tests {
         );
         assert_eq!(st.account.as_deref(), Some("prod"));
         assert_eq!(st.account_id.as_deref(), Some("111122223333"));
+    }
+
+    #[test]
+    fn shared_while_copying_with_the_accounts_of_copies_still_copying() {
+        let cs = object(
+            serde_json::json!({"source": {"docdb": {"clusterIdentifier": "orders"}}}),
+            None,
+        );
+        let copy =
+            |name: &str, phase: Option<&str>, account: Option<&str>, asks: bool, source: &str| {
+                let mut c: SnapshotCopy = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+                    "metadata": {"name": name, "namespace": "data"},
+                    "spec": {"source": {"clusterSnapshotRef": {"name": source}}, "account": "dr",
+                             "shareSourceWhileCopying": asks},
+                    "status": {"phase": phase, "accountId": account},
+                }))
+                .unwrap();
+                if phase.is_none() {
+                    c.status.as_mut().unwrap().phase = None;
+                }
+                c
+            };
+        let mut deleting = copy(
+            "gone",
+            Some("Creating"),
+            Some("555555555555"),
+            true,
+            "nightly",
+        );
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        let mut elsewhere = copy(
+            "other-ns",
+            Some("Creating"),
+            Some("666666666666"),
+            true,
+            "nightly",
+        );
+        elsewhere.metadata.namespace = Some("web".into());
+        let copies = vec![
+            copy("a", Some("Creating"), Some("111111111111"), true, "nightly"),
+            copy("b", Some("Pending"), Some("222222222222"), true, "nightly"),
+            copy("b2", Some("Pending"), Some("222222222222"), true, "nightly"),
+            copy(
+                "done",
+                Some("Available"),
+                Some("333333333333"),
+                true,
+                "nightly",
+            ),
+            copy(
+                "failed",
+                Some("Failed"),
+                Some("444444444444"),
+                true,
+                "nightly",
+            ),
+            copy(
+                "not-asking",
+                Some("Creating"),
+                Some("777777777777"),
+                false,
+                "nightly",
+            ),
+            copy(
+                "other-source",
+                Some("Creating"),
+                Some("888888888888"),
+                true,
+                "weekly",
+            ),
+            copy("unrecorded", None, None, true, "nightly"),
+            deleting,
+            elsewhere,
+        ];
+        assert_eq!(
+            shares_while_copying(&cs, &copies),
+            vec!["111111111111".to_string(), "222222222222".to_string()]
+        );
     }
 
     #[test]

@@ -457,6 +457,7 @@ async fn run_controllers(
         .labels(SCHEDULE_LABEL)
         .any_semantic();
     let (labelled_snapshots, labelled_copies) = (snapshots.clone(), copies.clone());
+    let sharing_copies = copies.clone();
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
     let reach = ctx.metrics.clone();
@@ -469,6 +470,16 @@ async fn run_controllers(
         .with_config(controller_config())
         .reconcile_on(snapshot_wakes)
         .reconcile_on(snapshot_account_wakes)
+        // A copy that asks its source to be shared while it copies (created, done,
+        // failed, deleted) wakes that source, which shares or revokes.
+        .watches_stream(
+            touched_in_each(sharing_copies, watcher::Config::default().any_semantic()),
+            |c: SnapshotCopy| {
+                let name = c.spec.source.cluster_snapshot_ref.as_ref()?.name.clone();
+                (c.spec.share_source_while_copying == Some(true))
+                    .then(|| ObjectRef::new(&name).within(c.namespace().as_deref().unwrap_or("")))
+            },
+        )
         .shutdown_on_signal();
 
     let reach = ctx.metrics.clone();

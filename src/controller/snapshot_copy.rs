@@ -76,7 +76,9 @@ pub fn resolve(
             .is_some_and(|c| c.status == "True");
         match (ready, st.engine, st.region, st.snapshot_identifier) {
             (true, Some(engine), Some(region), Some(id)) => {
-                let cross = engine == Engine::Docdb && region != target_region;
+                // A DocumentDB source in another region or account is named by ARN.
+                let cross = engine == Engine::Docdb
+                    && (region != target_region || cs.spec.account != spec.account);
                 Ok(Source {
                     engine,
                     // A cross-region DocumentDB copy names its source by ARN.
@@ -128,52 +130,126 @@ pub fn resolve(
     }
 }
 
-/// A ClusterSnapshot source must name the same spec.account as the copy, for now. (A
-/// DocumentDB source given by ARN may be another account's, shared with the copy's
-/// account: it is looked up and copied as AWS requires, in any account.) Pure.
-pub fn same_account(
+/// Whether a clusterSnapshotRef source is in another account than the copy (its
+/// spec.account names another AWSAccount, or none), and the rules AWS sets for that:
+/// only DocumentDB copies across accounts, and only within the source's region ("You
+/// can only copy a shared DB cluster snapshot, whether encrypted or not, in the same
+/// Amazon Web Services Region"). With the same AWSAccount, it must have named the same
+/// accountId when the source was made. `engine` and `region` are the source's, once
+/// its status says. Pure.
+pub fn source_account(
     obj: &SnapshotCopy,
     reference: Option<&ClusterSnapshot>,
     role: Option<&AccountRole>,
-) -> Result<(), SpecError> {
+    target_region: &str,
+) -> Result<bool, SpecError> {
+    let Some(cs) = reference else {
+        return Ok(false);
+    };
     let mine = obj.spec.account.as_deref();
+    let theirs = cs.spec.account.as_deref();
+    let status = cs.status.clone().unwrap_or_default();
+    if theirs == mine {
+        // The same AWSAccount, but it named another accountId when the source was made.
+        if let (Some(recorded), Some(role)) = (status.account_id.as_deref(), role)
+            && recorded != role.account_id
+        {
+            return Err(SpecError::new(
+                "spec.account",
+                format!(
+                    "ClusterSnapshot {} is in account {recorded}, and AWSAccount {} now names \
+                     account {}: the copy would be made in another account than its source \
+                     and its source's AWSAccount says; fix the AWSAccount's accountId",
+                    cs.name_any(),
+                    mine.unwrap_or_default(),
+                    role.account_id
+                ),
+            ));
+        }
+        return Ok(false);
+    }
     let describe = |a: Option<&str>| {
         a.map_or("the operator's own account".to_string(), |a| {
             format!("the account of AWSAccount {a}")
         })
     };
-    if let Some(cs) = reference {
-        let theirs = cs.spec.account.as_deref();
-        if theirs != mine {
-            return Err(SpecError::new(
-                "spec.account",
-                format!(
-                    "ClusterSnapshot {} is in {}, and this copy would be in {}: copies across \
-                     accounts are not supported yet; name the same account",
-                    cs.name_any(),
-                    describe(theirs),
-                    describe(mine)
-                ),
-            ));
-        }
-    }
-    // The same AWSAccount, but it named another accountId when the source was made.
-    if let (Some(cs), Some(role)) = (reference, role)
-        && let Some(theirs) = cs.status.as_ref().and_then(|s| s.account_id.as_deref())
-        && theirs != role.account_id
+    if let Some(engine) = status.engine
+        && engine != Engine::Docdb
     {
+        let instead = match engine {
+            Engine::Redshift => {
+                "share the ClusterSnapshot with the other account (spec.sharedWith) and restore \
+                 or copy it there"
+            }
+            _ => "export it to S3 (spec.targetBucket) and read it from the other account",
+        };
         return Err(SpecError::new(
             "spec.account",
             format!(
-                "ClusterSnapshot {} is in account {theirs}, and AWSAccount {} now names account \
-                 {}: copies across accounts are not supported yet",
+                "ClusterSnapshot {} is a {engine} snapshot in {}, and this copy would be in {}: \
+                 AWS copies {engine} snapshots only within their account; {instead}",
                 cs.name_any(),
-                mine.unwrap_or_default(),
-                role.account_id
+                describe(theirs),
+                describe(mine)
             ),
         ));
     }
-    Ok(())
+    if let Some(region) = status.region.as_deref()
+        && region != target_region
+    {
+        return Err(SpecError::new(
+            "spec.region",
+            format!(
+                "ClusterSnapshot {} is in {region} and in {}: AWS copies a snapshot shared from \
+                 another account only within its region, not into {target_region}. Create the \
+                 SnapshotCopy again with spec.region {region}, then copy that copy across \
+                 regions (a SnapshotCopy in the same account naming it by ARN)",
+                cs.name_any(),
+                describe(theirs)
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// For a copy across accounts, why the copy call cannot be sent yet: the source is not
+/// shared with the destination account (`destination`; `None`: not known, nothing to
+/// check). AWS shows a snapshot to another account only once it is shared. Pure.
+pub fn share_missing(
+    obj: &SnapshotCopy,
+    cs: &ClusterSnapshot,
+    destination: Option<&str>,
+) -> Option<Health> {
+    let destination = destination?;
+    let status = cs.status.clone().unwrap_or_default();
+    let shared = status
+        .shared_with
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|a| a == destination));
+    if shared {
+        return None;
+    }
+    let id = status.snapshot_identifier.unwrap_or_default();
+    Some(if obj.spec.share_source_while_copying == Some(true) {
+        Health::progressing(
+            reasons::SOURCE_NOT_READY,
+            format!(
+                "waiting for ClusterSnapshot {} to share snapshot {id} with account \
+                 {destination} while this object copies it (shareSourceWhileCopying)",
+                cs.name_any()
+            ),
+        )
+    } else {
+        Health::stalled(
+            reasons::SOURCE_NOT_READY,
+            format!(
+                "ClusterSnapshot {} does not share snapshot {id} with account {destination}, \
+                 and AWS copies it into that account only once it does: add {destination} to \
+                 its spec.sharedWith, or set spec.shareSourceWhileCopying",
+                cs.name_any()
+            ),
+        )
+    })
 }
 
 /// What the copy resolves to.
@@ -184,6 +260,9 @@ pub struct CopyPlan {
     pub account: Option<String>,
     /// The role to work with there, once resolved (see [`aws_account::resolve`]).
     pub role: Option<AccountRole>,
+    /// A source in another account not shared with this one yet: what to say while the
+    /// copy call waits (see [`share_missing`]).
+    pub share_wait: Option<Health>,
     pub region: String,
     pub source: Source,
     pub desired: Desired,
@@ -296,6 +375,7 @@ pub fn plan(
     Ok(CopyPlan {
         account: spec.account.clone(),
         role: None,
+        share_wait: None,
         request: CopyRequest {
             source: source.identifier.clone(),
             source_cluster: source.cluster.clone(),
@@ -425,10 +505,24 @@ async fn apply(
         }
         None => None,
     };
-    if old.snapshot_identifier.is_none()
-        && let Err(e) = same_account(obj, reference.as_ref(), role.as_ref())
-    {
-        return invalid_spec(api, ctx, obj, &old, &e).await;
+    // A source in another account: AWS's rules first, then whether it is shared yet.
+    let mut share_wait = None;
+    if old.copy_requested != Some(true) {
+        match source_account(obj, reference.as_ref(), role.as_ref(), &region) {
+            Err(e) if old.snapshot_identifier.is_none() => {
+                return invalid_spec(api, ctx, obj, &old, &e).await;
+            }
+            Ok(true) => {
+                let destination = match &role {
+                    Some(r) => r.account_id.clone(),
+                    None => ctx.engines.own_account().await?,
+                };
+                share_wait = reference
+                    .as_ref()
+                    .and_then(|cs| share_missing(obj, cs, Some(&destination)));
+            }
+            _ => {}
+        }
     }
     let source = match resolve(obj, &region, reference.as_ref()) {
         Ok(s) => s,
@@ -456,7 +550,11 @@ async fn apply(
         }
     };
     let plan = match plan(obj, source, region, &ctx.defaults) {
-        Ok(p) => CopyPlan { role, ..p },
+        Ok(p) => CopyPlan {
+            role,
+            share_wait,
+            ..p
+        },
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
     let mut current = old.clone();
@@ -734,6 +832,13 @@ async fn check_source(
     ctx: &Context,
     plan: &CopyPlan,
 ) -> Result<Result<CopyRequest, Creation>, EngineError> {
+    if let Some(health) = &plan.share_wait {
+        return Ok(Err(Creation::Blocked {
+            phase: Phase::Pending,
+            health: health.clone(),
+            requeue: Some(drive::safety_net(&ctx.timing)),
+        }));
+    }
     // A source named by ARN is looked up in the ARN's region; AWS judges whether the
     // presigned request (signed for the source region) matches it.
     let lookup_region = arn_region(&plan.source.identifier).unwrap_or(&plan.source.region);
@@ -1059,9 +1164,15 @@ mod tests {
     }
 
     #[test]
-    fn copies_of_cluster_snapshots_stay_in_their_account_for_now() {
-        let cs = |account: Option<&str>| {
-            let mut c = ready_cluster_snapshot("docdb", "us-east-1");
+    fn copies_across_accounts_follow_awss_rules_and_wait_for_the_share() {
+        let role = AccountRole {
+            account_id: "111122223333".into(),
+            role_arn: "arn:aws:iam::111122223333:role/r".into(),
+            external_id: None,
+            session_seconds: None,
+        };
+        let cs = |engine: &str, account: Option<&str>| {
+            let mut c = ready_cluster_snapshot(engine, "us-east-1");
             c.spec.account = account.map(str::to_string);
             c
         };
@@ -1071,28 +1182,79 @@ mod tests {
             c.spec.account = account.map(str::to_string);
             c
         };
-        let role = AccountRole {
-            account_id: "111122223333".into(),
-            role_arn: "arn:aws:iam::111122223333:role/r".into(),
-            external_id: None,
-            session_seconds: None,
-        };
-        assert!(same_account(&by_ref(None), Some(&cs(None)), None).is_ok());
-        assert!(same_account(&by_ref(Some("prod")), Some(&cs(Some("prod"))), Some(&role)).is_ok());
+        let r = Some(&role);
+        // The same account: not across.
+        assert_eq!(
+            source_account(&by_ref(None), Some(&cs("docdb", None)), None, "us-east-1"),
+            Ok(false)
+        );
+        assert_eq!(
+            source_account(
+                &by_ref(Some("prod")),
+                Some(&cs("docdb", Some("prod"))),
+                r,
+                "us-east-1"
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            source_account(&by_ref(None), None, None, "us-east-1"),
+            Ok(false)
+        );
         // Same name, but the source was made when it named another account.
-        let mut moved = cs(Some("prod"));
+        let mut moved = cs("docdb", Some("prod"));
         moved.status.as_mut().unwrap().account_id = Some("444455556666".into());
-        let e = same_account(&by_ref(Some("prod")), Some(&moved), Some(&role)).unwrap_err();
+        let e = source_account(&by_ref(Some("prod")), Some(&moved), r, "us-east-1").unwrap_err();
+        assert_eq!(e.field, "spec.account");
         assert!(e.message.contains("account 444455556666"), "{e}");
-        for (c, source) in [
-            (by_ref(Some("prod")), cs(None)),
-            (by_ref(None), cs(Some("prod"))),
-            (by_ref(Some("dr")), cs(Some("prod"))),
+        // DocumentDB across accounts, in the source's region: yes; elsewhere: AWS says no.
+        for (copy_account, source_account_name) in [
+            (Some("dr"), None),
+            (None, Some("prod")),
+            (Some("dr"), Some("prod")),
         ] {
-            let e = same_account(&c, Some(&source), None).unwrap_err();
-            assert_eq!(e.field, "spec.account");
-            assert!(e.message.contains("not supported yet"), "{e}");
+            assert_eq!(
+                source_account(
+                    &by_ref(copy_account),
+                    Some(&cs("docdb", source_account_name)),
+                    r,
+                    "us-east-1"
+                ),
+                Ok(true)
+            );
+            let e = source_account(
+                &by_ref(copy_account),
+                Some(&cs("docdb", source_account_name)),
+                r,
+                "eu-west-1",
+            )
+            .unwrap_err();
+            assert_eq!(e.field, "spec.region");
+            assert!(e.message.contains("only within its region"), "{e}");
         }
+        for (engine, instead) in [("redshift", "sharedWith"), ("elasticache", "targetBucket")] {
+            let e = source_account(&by_ref(Some("dr")), Some(&cs(engine, None)), r, "us-east-1")
+                .unwrap_err();
+            assert_eq!(e.field, "spec.account");
+            assert!(
+                e.message.contains("only within their account") && e.message.contains(instead),
+                "{e}"
+            );
+        }
+
+        // The share: waited for while the source's ClusterSnapshot makes it, said
+        // Stalled when nobody will, and nothing to wait for once AWS shows it.
+        let mut asking = by_ref(Some("dr"));
+        asking.spec.share_source_while_copying = Some(true);
+        let source = cs("docdb", None);
+        let wait = share_missing(&asking, &source, Some("111122223333")).unwrap();
+        assert!(matches!(wait, Health::Progressing { .. }), "{wait:?}");
+        let stuck = share_missing(&by_ref(Some("dr")), &source, Some("111122223333")).unwrap();
+        assert!(matches!(stuck, Health::Stalled { .. }), "{stuck:?}");
+        let mut shared = source.clone();
+        shared.status.as_mut().unwrap().shared_with = Some(vec!["111122223333".into()]);
+        assert_eq!(share_missing(&asking, &shared, Some("111122223333")), None);
+        assert_eq!(share_missing(&by_ref(None), &source, None), None);
     }
 
     fn ready_cluster_snapshot(engine: &str, region: &str) -> ClusterSnapshot {

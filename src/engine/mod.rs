@@ -317,6 +317,11 @@ impl Engines {
         fresh
     }
 
+    /// The operator's own account id (STS GetCallerIdentity, asked once).
+    pub async fn own_account(&self) -> Result<String, EngineError> {
+        self.caller.get().await.map(str::to_string)
+    }
+
     /// The region the operator runs in (the AWS config chain's, or `--region`).
     pub fn default_region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())
