@@ -208,6 +208,7 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
         json!({"source": dd, "sharedWith": ["111111111111"], "snapshotIdentifier": "a".repeat(63)}),
         json!({"source": ec, "kmsKeyId": "alias/x", "tags": {"team": "data"}}),
         json!({"source": {"elasticache": {"cacheClusterId": "solo"}}}),
+        json!({"source": rs, "adopt": true, "snapshotIdentifier": "legacy"}),
         json!({"source": rs, "tags": {"Zürich Ωμέγα 東京": "a_b.c:d/e=f+g-h@i ٣", "empty": ""}}),
     ] {
         cel("ClusterSnapshot", &valid, None).unwrap_or_else(|e| panic!("{valid}: {e}"));
@@ -227,6 +228,7 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
         ),
         (json!({"source": dd, "retentionDays": 7}), "Redshift"),
         (json!({"source": rs, "kmsKeyId": "alias/x"}), "ElastiCache"),
+        (json!({"source": rs, "adopt": true}), "snapshotIdentifier"),
         (
             json!({"source": ec, "sharedWith": ["111111111111"]}),
             "ElastiCache",
@@ -339,6 +341,10 @@ fn cel_and_the_operator_agree_on_cluster_snapshots() {
         (
             json!({"source": rs, "snapshotIdentifier": "one", "region": "us-east-1", "account": "prod"}),
             "account is immutable",
+        ),
+        (
+            json!({"source": rs, "snapshotIdentifier": "one", "region": "us-east-1", "adopt": true}),
+            "adopt is immutable",
         ),
     ] {
         let err =

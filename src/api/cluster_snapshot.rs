@@ -96,6 +96,12 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("has(self.account) == has(oldSelf.account)")
         .message("account is immutable")
         .field_path(".account"),
+    validation = Rule::new("has(self.adopt) == has(oldSelf.adopt)")
+        .message("adopt is immutable")
+        .field_path(".adopt"),
+    validation = Rule::new("!has(self.adopt) || !self.adopt || has(self.snapshotIdentifier)")
+        .message("adopt needs snapshotIdentifier: the existing snapshot to adopt")
+        .field_path(".snapshotIdentifier"),
     validation = Rule::new("has(self.region) == has(oldSelf.region)")
         .message("region is immutable")
         .field_path(".region"),
@@ -116,6 +122,17 @@ pub struct ClusterSnapshotSpec {
     #[schemars(length(min = 1, max = 255), regex(pattern = super::IDENTIFIER_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("snapshotIdentifier is immutable"))]
     pub snapshot_identifier: Option<String>,
+
+    /// Adopt the existing manual snapshot snapshotIdentifier instead of taking one:
+    /// nothing is ever created. A snapshot of the account without the
+    /// dbsnapshot.io/owner-uid tag is tagged as this object's, and from then on its tags,
+    /// sharing and (Redshift) retention follow this spec like any other (list the
+    /// accounts it is shared with and the tags to keep, or they are removed); one tagged
+    /// for another object is NotOwned; a missing one is NotFound. deletionPolicy
+    /// defaults to Retain. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("adopt is immutable"))]
+    pub adopt: Option<bool>,
 
     /// The AWS region of the cluster. Default: the operator's region. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -490,6 +490,7 @@ impl SnapshotTemplateSpec {
             snapshot_identifier: None,
             region: self.region.clone(),
             account: self.account.clone(),
+            adopt: None,
             retention_days: self.retention_days,
             kms_key_id: self.kms_key_id.clone(),
             tags: self.tags.clone(),

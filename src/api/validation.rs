@@ -294,6 +294,12 @@ pub fn validate_cluster_snapshot(
     }
     check_region("spec.region", &spec.region)?;
     check_account("spec.account", &spec.account)?;
+    if spec.adopt == Some(true) && spec.snapshot_identifier.is_none() {
+        return Err(err(
+            "spec.snapshotIdentifier",
+            "adopt needs snapshotIdentifier: name the existing snapshot to adopt",
+        ));
+    }
     check_retention("spec.retentionDays", spec.retention_days)?;
     if spec.retention_days.is_some() && engine != Engine::Redshift {
         return Err(err(

@@ -111,6 +111,7 @@ pub fn plan(
         .clone()
         .or_else(|| spec.snapshot_identifier.clone())
         .unwrap_or_else(|| default_identifier(&namespace, &obj.name_any(), &uid, engine));
+    let adopt = spec.adopt == Some(true);
     let mut tags = defaults.tags(&spec.tags, Some(engine))?;
     tags.insert(OWNER_UID_TAG.to_string(), uid.clone());
     tags.insert(
@@ -130,12 +131,23 @@ pub fn plan(
             tags,
             prune_tags: true,
             shared_with: spec.shared_with.clone(),
-            retention_days: (engine == Engine::Redshift).then(|| spec.retention_days.unwrap_or(-1)),
+            // An adopted snapshot keeps its retention unless the spec sets one.
+            retention_days: (engine == Engine::Redshift)
+                .then(|| spec.retention_days.or((!adopt).then_some(-1)))
+                .flatten(),
             owner_uid: uid,
-            deletion_policy: defaults.deletion_policy(spec.deletion_policy, status.deletion_policy),
+            // An adopted snapshot is kept unless the spec says Delete.
+            deletion_policy: if adopt {
+                spec.deletion_policy
+                    .or(status.deletion_policy)
+                    .unwrap_or(DeletionPolicy::Retain)
+            } else {
+                defaults.deletion_policy(spec.deletion_policy, status.deletion_policy)
+            },
             cancel_while_creating: false,
             recorded: Recorded::from_status(&status),
             adopt_untagged: false,
+            adopt_unowned: adopt,
         },
     })
 }
@@ -283,7 +295,8 @@ async fn apply(
     };
     let mut batch = batch(ctx, obj, &plan);
     if let Some(b) = &mut batch {
-        b.first_pass = old.snapshot_identifier.is_none();
+        // (An adopted snapshot exists before the first pass: it is looked for.)
+        b.first_pass = old.snapshot_identifier.is_none() && obj.spec.adopt != Some(true);
     }
     let converged = drive::converge(
         &engine,
@@ -292,6 +305,27 @@ async fn apply(
         &ctx.timing,
         batch.as_ref(),
         || async {
+            // Adopting never creates: the snapshot named must exist.
+            if obj.spec.adopt == Some(true) {
+                return Ok(Creation::Blocked {
+                    phase: Phase::Pending,
+                    health: Health::stalled(
+                        reasons::NOT_FOUND,
+                        format!(
+                            "spec.adopt: snapshot {} does not exist in {}{}; adopting never \
+                             creates one: fix spec.snapshotIdentifier (or spec.region), or \
+                             create the object again without adopt",
+                            request.identifier,
+                            plan.region,
+                            plan.role
+                                .as_ref()
+                                .map(|r| format!(" of account {}", r.account_id))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                    requeue: Some(ctx.timing.resync),
+                });
+            }
             engine
                 .create(&request)
                 .await
@@ -610,6 +644,7 @@ async fn cleanup(
         cancel_while_creating: false,
         recorded: Recorded::from_status(&old),
         adopt_untagged: false,
+        adopt_unowned: false,
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
     // The plan as recorded (a spec that no longer validates still gets cleaned up).
@@ -782,6 +817,50 @@ mod tests {
             assert_eq!(e.field, field);
             assert!(e.message.contains("immutable"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_adopted_snapshot_is_kept_and_keeps_its_retention_unless_the_spec_says() {
+        let adopt = serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}},
+            "snapshotIdentifier": "legacy", "adopt": true});
+        let delete_by_default = Defaults {
+            deletion_policy: DeletionPolicy::Delete,
+            ..Defaults::default()
+        };
+        let p = plan(
+            &object(adopt.clone(), None),
+            Some("us-east-1"),
+            &delete_by_default,
+        )
+        .unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Retain);
+        assert_eq!(p.desired.retention_days, None);
+        assert!(p.desired.adopt_unowned);
+        let mut explicit = adopt.clone();
+        explicit["deletionPolicy"] = "Delete".into();
+        explicit["retentionDays"] = 7.into();
+        let p = plan(
+            &object(explicit, None),
+            Some("us-east-1"),
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(p.desired.retention_days, Some(7));
+        // Not adopting: the operator's default and forever.
+        let plain = serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}});
+        let p = plan(&object(plain, None), Some("us-east-1"), &delete_by_default).unwrap();
+        assert_eq!(p.desired.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(p.desired.retention_days, Some(-1));
+        assert!(!p.desired.adopt_unowned);
+        // Adopting needs the snapshot's name.
+        let e = plan(
+            &object(serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}, "adopt": true}), None),
+            Some("us-east-1"),
+            &Defaults::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "spec.snapshotIdentifier");
     }
 
     #[test]

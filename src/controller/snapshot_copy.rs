@@ -398,6 +398,7 @@ pub fn plan(
             cancel_while_creating: engine == Engine::Docdb,
             recorded: Recorded::from_status(&status),
             adopt_untagged,
+            adopt_unowned: false,
         },
         region,
         source,
@@ -1128,6 +1129,7 @@ async fn cleanup(
     };
     let desired = Desired {
         adopt_untagged: adopts_untagged(obj, engine, &old),
+        adopt_unowned: false,
         identifier,
         tags: Default::default(),
         prune_tags: false,
