@@ -819,7 +819,8 @@ async fn credentials_expiring_mid_run_are_renewed_with_no_failed_reconcile() {
     accounts.delete(&name, &Default::default()).await.unwrap();
 }
 
-/// Accounts a DocumentDB snapshot of one account is shared with (its `restore`).
+/// Accounts a DocumentDB snapshot of one account is shared with (its `restore`); the
+/// snapshot must exist.
 fn docdb_restore(emulator: &aws_emulator::server::Shared, account: &str, id: &str) -> Vec<String> {
     let st = emulator.lock().unwrap();
     st.regions
@@ -827,7 +828,7 @@ fn docdb_restore(emulator: &aws_emulator::server::Shared, account: &str, id: &st
         .flat_map(|r| r.docdb.snapshots.values())
         .find(|s| s.account == account && s.id == id)
         .map(|s| s.restore.clone())
-        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("no DocumentDB snapshot {id} in account {account}"))
 }
 
 /// A DocumentDB ClusterSnapshot of the operator's own account copied into another

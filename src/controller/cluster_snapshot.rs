@@ -247,9 +247,12 @@ async fn apply(
 
     // DocumentDB: shared, too, with the accounts copies across accounts are copying it
     // into (shareSourceWhileCopying), for as long as they copy.
+    let mut sharing_for_copies = false;
     if plan.engine == Engine::Docdb {
         let copies = copy_candidates(ctx, obj).await?;
-        for account in shares_while_copying(obj, &copies) {
+        let accounts = shares_while_copying(obj, &copies);
+        sharing_for_copies = !accounts.is_empty();
+        for account in accounts {
             if !plan.desired.shared_with.contains(&account) {
                 plan.desired.shared_with.push(account);
             }
@@ -417,7 +420,18 @@ async fn apply(
     let status = drive::status_after(base_status(obj, &plan), &decision, &observed);
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
-    Ok(action(decision.requeue))
+    // While shared for copies, looked at again at least every --max-poll-seconds: the
+    // copies' changes wake it, but the copy cache may lag behind the wake-up.
+    let requeue = if sharing_for_copies {
+        Some(
+            decision
+                .requeue
+                .map_or(ctx.timing.max_poll, |r| r.min(ctx.timing.max_poll)),
+        )
+    } else {
+        decision.requeue
+    };
+    Ok(action(requeue))
 }
 
 /// The accounts SnapshotCopies of this ClusterSnapshot copy it into while they ask for
@@ -441,8 +455,17 @@ pub fn shares_while_copying(obj: &ClusterSnapshot, copies: &[SnapshotCopy]) -> V
         })
         .filter_map(|c| {
             let s = c.status.as_ref()?;
-            let copying = !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed));
-            copying.then(|| s.account_id.clone()).flatten()
+            // A copy made, failed, or Stalled (waiting for a change from outside: an
+            // invalid edit, an account it may not use) does not hold the share.
+            let stalled = s
+                .condition(crate::api::conditions::STALLED)
+                .is_some_and(|c| c.status == "True");
+            let copying =
+                !stalled && !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed));
+            let account = s.account_id.clone()?;
+            // Never with the snapshot's own account.
+            let own = obj.status.as_ref().and_then(|o| o.account_id.as_deref());
+            (copying && Some(account.as_str()) != own).then_some(account)
         })
         .collect();
     accounts.sort();
@@ -953,6 +976,24 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::now(),
             ));
+        let mut stalled = copy(
+            "stalled",
+            Some("Pending"),
+            Some("999999999999"),
+            true,
+            "nightly",
+        );
+        stalled.status.as_mut().unwrap().conditions =
+            vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Stalled".into(),
+                status: "True".into(),
+                reason: "InvalidSpec".into(),
+                message: "spec.region: is immutable".into(),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ),
+                observed_generation: None,
+            }];
         let mut elsewhere = copy(
             "other-ns",
             Some("Creating"),
@@ -996,10 +1037,21 @@ mod tests {
             copy("unrecorded", None, None, true, "nightly"),
             deleting,
             elsewhere,
+            stalled,
         ];
         assert_eq!(
             shares_while_copying(&cs, &copies),
             vec!["111111111111".to_string(), "222222222222".to_string()]
+        );
+        // Never with the snapshot's own account.
+        let mut in_b = cs.clone();
+        in_b.status = Some(SnapshotStatus {
+            account_id: Some("111111111111".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            shares_while_copying(&in_b, &copies),
+            vec!["222222222222".to_string()]
         );
     }
 

@@ -149,7 +149,12 @@ pub fn source_account(
     let mine = obj.spec.account.as_deref();
     let theirs = cs.spec.account.as_deref();
     let status = cs.status.clone().unwrap_or_default();
-    if theirs == mine {
+    // Two AWSAccounts naming one account id (or one naming the source's): the same.
+    let same_id = matches!(
+        (status.account_id.as_deref(), role),
+        (Some(theirs), Some(role)) if theirs == role.account_id
+    );
+    if theirs == mine || same_id {
         // The same AWSAccount, but it named another accountId when the source was made.
         if let (Some(recorded), Some(role)) = (status.account_id.as_deref(), role)
             && recorded != role.account_id
@@ -263,6 +268,8 @@ pub struct CopyPlan {
     /// A source in another account not shared with this one yet: what to say while the
     /// copy call waits (see [`share_missing`]).
     pub share_wait: Option<Health>,
+    /// The source is in another account (see [`source_account`]).
+    pub across_accounts: bool,
     pub region: String,
     pub source: Source,
     pub desired: Desired,
@@ -376,6 +383,7 @@ pub fn plan(
         account: spec.account.clone(),
         role: None,
         share_wait: None,
+        across_accounts: false,
         request: CopyRequest {
             source: source.identifier.clone(),
             source_cluster: source.cluster.clone(),
@@ -508,12 +516,20 @@ async fn apply(
     };
     // A source in another account: AWS's rules first, then whether it is shared yet.
     let mut share_wait = None;
+    let across = source_account(obj, reference.as_ref(), role.as_ref(), &region);
+    let across_accounts = match &across {
+        Ok(a) => *a,
+        Err(_) => reference
+            .as_ref()
+            .is_some_and(|cs| cs.spec.account != obj.spec.account),
+    };
     if old.copy_requested != Some(true) {
-        match source_account(obj, reference.as_ref(), role.as_ref(), &region) {
+        match across {
             Err(e) if old.snapshot_identifier.is_none() => {
                 return invalid_spec(api, ctx, obj, &old, &e).await;
             }
-            Ok(true) => {
+            // (Recorded before the spec changed: the share is still checked.)
+            Ok(true) | Err(_) if across_accounts => {
                 let destination = match &role {
                     Some(r) => r.account_id.clone(),
                     None => ctx.engines.own_account().await?,
@@ -554,6 +570,7 @@ async fn apply(
         Ok(p) => CopyPlan {
             role,
             share_wait,
+            across_accounts,
             ..p
         },
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
@@ -629,8 +646,11 @@ async fn apply(
         }
         Err(e) => return Err(e),
     };
+    // (A source in another account: AWS's CopyTags copies them; its tags cannot be read
+    // from this account.)
     if plan.request.copy_tags
         && plan.source.engine == Engine::Docdb
+        && !plan.across_accounts
         && decision.owned
         && decision.phase == Phase::Available
         && current.phase != Some(Phase::Available)
@@ -1201,6 +1221,13 @@ mod tests {
         );
         assert_eq!(
             source_account(&by_ref(None), None, None, "us-east-1"),
+            Ok(false)
+        );
+        // Two AWSAccounts for one account id: the same account.
+        let mut b_source = cs("docdb", Some("prod-b"));
+        b_source.status.as_mut().unwrap().account_id = Some("111122223333".into());
+        assert_eq!(
+            source_account(&by_ref(Some("prod")), Some(&b_source), r, "us-east-1"),
             Ok(false)
         );
         // Same name, but the source was made when it named another account.
