@@ -33,10 +33,6 @@ pub struct Desired {
     /// takes no tags, so a failed tagging, or a restart between the copy and its
     /// tagging, leaves it untagged.
     pub adopt_untagged: bool,
-    /// A snapshot without the ownership tag (whatever other tags it has) is this
-    /// object's: a ClusterSnapshot adopting an existing snapshot (`spec.adopt`). Only
-    /// while no snapshot is recorded yet, or it is the one recorded.
-    pub adopt_unowned: bool,
 }
 
 impl Desired {
@@ -50,9 +46,6 @@ impl Desired {
             s.tag(OWNER_UID_TAG) == Some(self.owner_uid.as_str())
                 || (self.adopt_untagged
                     && tags.is_empty()
-                    && (self.recorded.is_none() || self.recorded_matches(s)))
-                || (self.adopt_unowned
-                    && s.tag(OWNER_UID_TAG).is_none()
                     && (self.recorded.is_none() || self.recorded_matches(s))),
         )
     }
@@ -351,7 +344,6 @@ mod retention_tests {
                 created: created.into(),
             }),
             adopt_untagged: false,
-            adopt_unowned: false,
         };
         let t = Timing::default();
         let old = "2020-01-01T00:00:00Z";
@@ -761,7 +753,6 @@ mod tests {
             cancel_while_creating: false,
             recorded: None,
             adopt_untagged: false,
-            adopt_unowned: false,
         }
     }
 
@@ -1237,44 +1228,6 @@ mod tests {
         };
         assert_eq!(Recorded::from_status(&status), d.recorded);
         assert_eq!(Recorded::from_status(&SnapshotStatus::default()), None);
-    }
-
-    #[test]
-    fn an_adopting_object_owns_a_snapshot_without_the_ownership_tag_only() {
-        let t = timing();
-        let found = |s: &Snapshot| Observation::Found(Box::new(s.clone()));
-        let mut d = desired();
-        d.adopt_unowned = true;
-        // Tagged by hand (not by the operator), shared: adopted, tagged as the object's.
-        let mut handmade = snap("available");
-        handmade.tags = Some([("team".to_string(), "data".to_string())].into());
-        handmade.shared_with = Some(vec![]);
-        let got = apply(&d, false, &found(&handmade), None, &t);
-        assert!(got.owned, "{got:?}");
-        assert!(
-            matches!(&got.step, Step::Tag { set, .. } if set.get(OWNER_UID_TAG) == Some(&d.owner_uid)),
-            "{got:?}"
-        );
-        // Untagged: adopted too.
-        let mut untagged = handmade.clone();
-        untagged.tags = Some(Tags::new());
-        assert!(apply(&d, false, &found(&untagged), None, &t).owned);
-        // Another object's: NotOwned, never touched.
-        let mut theirs = handmade.clone();
-        theirs.tags = Some([(OWNER_UID_TAG.to_string(), "someone-else".to_string())].into());
-        let got = apply(&d, false, &found(&theirs), None, &t);
-        assert_eq!(got.health.reason(), reasons::NOT_OWNED);
-        assert_eq!(got.step, Step::Nothing);
-        // Once another snapshot is recorded, a new one under the name is not adopted.
-        d.recorded = Some(Recorded {
-            arn: "arn:other".into(),
-            created: "2026-01-01T00:00:00Z".into(),
-        });
-        assert!(!apply(&d, false, &found(&handmade), None, &t).owned);
-        // Without adopting, a hand-tagged snapshot is somebody else's.
-        let mut plain = desired();
-        plain.adopt_unowned = false;
-        assert!(!apply(&plain, false, &found(&handmade), None, &t).owned);
     }
 
     #[test]

@@ -88,10 +88,15 @@ async fn existing_snapshots_are_adopted_not_created_and_kept() {
     assert_eq!(legacy.tags.get("tier").map(String::as_str), Some("gold"));
     assert_eq!(legacy.shared, ["111111111111"]);
 
-    // Another object adopting it: NotOwned, and the snapshot untouched.
-    h.create(adopt("thief", "legacy", serde_json::json!({})))
-        .await
-        .unwrap();
+    // Another object adopting it (and asking to delete it): NotOwned, and the snapshot
+    // untouched, also when the thief goes.
+    h.create(adopt(
+        "thief",
+        "legacy",
+        serde_json::json!({"deletionPolicy": "Delete", "tags": {"team": "thief"}}),
+    ))
+    .await
+    .unwrap();
     let status = h
         .wait_for(
             "thief",
@@ -101,6 +106,7 @@ async fn existing_snapshots_are_adopted_not_created_and_kept() {
         )
         .await;
     assert_eq!(status.ready_to_use, Some(false));
+    assert_eq!(status.arn, None, "nothing of the snapshot recorded");
     // A snapshot that does not exist: NotFound, nothing created.
     h.create(adopt("ghost", "no-such-snapshot", serde_json::json!({})))
         .await
@@ -149,5 +155,10 @@ async fn existing_snapshots_are_adopted_not_created_and_kept() {
         .find(|s| s.id == "legacy")
         .unwrap();
     assert_eq!(legacy.tags.get("team").map(String::as_str), Some("data"));
+    assert_eq!(
+        legacy.owner(),
+        Some(uid.as_str()),
+        "still the first adopter's"
+    );
     assert_eq!(legacy.shared, ["111111111111"], "the thief changed nothing");
 }

@@ -124,8 +124,8 @@ pub struct ClusterSnapshotSpec {
     pub snapshot_identifier: Option<String>,
 
     /// Adopt the existing manual snapshot snapshotIdentifier instead of taking one:
-    /// nothing is ever created. A snapshot of the account without the
-    /// dbsnapshot.io/owner-uid tag is tagged as this object's, and from then on its tags,
+    /// nothing is ever created. A manual, available snapshot of the account with no
+    /// dbsnapshot.io/ tag is claimed with the ownership tags, and from then on its tags,
     /// sharing and (Redshift) retention follow this spec like any other (list the
     /// accounts it is shared with and the tags to keep, or they are removed); one tagged
     /// for another object is NotOwned; a missing one is NotFound. deletionPolicy

@@ -147,7 +147,6 @@ pub fn plan(
             cancel_while_creating: false,
             recorded: Recorded::from_status(&status),
             adopt_untagged: false,
-            adopt_unowned: adopt,
         },
     })
 }
@@ -156,6 +155,158 @@ pub async fn reconcile(obj: Arc<ClusterSnapshot>, ctx: Arc<Context>) -> Result<A
     super::status::audited(obj, ctx, |obj, ctx| {
         reconcile_object(obj, ctx, apply, cleanup)
     })
+    .await
+}
+
+/// Adopting (`spec.adopt`), before the snapshot is known as the object's: looks at it
+/// with its tags; if it carries this object's ownership tag, goes on (`None`).
+/// Otherwise it is claimed only if it is a manual, available snapshot of the account
+/// with no `dbsnapshot.io/` tag at all, by setting the ownership tags and nothing else,
+/// and checked again on the next pass (another object adopting it at the same time
+/// wins if its tag lands last; this one then finds it NotOwned, having recorded
+/// nothing). A Redshift retention shorter than the snapshot's age is refused: AWS
+/// would delete it at once.
+async fn claim(
+    api: &Api<ClusterSnapshot>,
+    ctx: &Context,
+    obj: &ClusterSnapshot,
+    current: &SnapshotStatus,
+    plan: &Plan,
+    engine: &std::sync::Arc<dyn crate::engine::SnapshotEngine>,
+) -> Result<Option<Action>, Error> {
+    let id = &plan.desired.identifier;
+    let uid = obj.uid().unwrap_or_default();
+    let say = |phase: Phase, health: Health, requeue: std::time::Duration| async move {
+        let mut status = base_status(obj, plan);
+        status.phase = Some(phase);
+        status.ready_to_use = Some(false);
+        let status = with_health(status, &health, obj.metadata.generation);
+        write_status(api, ctx, obj, current, &status).await?;
+        Ok::<_, Error>(Some(Action::requeue(requeue)))
+    };
+    let Some(s) = engine.describe(id, true).await? else {
+        return say(
+            Phase::Pending,
+            Health::stalled(
+                reasons::NOT_FOUND,
+                format!(
+                    "spec.adopt: snapshot {id} does not exist in {}{}; adopting never creates \
+                     one: fix spec.snapshotIdentifier (or spec.region), or create the object \
+                     again without adopt",
+                    plan.region,
+                    plan.role
+                        .as_ref()
+                        .map(|r| format!(" of account {}", r.account_id))
+                        .unwrap_or_default()
+                ),
+            ),
+            ctx.timing.resync,
+        )
+        .await;
+    };
+    if s.tag(OWNER_UID_TAG) == Some(uid.as_str()) {
+        return Ok(None);
+    }
+    let Some(tags) = &s.tags else {
+        return Err(Error::Engine(crate::engine::EngineError {
+            class: crate::engine::ErrorClass::Transient,
+            service: plan.engine.as_str(),
+            action: "Describe",
+            code: None,
+            message: format!("AWS did not return the tags of {id}; looking again"),
+            source: None,
+        }));
+    };
+    if let Some((k, v)) = tags.iter().find(|(k, _)| k.starts_with("dbsnapshot.io/")) {
+        return say(
+            Phase::Failed,
+            Health::stalled(
+                reasons::NOT_OWNED,
+                format!(
+                    "spec.adopt: snapshot {id} is managed by another object ({k}: {v}); it is \
+                     never taken over"
+                ),
+            ),
+            ctx.timing.resync,
+        )
+        .await;
+    }
+    if !s
+        .snapshot_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("manual"))
+    {
+        return say(
+            Phase::Failed,
+            Health::stalled(
+                reasons::INVALID_SPEC,
+                format!(
+                    "spec.snapshotIdentifier: {id} is a {} snapshot; only manual snapshots of \
+                     the account are adopted (AWS manages automated ones; copy one with a \
+                     SnapshotCopy to keep it)",
+                    s.snapshot_type.as_deref().unwrap_or("non-manual")
+                ),
+            ),
+            ctx.timing.resync,
+        )
+        .await;
+    }
+    if s.state() != crate::engine::SnapshotState::Available {
+        return say(
+            Phase::Pending,
+            Health::progressing(
+                reasons::PENDING,
+                format!(
+                    "spec.adopt: waiting for snapshot {id} to be available ({}) before adopting it",
+                    s.aws_status
+                ),
+            ),
+            ctx.timing.min_poll,
+        )
+        .await;
+    }
+    if let (Some(days), Some(created)) = (
+        plan.desired.retention_days.filter(|d| *d > 0),
+        s.created
+            .as_deref()
+            .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
+    ) {
+        let age_days = (jiff::Timestamp::now().as_second() - created.as_second()) / 86_400;
+        if age_days >= i64::from(days) {
+            return say(
+                Phase::Failed,
+                Health::stalled(
+                    reasons::INVALID_SPEC,
+                    format!(
+                        "spec.retentionDays: {days} days is not longer than the age of snapshot \
+                         {id} ({age_days} days): AWS would delete it at once. Raise it, or leave \
+                         it out to keep the snapshot's own retention"
+                    ),
+                ),
+                ctx.timing.resync,
+            )
+            .await;
+        }
+    }
+    let ownership: crate::api::Tags = plan
+        .desired
+        .tags
+        .iter()
+        .filter(|(k, _)| k.as_str() == OWNER_UID_TAG || k.as_str() == RESOURCE_TAG)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    engine.tag(&s, &ownership, &[]).await?;
+    say(
+        Phase::Pending,
+        Health::progressing(
+            reasons::SYNCING,
+            format!(
+                "spec.adopt: tagged snapshot {id} as this object's; checking that no other \
+                 object claimed it meanwhile"
+            ),
+        ),
+        ctx.timing.min_poll,
+    )
     .await
 }
 
@@ -288,6 +439,15 @@ async fn apply(
     let engine = ctx
         .engines
         .get_in(plan.role.as_ref(), plan.engine, &plan.region);
+    // Adopting: the snapshot is claimed (its ownership tags, nothing else) and the
+    // claim checked on a later pass before anything else is done or recorded.
+    let adopt = obj.spec.adopt == Some(true);
+    if adopt
+        && current.arn.is_none()
+        && let Some(action) = claim(api, ctx, obj, &current, &plan, &engine).await?
+    {
+        return Ok(action);
+    }
     let request = CreateRequest {
         identifier: plan.desired.identifier.clone(),
         source: plan.source.clone(),
@@ -296,10 +456,11 @@ async fn apply(
         retention_days: plan.desired.retention_days,
         kms_key_id: plan.kms_key_id.clone(),
     };
-    let mut batch = batch(ctx, obj, &plan);
+    // An adopted snapshot is always looked at with its tags (a listing without them
+    // could not tell another adopter's claim from this object's).
+    let mut batch = if adopt { None } else { batch(ctx, obj, &plan) };
     if let Some(b) = &mut batch {
-        // (An adopted snapshot exists before the first pass: it is looked for.)
-        b.first_pass = old.snapshot_identifier.is_none() && obj.spec.adopt != Some(true);
+        b.first_pass = old.snapshot_identifier.is_none();
     }
     let converged = drive::converge(
         &engine,
@@ -667,29 +828,33 @@ async fn cleanup(
         cancel_while_creating: false,
         recorded: Recorded::from_status(&old),
         adopt_untagged: false,
-        adopt_unowned: false,
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
     // The plan as recorded (a spec that no longer validates still gets cleaned up).
-    let batch = old.source.clone().filter(|_| !retain).and_then(|source| {
-        let plan = Plan {
-            account: old.account.clone(),
-            role: role.clone(),
-            engine,
-            region: region.clone(),
-            replication_group: matches!(
-                obj.spec.source.elasticache.as_ref(),
-                Some(e) if e.replication_group_id.is_some()
-            ),
-            source,
-            kms_key_id: None,
-            desired: desired.clone(),
-        };
-        batch(ctx, obj, &plan).map(|mut b| {
-            (b.detail_known, b.dirty) = ctx.look_for_cleanup(&obj.uid().unwrap_or_default());
-            b
-        })
-    });
+    let adopted = obj.spec.adopt == Some(true);
+    let batch = old
+        .source
+        .clone()
+        .filter(|_| !retain && !adopted)
+        .and_then(|source| {
+            let plan = Plan {
+                account: old.account.clone(),
+                role: role.clone(),
+                engine,
+                region: region.clone(),
+                replication_group: matches!(
+                    obj.spec.source.elasticache.as_ref(),
+                    Some(e) if e.replication_group_id.is_some()
+                ),
+                source,
+                kms_key_id: None,
+                desired: desired.clone(),
+            };
+            batch(ctx, obj, &plan).map(|mut b| {
+                (b.detail_known, b.dirty) = ctx.look_for_cleanup(&obj.uid().unwrap_or_default());
+                b
+            })
+        });
     let result =
         drive::converge_cleanup(&client, &desired, &old, &ctx.timing, batch.as_ref()).await;
     // AWS refused a step the listing suggested (shared or busy after all): look in
@@ -858,7 +1023,6 @@ mod tests {
         .unwrap();
         assert_eq!(p.desired.deletion_policy, DeletionPolicy::Retain);
         assert_eq!(p.desired.retention_days, None);
-        assert!(p.desired.adopt_unowned);
         let mut explicit = adopt.clone();
         explicit["deletionPolicy"] = "Delete".into();
         explicit["retentionDays"] = 7.into();
@@ -875,7 +1039,6 @@ mod tests {
         let p = plan(&object(plain, None), Some("us-east-1"), &delete_by_default).unwrap();
         assert_eq!(p.desired.deletion_policy, DeletionPolicy::Delete);
         assert_eq!(p.desired.retention_days, Some(-1));
-        assert!(!p.desired.adopt_unowned);
         // Adopting needs the snapshot's name.
         let e = plan(
             &object(serde_json::json!({"source": {"redshift": {"clusterIdentifier": "a"}}, "adopt": true}), None),

@@ -406,7 +406,6 @@ pub fn plan(
             cancel_while_creating: engine == Engine::Docdb,
             recorded: Recorded::from_status(&status),
             adopt_untagged,
-            adopt_unowned: false,
         },
         region,
         source,
@@ -1149,7 +1148,6 @@ async fn cleanup(
     };
     let desired = Desired {
         adopt_untagged: adopts_untagged(obj, engine, &old),
-        adopt_unowned: false,
         identifier,
         tags: Default::default(),
         prune_tags: false,
