@@ -341,6 +341,38 @@ async fn aws_accounts_are_ready_once_their_role_is_assumed() {
     }
 }
 
+/// The DocumentDB cluster `orders` in the DR account, in us-east-1.
+async fn seed_dr_orders(h: &Harness) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/seed", h.aws_url))
+        .json(
+            &serde_json::json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+/// The AWSAccount `<namespace>-dr` for the DR account's role, admitting the test's
+/// namespace: the API and its name.
+async fn create_dr_account(h: &Harness) -> (kube::Api<AWSAccount>, String) {
+    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
+    let name = format!("{}-dr", h.ns);
+    accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+                "metadata": {"name": name},
+                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    (accounts, name)
+}
+
 /// The DocumentDB snapshots in one account, by id, with their owner tag.
 fn docdb_snapshots_in(
     emulator: &aws_emulator::server::Shared,
@@ -391,33 +423,13 @@ async fn objects_work_in_the_account_their_namespace_is_admitted_to() {
     ));
     // The cluster exists in both accounts: a call made in the wrong one would succeed.
     seed_clusters(&h.aws).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/seed", h.aws_url))
-        .json(
-            &serde_json::json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    seed_dr_orders(&h).await;
     // The seeding's own calls.
     let docdb_calls = |h: &Harness| h.calls()["calls"]["docdb"].clone();
     let seeded = docdb_calls(&h);
     assert_eq!(seeded, serde_json::json!({"CreateDBCluster": 1}));
 
-    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
-    let name = format!("{}-dr", h.ns);
-    accounts
-        .create(
-            &Default::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
-                "metadata": {"name": name},
-                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (accounts, name) = create_dr_account(&h).await;
     wait_account(&accounts, &name, "Ready", |s| {
         ready(s).is_some_and(|r| r.0 == "True")
     })
@@ -725,28 +737,8 @@ async fn credentials_expiring_mid_run_are_renewed_with_no_failed_reconcile() {
     trust(&state, &["123456789012"]);
     let metrics = format!("127.0.0.1:{}", free_port());
     h.start_operator(&["--metrics-addr", &metrics]);
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/seed", h.aws_url))
-        .json(
-            &serde_json::json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
-    let name = format!("{}-dr", h.ns);
-    accounts
-        .create(
-            &Default::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
-                "metadata": {"name": name},
-                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    seed_dr_orders(&h).await;
+    let (accounts, name) = create_dr_account(&h).await;
     h.create(serde_json::json!({
         "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
         "metadata": {"name": "nightly"},
@@ -843,19 +835,7 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
     let emulator = h.emulator.clone().unwrap();
     trust(&emulator, &["123456789012"]);
     seed_clusters(&h.aws).await;
-    let accounts: kube::Api<AWSAccount> = kube::Api::all(h.client.clone());
-    let name = format!("{}-dr", h.ns);
-    accounts
-        .create(
-            &Default::default(),
-            &serde_json::from_value(serde_json::json!({
-                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
-                "metadata": {"name": name},
-                "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [h.ns]}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (accounts, name) = create_dr_account(&h).await;
     h.create(serde_json::json!({
         "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
         "metadata": {"name": "prod"},

@@ -156,6 +156,39 @@ pub async fn resolve(
     .map(Some)
 }
 
+/// For a cleanup: the role of the account the object's snapshot (`what`, named
+/// `identifier`) was recorded in, through the AWSAccount recorded in `status`
+/// (`Ok(None)`: the operator's own account, or `retain`, which touches nothing on AWS
+/// and needs no account). A problem also says that the snapshot is left alone and how
+/// to let the object go.
+pub async fn resolve_for_cleanup(
+    ctx: &Context,
+    namespace: &str,
+    status: &crate::api::SnapshotStatus,
+    retain: bool,
+    what: &str,
+    identifier: &str,
+) -> Result<Option<AccountRole>, AccountProblem> {
+    if retain {
+        return Ok(None);
+    }
+    resolve(
+        ctx,
+        namespace,
+        status.account.as_deref(),
+        status.account_id.as_deref(),
+    )
+    .await
+    .map_err(|mut problem| {
+        problem.message.push_str(&format!(
+            "; the {what} {identifier} is left alone until then (to let the object go and \
+             leave the {what} on AWS, remove its finalizer {})",
+            crate::api::FINALIZER
+        ));
+        problem
+    })
+}
+
 pub async fn reconcile(obj: Arc<AWSAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<AWSAccount> = Api::all(ctx.client.clone());
     let result = super::turns::counted(&*obj, &ctx, apply(&api, &obj, &ctx)).await;

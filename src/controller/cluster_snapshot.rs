@@ -772,28 +772,20 @@ async fn cleanup(
         .defaults
         .deletion_policy(obj.spec.deletion_policy, old.deletion_policy);
     let retain = deletion_policy == DeletionPolicy::Retain;
-    // The account the snapshot was recorded in, through the AWSAccount recorded.
-    // (Retain touches nothing on AWS: it needs no account.)
-    let resolved = if retain {
-        Ok(None)
-    } else {
-        aws_account::resolve(
-            ctx,
-            &obj.namespace().unwrap_or_default(),
-            old.account.as_deref(),
-            old.account_id.as_deref(),
-        )
-        .await
-    };
-    let role = match resolved {
+    let namespace = obj.namespace().unwrap_or_default();
+    let role = match aws_account::resolve_for_cleanup(
+        ctx,
+        &namespace,
+        &old,
+        retain,
+        "snapshot",
+        &identifier,
+    )
+    .await
+    {
         Ok(role) => role,
-        Err(mut problem) => {
+        Err(problem) => {
             forget_watch(ctx, &identifier);
-            problem.message.push_str(&format!(
-                "; the snapshot {identifier} is left alone until then (to let the object go \
-                 and leave the snapshot on AWS, remove its finalizer {})",
-                crate::api::FINALIZER
-            ));
             return account_problem(api, ctx, obj, &old, problem).await;
         }
     };

@@ -1122,29 +1122,18 @@ async fn cleanup(
         return Ok(Action::await_change());
     };
     let deletion_policy = deletion_policy(obj, &old, &ctx.defaults);
-    // The account the copy was recorded in, through the AWSAccount recorded. (Retain
-    // touches nothing on AWS: it needs no account.)
-    let resolved = if deletion_policy == DeletionPolicy::Retain {
-        Ok(None)
-    } else {
-        aws_account::resolve(
-            ctx,
-            &obj.namespace().unwrap_or_default(),
-            old.account.as_deref(),
-            old.account_id.as_deref(),
-        )
-        .await
-    };
-    let role = match resolved {
+    let role = match aws_account::resolve_for_cleanup(
+        ctx,
+        &obj.namespace().unwrap_or_default(),
+        &old,
+        deletion_policy == DeletionPolicy::Retain,
+        "copy",
+        &identifier,
+    )
+    .await
+    {
         Ok(role) => role,
-        Err(mut problem) => {
-            problem.message.push_str(&format!(
-                "; the copy {identifier} is left alone until then (to let the object go and \
-                 leave the copy on AWS, remove its finalizer {})",
-                crate::api::FINALIZER
-            ));
-            return account_problem(api, ctx, obj, &old, problem).await;
-        }
+        Err(problem) => return account_problem(api, ctx, obj, &old, problem).await,
     };
     let desired = Desired {
         adopt_untagged: adopts_untagged(obj, engine, &old),
