@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_emulator::server::Options;
 use common::*;
-use dbsnapshot_operator::api::{AWSAccount, AWSAccountStatus, Engine};
+use dbsnapshot_operator::api::{AWSAccount, AWSAccountStatus, Engine, Phase};
 use dbsnapshot_operator::engine::{AccountRole, CreateRequest, Engines, ErrorClass};
 use dbsnapshot_operator::metrics::Metrics;
 
@@ -934,6 +934,291 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
         h.copies().delete(c, &Default::default()).await.unwrap();
         h.wait_copy_gone(c).await;
     }
+    h.snapshots()
+        .delete("prod", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("prod").await;
+    assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
+    accounts.delete(&name, &Default::default()).await.unwrap();
+}
+
+/// The DocumentDB snapshots of one account named `id`, by region.
+fn docdb_regions_of(
+    emulator: &aws_emulator::server::Shared,
+    account: &str,
+    id: &str,
+) -> Vec<String> {
+    let st = emulator.lock().unwrap();
+    let mut out: Vec<String> = st
+        .regions
+        .iter()
+        .filter(|(_, r)| {
+            r.docdb
+                .snapshots
+                .values()
+                .any(|s| s.account == account && s.id == id)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A DocumentDB ClusterSnapshot in us-east-1 copied into another account in eu-west-1
+/// by one SnapshotCopy with shareSourceWhileCopying. AWS copies a shared snapshot only
+/// within its region, so the operator copies it into the destination account in
+/// us-east-1 first (the intermediate copy), copies that to eu-west-1 and deletes it.
+/// The source is shared only while the intermediate copy is made; deleting the object
+/// mid-way cancels the intermediate copy and revokes the share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_copy() {
+    let _turn = operator_turn().await;
+    let h = Harness::new("acct-xregion", 0.5).await;
+    let emulator = h.emulator.clone().unwrap();
+    trust(&emulator, &["123456789012"]);
+    seed_clusters(&h.aws).await;
+    let (accounts, name) = create_dr_account(&h).await;
+    h.create(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
+        "metadata": {"name": "prod"},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "region": "us-east-1"}}))
+        .await
+        .unwrap();
+    let source = h.wait_ready("prod").await.snapshot_identifier.unwrap();
+    let copy = |n: &str| {
+        serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+            "metadata": {"name": n},
+            "spec": {"source": {"clusterSnapshotRef": {"name": "prod"}}, "account": name,
+                     "region": "eu-west-1", "shareSourceWhileCopying": true,
+                     "deletionPolicy": "Delete"}})
+    };
+
+    // Copies take 4 s: shared while the intermediate copy is made, not after.
+    h.set_snapshot_seconds(4.0);
+    h.create_copy(copy("to-dr-west")).await.unwrap();
+    let shared_while_copying = std::cell::Cell::new(false);
+    let wrong_source = std::cell::RefCell::new(None);
+    let status = h
+        .wait_copy("to-dr-west", Duration::from_secs(90), |s| {
+            let shared = docdb_restore(&emulator, "123456789012", &source) == [DR_ACCOUNT];
+            if shared && s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating) {
+                shared_while_copying.set(true);
+            }
+            // The source shown is the one the spec names, never the intermediate copy.
+            if let Some(shown) = &s.source_snapshot_identifier
+                && *shown != source
+            {
+                wrong_source.replace(Some(shown.clone()));
+            }
+            is_ready(s) && s.intermediate.as_ref().and_then(|i| i.deleted) == Some(true)
+        })
+        .await;
+    assert!(
+        shared_while_copying.get(),
+        "the source was never seen shared while the intermediate copy was made"
+    );
+    assert_eq!(wrong_source.take(), None, "status showed another source");
+    assert!(
+        status
+            .source_arn
+            .as_deref()
+            .is_some_and(|a| a.ends_with(&format!(":{source}"))),
+        "{:?}",
+        status.source_arn
+    );
+    assert_eq!(status.account_id.as_deref(), Some(DR_ACCOUNT));
+    assert_eq!(status.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        status.source_snapshot_identifier.as_deref(),
+        Some(source.as_str())
+    );
+    let target = status.snapshot_identifier.clone().unwrap();
+    let intermediate = status.intermediate.clone().unwrap();
+    assert_eq!(intermediate.region, "us-east-1");
+    assert!(
+        intermediate
+            .snapshot_identifier
+            .contains("-to-dr-west-hop-"),
+        "{intermediate:?}"
+    );
+    // The copy is in the DR account in eu-west-1; the intermediate copy is gone.
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &target),
+        ["eu-west-1"]
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &intermediate.snapshot_identifier),
+        Vec::<String>::new()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docdb_restore(&emulator, "123456789012", &source).is_empty() {
+        assert!(Instant::now() < deadline, "the share was never revoked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Two copy calls by the DR account (one per hop), none by the source's.
+    assert_eq!(h.count("docdb", "CopyDBClusterSnapshot"), 2);
+
+    // Deleted mid-way (the intermediate copy still being made): it is cancelled, and the
+    // share revoked.
+    h.set_snapshot_seconds(60.0);
+    h.create_copy(copy("cancelled-west")).await.unwrap();
+    let status = h
+        .wait_copy("cancelled-west", Duration::from_secs(60), |s| {
+            s.intermediate
+                .as_ref()
+                .is_some_and(|i| i.arn.is_some() && i.phase == Some(Phase::Creating))
+        })
+        .await;
+    let cancelled = status.snapshot_identifier.clone().unwrap();
+    let cancelled_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    assert_eq!(status.phase, Some(Phase::Creating));
+    let message = &condition(&status, "Ready").unwrap().message;
+    assert!(message.contains("intermediate copy"), "{message}");
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &cancelled_hop),
+        ["us-east-1"]
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &cancelled),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        docdb_restore(&emulator, "123456789012", &source),
+        [DR_ACCOUNT]
+    );
+    h.copies()
+        .delete("cancelled-west", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("cancelled-west").await;
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &cancelled_hop),
+        Vec::<String>::new(),
+        "the intermediate copy is cancelled"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docdb_restore(&emulator, "123456789012", &source).is_empty() {
+        assert!(Instant::now() < deadline, "the share was never revoked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleted while the intermediate copy is copied across regions: the copy is
+    // cancelled, then the intermediate copy deleted.
+    h.set_snapshot_seconds(3.0);
+    h.create_copy(copy("late-west")).await.unwrap();
+    h.wait_copy("late-west", Duration::from_secs(60), |s| {
+        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
+    })
+    .await;
+    h.set_snapshot_seconds(60.0);
+    let status = h
+        .wait_copy("late-west", Duration::from_secs(60), |s| {
+            s.copy_requested == Some(true) && s.arn.is_some()
+        })
+        .await;
+    let late = status.snapshot_identifier.clone().unwrap();
+    let late_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    assert_eq!(status.phase, Some(Phase::Creating));
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &late),
+        ["eu-west-1"]
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &late_hop),
+        ["us-east-1"]
+    );
+    h.copies()
+        .delete("late-west", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("late-west").await;
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &late),
+        Vec::<String>::new(),
+        "the copy is cancelled"
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &late_hop),
+        Vec::<String>::new(),
+        "the intermediate copy is deleted"
+    );
+
+    // With Retain, deleted while the intermediate copy is copied across regions: the
+    // copy is kept, so the intermediate copy is deleted only once AWS has made it.
+    h.set_snapshot_seconds(3.0);
+    let mut keep = copy("kept-west");
+    keep["spec"]["deletionPolicy"] = serde_json::json!("Retain");
+    h.create_copy(keep).await.unwrap();
+    h.wait_copy("kept-west", Duration::from_secs(60), |s| {
+        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
+    })
+    .await;
+    h.set_snapshot_seconds(8.0);
+    let status = h
+        .wait_copy("kept-west", Duration::from_secs(60), |s| {
+            s.copy_requested == Some(true) && s.arn.is_some()
+        })
+        .await;
+    let kept = status.snapshot_identifier.clone().unwrap();
+    let kept_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    h.copies()
+        .delete("kept-west", &Default::default())
+        .await
+        .unwrap();
+    let waiting = h
+        .wait_copy("kept-west", Duration::from_secs(30), |s| {
+            s.phase == Some(Phase::Deleting)
+        })
+        .await;
+    let message = &condition(&waiting, "Ready").unwrap().message;
+    assert!(
+        message.contains("waiting for AWS to finish the copy"),
+        "{message}"
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &kept_hop),
+        ["us-east-1"],
+        "the intermediate copy stays while the kept copy is made of it"
+    );
+    h.wait_copy_gone("kept-west").await;
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &kept),
+        ["eu-west-1"]
+    );
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &kept_hop),
+        Vec::<String>::new()
+    );
+    {
+        let state = emulator.lock().unwrap();
+        let made = state.regions["eu-west-1"]
+            .docdb
+            .snapshots
+            .values()
+            .find(|s| s.id == kept && s.account == DR_ACCOUNT)
+            .map(|s| {
+                !s.failed && s.deleting.is_none() && s.progress.done(std::time::Instant::now())
+            });
+        assert_eq!(made, Some(true), "the kept copy was made, not failed");
+    }
+    emulator
+        .lock()
+        .unwrap()
+        .regions
+        .get_mut("eu-west-1")
+        .unwrap()
+        .docdb
+        .snapshots
+        .retain(|_, s| s.id != kept);
+
+    h.set_snapshot_seconds(0.5);
+    h.copies()
+        .delete("to-dr-west", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("to-dr-west").await;
     h.snapshots()
         .delete("prod", &Default::default())
         .await

@@ -381,6 +381,8 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
         json!({"source": {"elasticache": {"snapshotName": "s"}}, "targetBucket": "my-exports"}),
         json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}, "account": "dr", "shareSourceWhileCopying": true}),
         json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "shareSourceWhileCopying": false}),
+        json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}, "account": "dr", "region": "eu-west-1", "kmsKeyId": "k", "intermediateKmsKeyId": "k2"}),
+        json!({"source": {"docdb": {"snapshotIdentifier": "arn:aws:rds:us-east-1:210987654321:cluster-snapshot:x"}}, "intermediateKmsKeyId": "k2"}),
     ];
     for v in &valid {
         cel("SnapshotCopy", v, None).unwrap_or_else(|e| panic!("{v}: {e}"));
@@ -417,6 +419,14 @@ fn cel_and_the_operator_agree_on_snapshot_copies() {
         (
             json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "account": "dr", "shareSourceWhileCopying": true}),
             "another account",
+        ),
+        (
+            json!({"source": {"redshift": {"snapshotIdentifier": "x"}}, "account": "dr", "intermediateKmsKeyId": "k"}),
+            "DocumentDB",
+        ),
+        (
+            json!({"source": {"elasticache": {"snapshotName": "s"}}, "intermediateKmsKeyId": "k"}),
+            "DocumentDB",
         ),
         (
             json!({"source": {"docdb": {"snapshotIdentifier": "x"}}, "targetBucket": "bkt", "deletionPolicy": "Retain"}),

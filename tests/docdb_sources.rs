@@ -122,9 +122,11 @@ async fn copies_a_snapshot_shared_from_another_account() {
 }
 
 /// CopyDBClusterSnapshot's rules the operator can tell from the source: a KMS key for
-/// an unencrypted source, an encrypted shared source without one, and a shared source
-/// in another region are refused up front (InvalidSpec naming the field, no copy
-/// call). A refusal only AWS makes is shown with AWS's words (AWSError).
+/// an unencrypted source, an encrypted shared source without one (also for the
+/// intermediate copy of a shared source in another region), and an intermediate key
+/// for a copy that needs none are refused up front (InvalidSpec naming the field, no
+/// copy call). A shared source in another region goes through an intermediate copy.
+/// A refusal only AWS makes is shown with AWS's words (AWSError).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docdb_copy_kms_and_shared_rules() {
     let h = Harness::new("dd-kms", 0.0).await;
@@ -132,6 +134,7 @@ async fn docdb_copy_kms_and_shared_rules() {
     docdb_source(&h.aws, "plain").await;
     let sealed = shared_in(&h, "us-east-1", "sealed", true).await;
     let far = shared_in(&h, "us-west-2", "far", false).await;
+    let far_sealed = shared_in(&h, "us-west-2", "far-sealed", true).await;
     for (name, spec, field) in [
         (
             "kms-on-plain",
@@ -144,9 +147,21 @@ async fn docdb_copy_kms_and_shared_rules() {
             "spec.kmsKeyId",
         ),
         (
-            "far-shared",
-            json!({"source": {"docdb": {"snapshotIdentifier": far}}}),
-            "spec.source.docdb.snapshotIdentifier",
+            "far-sealed-no-kms",
+            json!({"source": {"docdb": {"snapshotIdentifier": far_sealed}}, "kmsKeyId": "alias/mine"}),
+            "spec.intermediateKmsKeyId",
+        ),
+        (
+            "far-sealed-one-key",
+            json!({"source": {"docdb": {"snapshotIdentifier": far_sealed}},
+                   "intermediateKmsKeyId": "alias/west"}),
+            "spec.kmsKeyId",
+        ),
+        (
+            "no-hop-needed",
+            json!({"source": {"docdb": {"snapshotIdentifier": sealed}}, "kmsKeyId": "alias/mine",
+                   "intermediateKmsKeyId": "alias/west"}),
+            "spec.intermediateKmsKeyId",
         ),
     ] {
         h.create_copy(json!({"metadata": {"name": name}, "spec": spec}))
@@ -175,6 +190,64 @@ async fn docdb_copy_kms_and_shared_rules() {
         .await;
     assert_eq!(s.encrypted, Some(true));
     assert_eq!(s.kms_key_id.as_deref(), Some("alias/mine"));
+
+    // Shared from another region: AWS copies a shared snapshot only within its region,
+    // so it is copied into this account in us-west-2 first (the intermediate copy), then
+    // to us-east-1, and the intermediate copy deleted. Encrypted, with a key of each
+    // region.
+    let emulator = h.emulator.clone().unwrap();
+    let in_regions = |id: &str| {
+        let st = emulator.lock().unwrap();
+        let mut r: Vec<String> = st
+            .regions
+            .iter()
+            .filter(|(_, r)| {
+                r.docdb
+                    .snapshots
+                    .values()
+                    .any(|s| s.account == "123456789012" && s.id == id)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        r.sort();
+        r
+    };
+    let calls = h.count("docdb", "CopyDBClusterSnapshot");
+    for (name, spec) in [
+        (
+            "far",
+            json!({"source": {"docdb": {"snapshotIdentifier": far}}, "targetSnapshotIdentifier": "far-copy"}),
+        ),
+        (
+            "far-sealed",
+            json!({"source": {"docdb": {"snapshotIdentifier": far_sealed}}, "targetSnapshotIdentifier": "far-sealed-copy",
+                   "kmsKeyId": "alias/east", "intermediateKmsKeyId": "alias/west"}),
+        ),
+    ] {
+        h.create_copy(json!({"metadata": {"name": name}, "spec": spec}))
+            .await
+            .unwrap();
+        let s = h
+            .wait_copy(name, Duration::from_secs(30), |s| {
+                is_ready(s) && s.intermediate.as_ref().and_then(|i| i.deleted) == Some(true)
+            })
+            .await;
+        let id = s.snapshot_identifier.clone().unwrap();
+        let hop = s.intermediate.clone().unwrap();
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
+        assert_eq!(hop.region, "us-west-2");
+        assert_eq!(in_regions(&id), ["us-east-1"], "{name}");
+        assert_eq!(
+            in_regions(&hop.snapshot_identifier),
+            Vec::<String>::new(),
+            "{name}: the intermediate copy is gone"
+        );
+        if name == "far-sealed" {
+            assert_eq!(s.encrypted, Some(true));
+            assert_eq!(s.kms_key_id.as_deref(), Some("alias/east"));
+        }
+    }
+    assert_eq!(h.count("docdb", "CopyDBClusterSnapshot"), calls + 4);
 
     // AWS's own refusal (an encrypted snapshot copied across regions without a key of
     // the destination region) is reported as AWSError with AWS's message.

@@ -25,7 +25,7 @@ pub use snapshot_schedule::{
     SnapshotScheduleSpec, SnapshotScheduleStatus, SnapshotTemplate, SnapshotTemplateSpec,
     TemplateMetadata,
 };
-pub use status::{Engine, Phase, Progress, SnapshotStatus};
+pub use status::{Engine, IntermediateCopy, Phase, Progress, SnapshotStatus};
 
 pub const GROUP: &str = "dbsnapshot.io";
 pub const FINALIZER: &str = "dbsnapshot.io/finalizer";

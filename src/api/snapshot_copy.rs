@@ -126,6 +126,12 @@ use super::{DeletionPolicy, Tags};
     validation = Rule::new("has(self.kmsKeyId) == has(oldSelf.kmsKeyId)")
         .message("kmsKeyId is immutable")
         .field_path(".kmsKeyId"),
+    validation = Rule::new("has(self.intermediateKmsKeyId) == has(oldSelf.intermediateKmsKeyId)")
+        .message("intermediateKmsKeyId is immutable")
+        .field_path(".intermediateKmsKeyId"),
+    validation = Rule::new("!has(self.intermediateKmsKeyId) || has(self.source.docdb) || has(self.source.clusterSnapshotRef)")
+        .message("intermediateKmsKeyId applies to DocumentDB copies only")
+        .field_path(".intermediateKmsKeyId"),
     validation = Rule::new("has(self.targetBucket) == has(oldSelf.targetBucket)")
         .message("targetBucket is immutable")
         .field_path(".targetBucket"),
@@ -169,6 +175,15 @@ pub struct SnapshotCopySpec {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("kmsKeyId is immutable"))]
     pub kms_key_id: Option<String>,
+
+    /// DocumentDB, a source in another account and region (see status.intermediate):
+    /// the KMS key of the destination account, in the source's region, that encrypts
+    /// the intermediate copy of an encrypted source (kmsKeyId encrypts the copy in
+    /// spec.region). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("intermediateKmsKeyId is immutable"))]
+    pub intermediate_kms_key_id: Option<String>,
 
     /// DocumentDB only: copy the source snapshot's tags to the copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]

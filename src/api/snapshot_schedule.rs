@@ -519,6 +519,7 @@ impl CopyTemplateSpec {
             share_source_while_copying: None,
             source_region: self.source_region.clone(),
             kms_key_id: self.kms_key_id.clone(),
+            intermediate_kms_key_id: None,
             copy_tags: self.copy_tags,
             retention_days: self.retention_days,
             target_bucket: self.target_bucket.clone(),

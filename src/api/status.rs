@@ -92,6 +92,32 @@ pub struct Progress {
     pub elapsed_seconds: Option<i64>,
 }
 
+/// The intermediate copy of a copy across accounts and regions (see
+/// `SnapshotStatus.intermediate`), as AWS last reported it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntermediateCopy {
+    /// Its identifier: the copy's own, in the source's region.
+    pub snapshot_identifier: String,
+    /// The source's region, where it is made.
+    pub region: String,
+    /// Its ARN, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// When AWS created it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<String>,
+    /// The status string AWS reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_status: Option<String>,
+    /// Creating, Available (copied across regions next) or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// True once it was deleted, after the copy was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}
+
 /// Observed state of a snapshot, mirrored from AWS.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -180,6 +206,12 @@ pub struct SnapshotStatus {
     /// export is only watched, never requested again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_requested: Option<bool>,
+    /// SnapshotCopy of a DocumentDB snapshot in another account and region: AWS copies
+    /// a shared snapshot only within its region, so it is first copied into the
+    /// destination account in the source's region (this intermediate copy), which is
+    /// then copied across regions and deleted once the copy is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<IntermediateCopy>,
     /// The deletion policy in force: spec.deletionPolicy, or the operator's default
     /// recorded before the snapshot was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]

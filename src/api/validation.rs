@@ -458,6 +458,12 @@ pub fn validate_snapshot_copy(
         ));
     }
     only(
+        "spec.intermediateKmsKeyId",
+        spec.intermediate_kms_key_id.is_some(),
+        &[Engine::Docdb],
+        "DocumentDB",
+    )?;
+    only(
         "spec.shareSourceWhileCopying",
         spec.share_source_while_copying == Some(true),
         &[Engine::Docdb],
@@ -785,6 +791,7 @@ pub struct DocdbCopySource<'a> {
 pub fn check_docdb_copy_source(
     source: &DocdbCopySource<'_>,
     kms_key_id: Option<&str>,
+    kms_field: &str,
     target_region: &str,
 ) -> Result<(), SpecError> {
     let id = source.identifier;
@@ -807,11 +814,11 @@ pub fn check_docdb_copy_source(
         && kms_key_id.is_none()
     {
         return Err(err(
-            "spec.kmsKeyId",
+            kms_field,
             format!(
                 "{id} is encrypted and shared from account {owner}: AWS copies it only with a \
                  KMS key of this account (in {target_region}) to encrypt the copy with. Create \
-                 the SnapshotCopy again with spec.kmsKeyId set"
+                 the SnapshotCopy again with {kms_field} set"
             ),
         ));
     }
@@ -819,11 +826,11 @@ pub fn check_docdb_copy_source(
         && let Some(key) = kms_key_id
     {
         return Err(err(
-            "spec.kmsKeyId",
+            kms_field,
             format!(
                 "{id} is not encrypted, and AWS refuses a KMS key ({key}) for a copy of an \
                  unencrypted DocumentDB snapshot (it never encrypts one). Create the \
-                 SnapshotCopy again without spec.kmsKeyId"
+                 SnapshotCopy again without {kms_field}"
             ),
         ));
     }
@@ -843,9 +850,16 @@ mod tests {
             encrypted: Some(false),
             region: "us-east-1",
         };
-        assert_eq!(check_docdb_copy_source(&own, None, "us-east-1"), Ok(()));
-        assert_eq!(check_docdb_copy_source(&own, None, "eu-west-1"), Ok(()));
-        let e = check_docdb_copy_source(&own, Some("alias/k"), "us-east-1").unwrap_err();
+        assert_eq!(
+            check_docdb_copy_source(&own, None, "spec.kmsKeyId", "us-east-1"),
+            Ok(())
+        );
+        assert_eq!(
+            check_docdb_copy_source(&own, None, "spec.kmsKeyId", "eu-west-1"),
+            Ok(())
+        );
+        let e = check_docdb_copy_source(&own, Some("alias/k"), "spec.kmsKeyId", "us-east-1")
+            .unwrap_err();
         assert_eq!(e.field, "spec.kmsKeyId");
         assert!(e.message.contains("not encrypted"), "{e}");
         // Encrypted and shared: a key is required, and enough.
@@ -855,20 +869,33 @@ mod tests {
             encrypted: Some(true),
             region: "us-east-1",
         };
-        let e = check_docdb_copy_source(&sealed, None, "us-east-1").unwrap_err();
+        let e = check_docdb_copy_source(&sealed, None, "spec.kmsKeyId", "us-east-1").unwrap_err();
         assert_eq!(e.field, "spec.kmsKeyId");
         assert_eq!(
-            check_docdb_copy_source(&sealed, Some("alias/k"), "us-east-1"),
+            check_docdb_copy_source(&sealed, Some("alias/k"), "spec.kmsKeyId", "us-east-1"),
             Ok(())
+        );
+        // The first hop of a copy across accounts and regions names its own key field.
+        let e = check_docdb_copy_source(&sealed, None, "spec.intermediateKmsKeyId", "us-east-1")
+            .unwrap_err();
+        assert_eq!(e.field, "spec.intermediateKmsKeyId");
+        assert!(
+            e.message
+                .contains("again with spec.intermediateKmsKeyId set"),
+            "{e}"
         );
         // The account's own encrypted snapshot keeps its key without one.
         let mine = DocdbCopySource {
             shared_by: None,
             ..sealed
         };
-        assert_eq!(check_docdb_copy_source(&mine, None, "us-east-1"), Ok(()));
+        assert_eq!(
+            check_docdb_copy_source(&mine, None, "spec.kmsKeyId", "us-east-1"),
+            Ok(())
+        );
         // Shared: only in its own region, key or not.
-        let e = check_docdb_copy_source(&sealed, Some("alias/k"), "eu-west-1").unwrap_err();
+        let e = check_docdb_copy_source(&sealed, Some("alias/k"), "spec.kmsKeyId", "eu-west-1")
+            .unwrap_err();
         assert_eq!(e.field, "spec.source.docdb.snapshotIdentifier");
         assert!(e.message.contains("own region"), "{e}");
         // Unknown encryption: left to AWS.
@@ -877,7 +904,7 @@ mod tests {
             ..own
         };
         assert_eq!(
-            check_docdb_copy_source(&unknown, Some("alias/k"), "us-east-1"),
+            check_docdb_copy_source(&unknown, Some("alias/k"), "spec.kmsKeyId", "us-east-1"),
             Ok(())
         );
     }

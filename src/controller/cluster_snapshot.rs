@@ -621,8 +621,16 @@ pub fn shares_while_copying(obj: &ClusterSnapshot, copies: &[SnapshotCopy]) -> V
             let stalled = s
                 .condition(crate::api::conditions::STALLED)
                 .is_some_and(|c| c.status == "True");
-            let copying =
-                !stalled && !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed));
+            // Across regions too: once the intermediate copy in the source's region is
+            // made, the rest copies that copy.
+            let hopped = s
+                .intermediate
+                .as_ref()
+                .is_some_and(|i| i.phase == Some(Phase::Available) || i.deleted == Some(true))
+                || (s.intermediate.is_some() && s.copy_requested == Some(true));
+            let copying = !stalled
+                && !hopped
+                && !matches!(s.phase, Some(Phase::Available) | Some(Phase::Failed));
             let account = s.account_id.clone()?;
             // Never with the snapshot's own account.
             let own = obj.status.as_ref().and_then(|o| o.account_id.as_deref());
@@ -1157,7 +1165,33 @@ mod tests {
             "nightly",
         );
         elsewhere.metadata.namespace = Some("web".into());
+        // Across regions: shared while the intermediate copy in the source's region is
+        // made, not once it is (the rest copies that copy).
+        let hop = |name: &str, account: &str, phase: Option<Phase>, deleted, requested| {
+            let mut c = copy(name, Some("Creating"), Some(account), true, "nightly");
+            let s = c.status.as_mut().unwrap();
+            s.copy_requested = Some(requested);
+            s.intermediate = Some(crate::api::IntermediateCopy {
+                snapshot_identifier: "x".into(),
+                region: "us-east-1".into(),
+                phase,
+                deleted,
+                ..Default::default()
+            });
+            c
+        };
         let copies = vec![
+            hop("hop-1", "121212121212", Some(Phase::Creating), None, false),
+            hop(
+                "hop-1-made",
+                "131313131313",
+                Some(Phase::Available),
+                None,
+                false,
+            ),
+            hop("hop-2", "141414141414", Some(Phase::Available), None, true),
+            hop("hop-2-lost", "151515151515", None, None, true),
+            hop("hop-done", "161616161616", None, Some(true), false),
             copy("a", Some("Creating"), Some("111111111111"), true, "nightly"),
             copy("b", Some("Pending"), Some("222222222222"), true, "nightly"),
             copy("b2", Some("Pending"), Some("222222222222"), true, "nightly"),
@@ -1196,7 +1230,11 @@ mod tests {
         ];
         assert_eq!(
             shares_while_copying(&cs, &copies),
-            vec!["111111111111".to_string(), "222222222222".to_string()]
+            vec![
+                "111111111111".to_string(),
+                "121212121212".to_string(),
+                "222222222222".to_string()
+            ]
         );
         // Never with the snapshot's own account.
         let mut in_b = cs.clone();
@@ -1206,7 +1244,7 @@ mod tests {
         });
         assert_eq!(
             shares_while_copying(&in_b, &copies),
-            vec!["222222222222".to_string()]
+            vec!["121212121212".to_string(), "222222222222".to_string()]
         );
     }
 

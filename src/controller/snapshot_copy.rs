@@ -17,8 +17,8 @@ use crate::api::validation::{
     DocdbCopySource, SpecError, check_docdb_copy_source, copy_engine, validate_snapshot_copy,
 };
 use crate::api::{
-    ClusterSnapshot, Defaults, DeletionPolicy, Engine, OWNER_UID_TAG, Phase, RESOURCE_TAG,
-    SnapshotCopy, SnapshotStatus,
+    ClusterSnapshot, Defaults, DeletionPolicy, Engine, IntermediateCopy, OWNER_UID_TAG, Phase,
+    RESOURCE_TAG, SnapshotCopy, SnapshotStatus,
 };
 use crate::engine::{AccountRole, CopyRequest, EngineError, ErrorClass, SnapshotState};
 use crate::lifecycle::{self, Desired, Observation, Recorded};
@@ -131,17 +131,15 @@ pub fn resolve(
 }
 
 /// Whether a clusterSnapshotRef source is in another account than the copy (its
-/// spec.account names another AWSAccount, or none), and the rules AWS sets for that:
-/// only DocumentDB copies across accounts, and only within the source's region ("You
-/// can only copy a shared DB cluster snapshot, whether encrypted or not, in the same
-/// Amazon Web Services Region"). With the same AWSAccount, it must have named the same
-/// accountId when the source was made. `engine` and `region` are the source's, once
-/// its status says. Pure.
+/// spec.account names another AWSAccount, or none), and the rule AWS sets for that:
+/// only DocumentDB copies across accounts. (AWS copies a shared snapshot only within
+/// its region; a copy into another region goes through an intermediate copy, see
+/// [`two_hops`].) With the same AWSAccount, it must have named the same accountId when
+/// the source was made. `engine` is the source's, once its status says. Pure.
 pub fn source_account(
     obj: &SnapshotCopy,
     reference: Option<&ClusterSnapshot>,
     role: Option<&AccountRole>,
-    target_region: &str,
 ) -> Result<bool, SpecError> {
     let Some(cs) = reference else {
         return Ok(false);
@@ -196,21 +194,6 @@ pub fn source_account(
                 cs.name_any(),
                 describe(theirs),
                 describe(mine)
-            ),
-        ));
-    }
-    if let Some(region) = status.region.as_deref()
-        && region != target_region
-    {
-        return Err(SpecError::new(
-            "spec.region",
-            format!(
-                "ClusterSnapshot {} is in {region} and in {}: AWS copies a snapshot shared from \
-                 another account only within its region, not into {target_region}. Create the \
-                 SnapshotCopy again with spec.region {region}, then copy that copy across \
-                 regions (a SnapshotCopy in the same account naming it by ARN)",
-                cs.name_any(),
-                describe(theirs)
             ),
         ));
     }
@@ -270,6 +253,14 @@ pub struct CopyPlan {
     pub share_wait: Option<Health>,
     /// The source is in another account (see [`source_account`]).
     pub across_accounts: bool,
+    /// In another account and region: the intermediate copy made first, in the source's
+    /// region (see [`two_hops`]; its identifier and region only).
+    pub intermediate: Option<IntermediateCopy>,
+    /// The first hop of such a copy: the KMS key the second hop will carry (see
+    /// [`first_hop_plan`]).
+    pub next_kms_key_id: Option<String>,
+    /// The spec field of the KMS key the copy call carries, for messages.
+    pub kms_field: &'static str,
     pub region: String,
     pub source: Source,
     pub desired: Desired,
@@ -384,6 +375,9 @@ pub fn plan(
         role: None,
         share_wait: None,
         across_accounts: false,
+        intermediate: None,
+        next_kms_key_id: None,
+        kms_field: "spec.kmsKeyId",
         request: CopyRequest {
             source: source.identifier.clone(),
             source_cluster: source.cluster.clone(),
@@ -443,6 +437,11 @@ fn base_status(current: &SnapshotStatus, plan: &CopyPlan) -> SnapshotStatus {
         status.source_arn = Some(id.clone());
     }
     status.snapshot_identifier = Some(plan.desired.identifier.clone());
+    // The intermediate copy's name and place, recorded before it is made (so that a
+    // deletion finds it whatever happens after its copy call).
+    if status.intermediate.is_none() {
+        status.intermediate = plan.intermediate.clone();
+    }
     drive::record_applied(&mut status, &plan.desired);
     status
 }
@@ -515,7 +514,7 @@ async fn apply(
     };
     // A source in another account: AWS's rules first, then whether it is shared yet.
     let mut share_wait = None;
-    let across = source_account(obj, reference.as_ref(), role.as_ref(), &region);
+    let across = source_account(obj, reference.as_ref(), role.as_ref());
     let across_accounts = match &across {
         Ok(a) => *a,
         Err(_) => reference
@@ -574,6 +573,47 @@ async fn apply(
         },
         Err(e) => return invalid_spec(api, ctx, obj, &old, &e).await,
     };
+    // A source named by ARN, shared from another account and in another region.
+    let shared_arn = match arn_parts(&plan.source.identifier) {
+        Some((account, region)) if region != plan.region && obj.spec.source.docdb.is_some() => {
+            let destination = match &plan.role {
+                Some(r) => r.account_id.clone(),
+                None => ctx.engines.own_account().await?,
+            };
+            account != destination
+        }
+        _ => false,
+    };
+    let plan = CopyPlan {
+        across_accounts: plan.across_accounts || shared_arn,
+        // Once recorded, the intermediate copy stays part of the copy (its source may
+        // since be gone).
+        intermediate: old.intermediate.clone().or_else(|| {
+            two_hops(
+                plan.across_accounts || shared_arn,
+                &plan.source,
+                &plan.region,
+            )
+            .map(|region| IntermediateCopy {
+                snapshot_identifier: intermediate_identifier(obj),
+                region,
+                ..Default::default()
+            })
+        }),
+        ..plan
+    };
+    if plan.intermediate.is_none() && obj.spec.intermediate_kms_key_id.is_some() {
+        let e = SpecError::new(
+            "spec.intermediateKmsKeyId",
+            format!(
+                "this copy needs no intermediate copy (only a DocumentDB source in another \
+                 account and another region than the copy's, {}, is copied through one); \
+                 create the SnapshotCopy again without it",
+                plan.region
+            ),
+        );
+        return invalid_spec(api, ctx, obj, &old, &e).await;
+    }
     let mut current = old.clone();
     if old.snapshot_identifier.is_none() {
         current = record(
@@ -589,12 +629,29 @@ async fn apply(
     if plan.request.target_bucket.is_some() {
         return export(api, ctx, obj, &current, &plan).await;
     }
+    // Across accounts and regions: the intermediate copy first, then the copy is made
+    // of it.
+    let copied = match &plan.intermediate {
+        Some(_) if current.copy_requested == Some(true) => {
+            let arn = current.intermediate.as_ref().and_then(|i| i.arn.clone());
+            second_hop(&plan, arn.unwrap_or_default())
+        }
+        Some(_) => match first_hop(api, ctx, obj, &current, &plan).await? {
+            Hop::Made(status) => {
+                current = *status;
+                let arn = current.intermediate.as_ref().and_then(|i| i.arn.clone());
+                second_hop(&plan, arn.unwrap_or_default())
+            }
+            Hop::Wait(action) => return Ok(action),
+        },
+        None => plan.clone(),
+    };
     let target = ctx
         .engines
         .get_in(plan.role.as_ref(), plan.source.engine, &plan.region);
     let mut call = CallRecord::new(api, ctx, obj, &current);
     let converged = drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
-        request_copy(ctx, &plan, &mut call)
+        request_copy(ctx, &copied, &mut call)
     })
     .await;
     let current = call.finish()?;
@@ -666,10 +723,288 @@ async fn apply(
             plan.desired.identifier
         ));
     }
-    let status = drive::status_after(base_status(&current, &plan), &decision, &observed);
+    let base = base_status(&current, &plan);
+    let source_arn = base.source_arn.clone();
+    let mut status = drive::status_after(base, &decision, &observed);
+    if plan.intermediate.is_some() {
+        // AWS names the intermediate copy as the copy's source; the source is the one
+        // the spec names.
+        status.source_arn = source_arn;
+    }
+    // The copy made: the intermediate copy goes.
+    if decision.owned
+        && decision.phase == Phase::Available
+        && let Some(i) = current
+            .intermediate
+            .as_ref()
+            .filter(|i| i.deleted != Some(true))
+    {
+        let requeue = match drop_intermediate(ctx, obj, &plan, i).await {
+            Ok((gone, requeue)) => {
+                status.intermediate = Some(gone);
+                requeue
+            }
+            // Said on the object (the copy itself is made), and tried again.
+            Err(e) => {
+                if let Health::Ready { message } = &mut decision.health {
+                    message.push_str(&format!(
+                        " (deleting the intermediate copy {} in {} failed: {e}; retrying)",
+                        i.snapshot_identifier, i.region
+                    ));
+                }
+                Some(if e.class.is_retryable() {
+                    ctx.timing.max_poll
+                } else {
+                    ctx.timing.resync
+                })
+            }
+        };
+        decision.requeue = match (requeue, decision.requeue) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     Ok(action(decision.requeue))
+}
+
+/// Whether a copy goes through an intermediate copy, and where that is made: a
+/// DocumentDB source in another account (`across_accounts`) and another region than
+/// the copy's. AWS copies a snapshot shared from another account "only ... in the same
+/// Amazon Web Services Region", so it is first copied into the destination account in
+/// the source's region, and that copy (the destination account's own) is copied across
+/// regions. Pure.
+pub fn two_hops(across_accounts: bool, source: &Source, region: &str) -> Option<String> {
+    (across_accounts && source.engine == Engine::Docdb && source.region != region)
+        .then(|| source.region.clone())
+}
+
+/// The intermediate copy's identifier: the object's own (`<namespace>-<name>-hop-<uid>`),
+/// never the copy's, so that it collides with no other copy or snapshot in the
+/// source's region.
+pub fn intermediate_identifier(obj: &SnapshotCopy) -> String {
+    default_identifier(
+        &obj.namespace().unwrap_or_default(),
+        &format!("{}-hop", obj.name_any()),
+        &obj.uid().unwrap_or_default(),
+        Engine::Docdb,
+    )
+}
+
+/// The account and region of an ARN (`arn:aws:rds:<region>:<account>:...`).
+fn arn_parts(s: &str) -> Option<(&str, &str)> {
+    let mut parts = s.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    let region = parts.nth(2).filter(|r| !r.is_empty())?;
+    let account = parts.next().filter(|a| !a.is_empty())?;
+    Some((account, region))
+}
+
+/// The first hop of a copy across accounts and regions: the source copied into the
+/// destination account in its own region, under the copy's identifier, with the copy's
+/// tags (so it is the object's by its owner tag), kept until the copy is made. Never
+/// shared, and always deleted (whatever the deletion policy). Pure.
+pub fn first_hop_plan(
+    plan: &CopyPlan,
+    spec_kms: Option<&str>,
+    status: &SnapshotStatus,
+) -> CopyPlan {
+    let place = status
+        .intermediate
+        .clone()
+        .or_else(|| plan.intermediate.clone())
+        .unwrap_or_default();
+    let recorded = status.intermediate.as_ref().map(intermediate_status);
+    let mut hop = plan.clone();
+    hop.request.target = place.snapshot_identifier.clone();
+    hop.request.source_region = None;
+    hop.request.kms_key_id = spec_kms.map(str::to_string);
+    hop.request.retention_days = None;
+    hop.kms_field = "spec.intermediateKmsKeyId";
+    hop.next_kms_key_id = plan.request.kms_key_id.clone();
+    hop.desired = Desired {
+        identifier: place.snapshot_identifier,
+        shared_with: Vec::new(),
+        prune_tags: false,
+        retention_days: None,
+        deletion_policy: DeletionPolicy::Delete,
+        cancel_while_creating: true,
+        adopt_untagged: false,
+        recorded: recorded.as_ref().and_then(Recorded::from_status),
+        ..plan.desired.clone()
+    };
+    hop.intermediate = None;
+    hop.region = place.region;
+    hop
+}
+
+/// The second hop: the intermediate copy (`arn`, the destination account's own, in the
+/// source's region) copied across regions; nothing to share any more. Pure.
+pub fn second_hop(plan: &CopyPlan, arn: String) -> CopyPlan {
+    let region = plan
+        .intermediate
+        .as_ref()
+        .map_or_else(|| plan.source.region.clone(), |i| i.region.clone());
+    let mut hop = plan.clone();
+    hop.share_wait = None;
+    hop.across_accounts = false;
+    hop.request.source = arn.clone();
+    hop.request.source_region = Some(region.clone());
+    hop.source = Source {
+        engine: plan.source.engine,
+        region,
+        identifier: arn,
+        cluster: None,
+    };
+    hop
+}
+
+/// The intermediate copy's record as a status, for the reconcile loop to look at it
+/// with.
+fn intermediate_status(i: &IntermediateCopy) -> SnapshotStatus {
+    SnapshotStatus {
+        arn: i.arn.clone(),
+        creation_time: i.creation_time.clone(),
+        phase: i.phase,
+        shared_with: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+/// Where the first hop stands.
+enum Hop {
+    /// The intermediate copy is available; the status (written) records it.
+    Made(Box<SnapshotStatus>),
+    /// Not yet: the status says why, and when to look again.
+    Wait(Action),
+}
+
+/// One pass of the first hop: look at the intermediate copy, make it if missing (the
+/// source checked and, for a ClusterSnapshot in another account, shared first), and
+/// record it in status.
+async fn first_hop(
+    api: &Api<SnapshotCopy>,
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    current: &SnapshotStatus,
+    plan: &CopyPlan,
+) -> Result<Hop, Error> {
+    let hop = first_hop_plan(plan, obj.spec.intermediate_kms_key_id.as_deref(), current);
+    let mut record = IntermediateCopy {
+        snapshot_identifier: hop.desired.identifier.clone(),
+        region: hop.region.clone(),
+        ..current.intermediate.clone().unwrap_or_default()
+    };
+    let engine = ctx
+        .engines
+        .get_in(plan.role.as_ref(), plan.source.engine, &hop.region);
+    let (decision, observed) = drive::converge(
+        &engine,
+        &hop.desired,
+        &intermediate_status(&record),
+        &ctx.timing,
+        None,
+        || async {
+            match check_source(ctx, &hop).await? {
+                Ok(request) => engine
+                    .copy(&request)
+                    .await
+                    .map(|s| Creation::Created(Box::new(s))),
+                Err(blocked) => Ok(blocked),
+            }
+        },
+    )
+    .await?;
+    if decision.owned
+        && let Observation::Found(s) = &observed
+    {
+        record.arn = s.arn.clone();
+        record.creation_time = s.created.clone();
+        record.aws_status = Some(s.aws_status.clone());
+    }
+    record.phase = Some(decision.phase);
+    let mut status = base_status(current, plan);
+    status.intermediate = Some(record.clone());
+    if decision.owned && decision.phase == Phase::Available && record.arn.is_some() {
+        write_status(api, ctx, obj, current, &status).await?;
+        return Ok(Hop::Made(Box::new(status)));
+    }
+    let place = format!(
+        "the intermediate copy {} in {} (AWS copies a snapshot shared from another account \
+         only within its region; it is copied to {} next)",
+        record.snapshot_identifier, record.region, plan.region
+    );
+    let health = match &decision.health {
+        // (A refusal keeps the field it names first.)
+        Health::Stalled { reason, message } => {
+            Health::stalled(reason, format!("{message} (making {place})"))
+        }
+        other => Health::progressing(
+            match other {
+                Health::Progressing { reason, .. } => reason,
+                _ => reasons::COPYING,
+            },
+            format!("{place}: {}", other.message()),
+        ),
+    };
+    status.phase = Some(match decision.phase {
+        Phase::Available => Phase::Creating,
+        p => p,
+    });
+    status.ready_to_use = Some(false);
+    let status = with_health(status, &health, obj.metadata.generation);
+    write_status(api, ctx, obj, current, &status).await?;
+    Ok(Hop::Wait(action(decision.requeue)))
+}
+
+/// Deletes the intermediate copy `i` (only where it is the object's): its record, and
+/// when to look again while AWS deletes it.
+async fn drop_intermediate(
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    plan: &CopyPlan,
+    i: &IntermediateCopy,
+) -> Result<(IntermediateCopy, Option<std::time::Duration>), EngineError> {
+    let desired = intermediate_desired(obj, i);
+    let engine = ctx
+        .engines
+        .get_in(plan.role.as_ref(), Engine::Docdb, &i.region);
+    let (decision, _) = drive::converge_cleanup(
+        &engine,
+        &desired,
+        &intermediate_status(i),
+        &ctx.timing,
+        None,
+    )
+    .await?;
+    let mut record = i.clone();
+    if decision.finished {
+        record.deleted = Some(true);
+        record.phase = None;
+        record.aws_status = None;
+        Ok((record, None))
+    } else {
+        record.phase = Some(Phase::Deleting);
+        Ok((record, decision.requeue))
+    }
+}
+
+/// What deleting the intermediate copy `i` aims at: the object's (owner tag, or the
+/// recorded ARN and creation time), cancelled while AWS still copies it.
+fn intermediate_desired(obj: &SnapshotCopy, i: &IntermediateCopy) -> Desired {
+    Desired {
+        identifier: i.snapshot_identifier.clone(),
+        tags: Default::default(),
+        prune_tags: false,
+        shared_with: Vec::new(),
+        retention_days: None,
+        owner_uid: obj.uid().unwrap_or_default(),
+        deletion_policy: DeletionPolicy::Delete,
+        cancel_while_creating: true,
+        recorded: Recorded::from_status(&intermediate_status(i)),
+        adopt_untagged: false,
+    }
 }
 
 /// DocumentDB `copyTags`: once the copy is available, the source's tags it lacks (never
@@ -709,14 +1044,18 @@ async fn copy_source_tags(
 /// The source as recorded in status, for copies whose ClusterSnapshot went away after
 /// the copy started.
 fn recorded_source(status: &SnapshotStatus) -> Option<Source> {
+    let identifier = status
+        .source_arn
+        .clone()
+        .filter(|a| a.starts_with("arn:"))
+        .or(status.source_snapshot_identifier.clone())?;
     Some(Source {
         engine: status.engine?,
-        region: status.region.clone()?,
-        identifier: status
-            .source_arn
-            .clone()
-            .filter(|a| a.starts_with("arn:"))
-            .or(status.source_snapshot_identifier.clone())?,
+        // A source in another region is named by its ARN.
+        region: arn_region(&identifier)
+            .map(str::to_string)
+            .or(status.region.clone())?,
+        identifier,
         cluster: None,
     })
 }
@@ -966,8 +1305,27 @@ fn docdb_source_rules(plan: &CopyPlan, source: &crate::engine::Snapshot) -> Resu
             region: &plan.source.region,
         },
         plan.request.kms_key_id.as_deref(),
+        plan.kms_field,
         &plan.region,
-    )
+    )?;
+    // The first hop of a copy across regions: the second needs a key of its region
+    // for an encrypted source; refused before anything is copied.
+    if plan.kms_field == "spec.intermediateKmsKeyId"
+        && source.encrypted == Some(true)
+        && plan.next_kms_key_id.is_none()
+    {
+        return Err(SpecError::new(
+            "spec.kmsKeyId",
+            format!(
+                "{id} is encrypted: AWS copies an encrypted snapshot into another region only \
+                 with a KMS key of that region to encrypt the copy with. Create the \
+                 SnapshotCopy again with spec.kmsKeyId set (a key of the destination account \
+                 in the copy's region) and spec.intermediateKmsKeyId (one in {})",
+                plan.region
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The status last written, the status to write, and the phase, health and requeue to
@@ -1122,11 +1480,13 @@ async fn cleanup(
         return Ok(Action::await_change());
     };
     let deletion_policy = deletion_policy(obj, &old, &ctx.defaults);
+    // An intermediate copy (across accounts and regions) is deleted whatever the policy.
+    let intermediate = old.intermediate.clone().filter(|i| i.deleted != Some(true));
     let role = match aws_account::resolve_for_cleanup(
         ctx,
         &obj.namespace().unwrap_or_default(),
         &old,
-        deletion_policy == DeletionPolicy::Retain,
+        deletion_policy == DeletionPolicy::Retain && intermediate.is_none(),
         "copy",
         &identifier,
     )
@@ -1148,14 +1508,71 @@ async fn cleanup(
         recorded: Recorded::from_status(&old),
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
-    finish_cleanup(
-        api,
-        ctx,
-        obj,
-        &old,
-        drive::converge_cleanup(&client, &desired, &old, &ctx.timing, None).await,
-    )
-    .await
+    let result = drive::converge_cleanup(&client, &desired, &old, &ctx.timing, None).await;
+    // The copy first (cancelled while it still copies the intermediate copy; kept
+    // with Retain, once AWS has finished it), then the intermediate copy.
+    if let (Some(i), Ok((d, _))) = (&intermediate, &result)
+        && d.finished
+    {
+        let old = &old;
+        let wait = |message: String, requeue| async move {
+            let mut status = old.clone();
+            status.phase = Some(Phase::Deleting);
+            let health = Health::progressing(reasons::DELETING, message);
+            let status = with_health(status, &health, obj.metadata.generation);
+            write_status(api, ctx, obj, old, &status).await?;
+            Ok::<_, Error>(action(requeue))
+        };
+        if deletion_policy == DeletionPolicy::Retain
+            && old.copy_requested == Some(true)
+            && let Some(copy) = client.describe(&desired.identifier, false).await?
+            && copy.state() == SnapshotState::Creating
+        {
+            return wait(
+                format!(
+                    "deletionPolicy Retain: waiting for AWS to finish the copy {} ({}) before \
+                     deleting the intermediate copy {} in {} it is made from",
+                    desired.identifier,
+                    lifecycle::progress_message(&copy),
+                    i.snapshot_identifier,
+                    i.region
+                ),
+                Some(lifecycle::watch_poll(
+                    &copy,
+                    drive::elapsed(&copy),
+                    &ctx.timing,
+                )),
+            )
+            .await;
+        }
+        let engine = ctx.engines.get_in(role.as_ref(), Engine::Docdb, &i.region);
+        let dropped = drive::converge_cleanup(
+            &engine,
+            &intermediate_desired(obj, i),
+            &intermediate_status(i),
+            &ctx.timing,
+            None,
+        )
+        .await;
+        match dropped {
+            Ok((decision, _)) if decision.finished => {}
+            Ok((decision, _)) => {
+                return wait(
+                    format!(
+                        "deleting the intermediate copy {} in {}: {}",
+                        i.snapshot_identifier,
+                        i.region,
+                        decision.health.message()
+                    ),
+                    decision.requeue,
+                )
+                .await;
+            }
+            // (AWS's refusal said as finish_cleanup says the copy's.)
+            Err(e) => return finish_cleanup(api, ctx, obj, old, Err(e)).await,
+        }
+    }
+    finish_cleanup(api, ctx, obj, &old, result).await
 }
 
 #[cfg(test)]
@@ -1194,36 +1611,29 @@ mod tests {
         let r = Some(&role);
         // The same account: not across.
         assert_eq!(
-            source_account(&by_ref(None), Some(&cs("docdb", None)), None, "us-east-1"),
+            source_account(&by_ref(None), Some(&cs("docdb", None)), None),
             Ok(false)
         );
         assert_eq!(
-            source_account(
-                &by_ref(Some("prod")),
-                Some(&cs("docdb", Some("prod"))),
-                r,
-                "us-east-1"
-            ),
+            source_account(&by_ref(Some("prod")), Some(&cs("docdb", Some("prod"))), r),
             Ok(false)
         );
-        assert_eq!(
-            source_account(&by_ref(None), None, None, "us-east-1"),
-            Ok(false)
-        );
+        assert_eq!(source_account(&by_ref(None), None, None), Ok(false));
         // Two AWSAccounts for one account id: the same account.
         let mut b_source = cs("docdb", Some("prod-b"));
         b_source.status.as_mut().unwrap().account_id = Some("111122223333".into());
         assert_eq!(
-            source_account(&by_ref(Some("prod")), Some(&b_source), r, "us-east-1"),
+            source_account(&by_ref(Some("prod")), Some(&b_source), r),
             Ok(false)
         );
         // Same name, but the source was made when it named another account.
         let mut moved = cs("docdb", Some("prod"));
         moved.status.as_mut().unwrap().account_id = Some("444455556666".into());
-        let e = source_account(&by_ref(Some("prod")), Some(&moved), r, "us-east-1").unwrap_err();
+        let e = source_account(&by_ref(Some("prod")), Some(&moved), r).unwrap_err();
         assert_eq!(e.field, "spec.account");
         assert!(e.message.contains("account 444455556666"), "{e}");
-        // DocumentDB across accounts, in the source's region: yes; elsewhere: AWS says no.
+        // DocumentDB across accounts: yes (into another region through an intermediate
+        // copy, see two_hops).
         for (copy_account, source_account_name) in [
             (Some("dr"), None),
             (None, Some("prod")),
@@ -1233,24 +1643,13 @@ mod tests {
                 source_account(
                     &by_ref(copy_account),
                     Some(&cs("docdb", source_account_name)),
-                    r,
-                    "us-east-1"
+                    r
                 ),
                 Ok(true)
             );
-            let e = source_account(
-                &by_ref(copy_account),
-                Some(&cs("docdb", source_account_name)),
-                r,
-                "eu-west-1",
-            )
-            .unwrap_err();
-            assert_eq!(e.field, "spec.region");
-            assert!(e.message.contains("only within its region"), "{e}");
         }
         for (engine, instead) in [("redshift", "sharedWith"), ("elasticache", "targetBucket")] {
-            let e = source_account(&by_ref(Some("dr")), Some(&cs(engine, None)), r, "us-east-1")
-                .unwrap_err();
+            let e = source_account(&by_ref(Some("dr")), Some(&cs(engine, None)), r).unwrap_err();
             assert_eq!(e.field, "spec.account");
             assert!(
                 e.message.contains("only within their account") && e.message.contains(instead),
@@ -1271,6 +1670,142 @@ mod tests {
         shared.status.as_mut().unwrap().shared_with = Some(vec!["111122223333".into()]);
         assert_eq!(share_missing(&asking, &shared, Some("111122223333")), None);
         assert_eq!(share_missing(&by_ref(None), &source, None), None);
+    }
+
+    /// A copy across accounts and regions goes in two hops: the shared source copied
+    /// into the destination account in its own region (the intermediate copy: never
+    /// shared, always deleted, encrypted with intermediateKmsKeyId), then that copy
+    /// copied across regions with nothing left to share.
+    #[test]
+    fn copies_across_accounts_and_regions_go_through_an_intermediate_copy() {
+        let docdb = |region: &str| Source {
+            engine: Engine::Docdb,
+            region: region.into(),
+            identifier: "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:prod".into(),
+            cluster: None,
+        };
+        assert_eq!(
+            two_hops(true, &docdb("us-east-1"), "eu-west-1").as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(two_hops(true, &docdb("us-east-1"), "us-east-1"), None);
+        assert_eq!(two_hops(false, &docdb("us-east-1"), "eu-west-1"), None);
+        let redshift = Source {
+            engine: Engine::Redshift,
+            ..docdb("us-east-1")
+        };
+        assert_eq!(two_hops(true, &redshift, "eu-west-1"), None);
+        assert_eq!(
+            arn_parts("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:prod"),
+            Some(("123456789012", "us-east-1"))
+        );
+        assert_eq!(arn_parts("prod"), None);
+
+        let mut obj = copy(serde_json::json!({
+            "source": {"clusterSnapshotRef": {"name": "nightly"}}, "account": "dr",
+            "region": "eu-west-1", "kmsKeyId": "alias/eu", "intermediateKmsKeyId": "alias/us",
+            "sharedWith": ["444455556666"], "deletionPolicy": "Retain"}));
+        obj.metadata.uid = Some("0f0e0d0c-aaaa".into());
+        let mut p = plan(
+            &obj,
+            docdb("us-east-1"),
+            "eu-west-1".into(),
+            &Defaults::default(),
+        )
+        .unwrap();
+        p.across_accounts = true;
+        p.intermediate = two_hops(true, &p.source, &p.region).map(|region| IntermediateCopy {
+            snapshot_identifier: intermediate_identifier(&obj),
+            region,
+            ..Default::default()
+        });
+        // Named after the object, not the copy: it collides with no other copy there.
+        let hop_id = intermediate_identifier(&obj);
+        assert_eq!(hop_id, "data-dr-hop-0f0e0d0c");
+        assert_ne!(hop_id, p.desired.identifier);
+        // Recorded with the identity fields, before anything is made.
+        let recorded_first = base_status(&SnapshotStatus::default(), &p);
+        assert_eq!(recorded_first.intermediate, p.intermediate);
+        let status = SnapshotStatus::default();
+        let first = first_hop_plan(&p, obj.spec.intermediate_kms_key_id.as_deref(), &status);
+        assert_eq!(first.region, "us-east-1");
+        assert_eq!(first.request.source, p.source.identifier);
+        assert_eq!(first.request.target, hop_id);
+        assert_eq!(first.request.source_region, None);
+        assert_eq!(first.request.kms_key_id.as_deref(), Some("alias/us"));
+        assert_eq!(first.next_kms_key_id.as_deref(), Some("alias/eu"));
+        assert_eq!(first.kms_field, "spec.intermediateKmsKeyId");
+        assert_eq!(first.desired.identifier, hop_id);
+        assert_eq!(
+            first.desired.tags.get(OWNER_UID_TAG),
+            Some(&"0f0e0d0c-aaaa".to_string())
+        );
+        assert!(first.desired.shared_with.is_empty());
+        assert_eq!(first.desired.deletion_policy, DeletionPolicy::Delete);
+        assert!(first.desired.cancel_while_creating && !first.desired.adopt_untagged);
+        assert_eq!(first.desired.recorded, None);
+        // Once recorded, the intermediate copy is known by its ARN and creation time.
+        let recorded = SnapshotStatus {
+            intermediate: Some(IntermediateCopy {
+                snapshot_identifier: hop_id.clone(),
+                region: "us-east-1".into(),
+                arn: Some("arn:aws:rds:us-east-1:111122223333:cluster-snapshot:x".into()),
+                creation_time: Some("2026-12-02T10:00:00Z".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let first = first_hop_plan(&p, None, &recorded);
+        assert_eq!(
+            first.desired.recorded.map(|r| r.arn).as_deref(),
+            Some("arn:aws:rds:us-east-1:111122223333:cluster-snapshot:x")
+        );
+        assert_eq!(first.request.kms_key_id, None);
+        // The second hop copies the intermediate copy, in the destination account.
+        let arn = "arn:aws:rds:us-east-1:111122223333:cluster-snapshot:x".to_string();
+        let second = second_hop(&p, arn.clone());
+        assert_eq!(second.request.source, arn);
+        assert_eq!(second.request.source_region.as_deref(), Some("us-east-1"));
+        assert_eq!(second.request.kms_key_id.as_deref(), Some("alias/eu"));
+        assert_eq!(second.region, "eu-west-1");
+        assert_eq!(second.share_wait, None);
+        assert!(!second.across_accounts);
+        assert_eq!(second.desired, p.desired);
+        assert_eq!(second.desired.shared_with, vec!["444455556666".to_string()]);
+        assert_eq!(second.desired.deletion_policy, DeletionPolicy::Retain);
+    }
+
+    /// A copy whose ClusterSnapshot is not Ready (or gone) goes on with the source its
+    /// status records: an ARN names the source's region, which an intermediate copy
+    /// needs.
+    #[test]
+    fn a_recorded_source_keeps_its_region() {
+        let status = SnapshotStatus {
+            engine: Some(Engine::Docdb),
+            region: Some("eu-west-1".into()),
+            source_snapshot_identifier: Some("prod".into()),
+            source_arn: Some("arn:aws:rds:us-east-1:123456789012:cluster-snapshot:prod".into()),
+            ..Default::default()
+        };
+        let s = recorded_source(&status).unwrap();
+        assert_eq!(s.region, "us-east-1");
+        assert_eq!(
+            s.identifier,
+            "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:prod"
+        );
+        assert_eq!(
+            two_hops(true, &s, "eu-west-1").as_deref(),
+            Some("us-east-1")
+        );
+        let plain = SnapshotStatus {
+            source_arn: None,
+            ..status
+        };
+        let s = recorded_source(&plain).unwrap();
+        assert_eq!(
+            (s.region.as_str(), s.identifier.as_str()),
+            ("eu-west-1", "prod")
+        );
     }
 
     fn ready_cluster_snapshot(engine: &str, region: &str) -> ClusterSnapshot {
