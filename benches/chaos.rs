@@ -44,7 +44,8 @@ use aws_emulator::server::Options;
 use aws_emulator::state::Faults;
 use common::{Operator, aws_config, create_namespace, install_crds, root, seed_clusters};
 use dbsnapshot_operator::api::{
-    ClusterSnapshot, Phase, RESOURCE_TAG, SnapshotCopy, SnapshotSchedule, SnapshotStatus,
+    AWSAccount, ClusterSnapshot, Phase, RESOURCE_TAG, SnapshotCopy, SnapshotSchedule,
+    SnapshotStatus,
 };
 use futures::StreamExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -52,6 +53,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde_json::{Value, json};
+
+/// The second account and the role the operator assumes there.
+const DR_ACCOUNT: &str = "210987654321";
+const DR_ROLE: &str = "arn:aws:iam::210987654321:role/dbsnapshot-operator";
 
 struct Args {
     objects: usize,
@@ -111,8 +116,10 @@ struct Planned {
 /// The objects: three in four are ClusterSnapshots (four sources, three engines), the
 /// rest SnapshotCopies (Redshift automated → manual, DocumentDB in the region and across
 /// regions, ElastiCache); one in five is Retain; Redshift and DocumentDB ones are shared
-/// one time in three.
-fn plan(n: usize, redshift_automated: &str, docdb_source_arn: &str) -> Vec<Planned> {
+/// one time in three. One DocumentDB ClusterSnapshot in two is in the second account
+/// (the AWSAccount `dr`), and one DocumentDB copy in four is made there (half of them
+/// also into eu-west-1).
+fn plan(n: usize, redshift_automated: &str, docdb_source_arn: &str, dr: &str) -> Vec<Planned> {
     (0..n)
         .map(|i| {
             let copy = i % 4 == 3;
@@ -160,6 +167,20 @@ fn plan(n: usize, redshift_automated: &str, docdb_source_arn: &str) -> Vec<Plann
             if copy && k % 4 == 2 {
                 spec["region"] = json!("eu-west-1");
             }
+            // The second account: DocumentDB snapshots made there, and copies of the
+            // operator's own account's snapshot into it, in its region and (through an
+            // intermediate copy) into eu-west-1.
+            let in_dr = if copy {
+                k % 8 == 5 || k % 8 == 6
+            } else {
+                i % 8 == 5
+            };
+            if in_dr {
+                spec["account"] = json!(dr);
+                if copy {
+                    spec["source"] = json!({"docdb": {"snapshotIdentifier": docdb_source_arn}});
+                }
+            }
             Planned {
                 copy,
                 name: name.clone(),
@@ -190,6 +211,14 @@ async fn list_all(client: &Client, ns: &str) -> Option<Vec<(String, Value)>> {
         out.push((o.name_any(), serde_json::to_value(&o).unwrap()));
     }
     Some(out)
+}
+
+/// Ready, and a copy made through an intermediate copy has deleted it.
+fn is_done(o: &Value) -> bool {
+    is_ready(o)
+        && status_of(o)
+            .intermediate
+            .is_none_or(|i| i.deleted == Some(true))
 }
 
 fn is_ready(o: &Value) -> bool {
@@ -485,7 +514,43 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     let docdb_arn = common::docdb_source(&aws, "orders-src").await;
     common::elasticache_source(&aws, "sessions-src").await;
     let automated = common::redshift_automated(&aws).await;
+    // The second account: its role trusts the operator's account, it has a DocumentDB
+    // cluster of its own, and the operator's orders-src is shared with it.
+    {
+        let mut st = emulator.lock().unwrap();
+        let role =
+            aws_emulator::sts::Role::from_flag(&format!("{DR_ROLE}=123456789012")).expect("a role");
+        st.roles.insert(DR_ROLE.to_string(), role);
+    }
+    let seeded = reqwest::Client::new()
+        .post(format!("{url}/_emulator/seed"))
+        .json(&json!({"docdb": ["orders"], "region": "us-east-1", "account": DR_ACCOUNT}))
+        .send()
+        .await
+        .expect("seed the second account");
+    assert!(seeded.status().is_success());
+    let dr = format!("{ns}-dr");
+    let accounts: Api<AWSAccount> = Api::all(client.clone());
+    let account: AWSAccount = serde_json::from_value(json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+        "metadata": {"name": dr},
+        "spec": {"accountId": DR_ACCOUNT, "roleArn": DR_ROLE, "namespaces": [ns]}}))
+    .expect("an AWSAccount");
+    match accounts.create(&PostParams::default(), &account).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create AWSAccount {dr}: {e}"),
+    }
     tokio::time::sleep(Duration::from_secs_f64(a.snapshot_seconds + 1.0)).await;
+    // (Once available: AWS shares only an available snapshot.)
+    aws_sdk_docdb::Client::new(&aws)
+        .modify_db_cluster_snapshot_attribute()
+        .db_cluster_snapshot_identifier("orders-src")
+        .attribute_name("restore")
+        .values_to_add(DR_ACCOUNT)
+        .send()
+        .await
+        .expect("share orders-src");
     let sources: BTreeSet<String> = common::aws_snapshots_of(&emulator)
         .into_iter()
         .map(|s| s.id)
@@ -687,7 +752,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         })
     };
 
-    let planned = plan(a.objects, &automated, &docdb_arn);
+    let planned = plan(a.objects, &automated, &docdb_arn, &dr);
     let started = Instant::now();
     for p in &planned {
         let kind = if p.copy {
@@ -736,7 +801,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         };
         let ready = all
             .iter()
-            .filter(|(_, o)| schedule_of(o).is_none() && is_ready(o))
+            .filter(|(_, o)| schedule_of(o).is_none() && is_done(o))
             .count();
         let now = started.elapsed().as_secs_f64();
         if half_ready_s.is_none() && ready * 2 >= planned.len() {
@@ -771,6 +836,8 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
             )
         })
         .collect();
+    // Where each object's snapshot is: identifier, region and account (an intermediate
+    // copy has the copy's identifier in another region).
     let id_of: BTreeMap<String, String> = all
         .iter()
         .map(|(name, o)| {
@@ -780,6 +847,21 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
             )
         })
         .collect();
+    let place_of: BTreeMap<String, (String, String, String)> = all
+        .iter()
+        .map(|(name, o)| {
+            let s = status_of(o);
+            (
+                name.clone(),
+                (
+                    s.snapshot_identifier.unwrap_or_default(),
+                    s.region.unwrap_or_default(),
+                    s.account_id.unwrap_or_else(|| "123456789012".to_string()),
+                ),
+            )
+        })
+        .collect();
+    let place = |s: &common::AwsSnapshot| (s.id.clone(), s.region.clone(), s.account.clone());
     let mut owned: BTreeMap<String, usize> = BTreeMap::new();
     // The schedules' runs come and go meanwhile: theirs are checked at rest, below.
     let run_tag = format!("{ns}/ClusterSnapshot/{SCHEDULE_PREFIX}");
@@ -797,11 +879,11 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
             Some(uid) => match uid_of.get(uid) {
                 Some(name) => {
                     *owned.entry(name.clone()).or_default() += 1;
-                    if id_of.get(name) != Some(&s.id) {
+                    if place_of.get(name) != Some(&place(s)) {
                         violations.push(format!(
-                            "{name} owns {} but records {:?}",
-                            s.id,
-                            id_of.get(name)
+                            "{name} owns {:?} but records {:?}",
+                            place(s),
+                            place_of.get(name)
                         ));
                     }
                 }
@@ -1077,13 +1159,13 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
 
     let left = common::aws_snapshots_of(&emulator);
     // Nothing left but the sources and what Retain objects keep.
-    let retained: BTreeSet<&String> = planned
+    let retained: BTreeSet<&(String, String, String)> = planned
         .iter()
         .filter(|p| p.retain)
-        .map(|p| &id_of[&p.name])
+        .map(|p| &place_of[&p.name])
         .collect();
     for s in &left {
-        if !sources.contains(&s.id) && !retained.contains(&s.id) {
+        if !sources.contains(&s.id) && !retained.contains(&place(s)) {
             violations.push(format!(
                 "leaked: {} {} ({:?})",
                 s.engine,
@@ -1094,7 +1176,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
     }
     for p in &planned {
         let id = &id_of[&p.name];
-        let there = left.iter().find(|s| &s.id == id);
+        let there = left.iter().find(|s| place(s) == place_of[&p.name]);
         match (p.retain, there) {
             (false, Some(_)) => violations.push(format!("{} (Delete) left {id} behind", p.name)),
             (true, None) => violations.push(format!("{} (Retain) lost {id}", p.name)),
@@ -1128,6 +1210,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         "snapshot_copies": planned.iter().filter(|p| p.copy).count(),
         "retain": planned.iter().filter(|p| p.retain).count(),
         "shared": planned.iter().filter(|p| !p.shared.is_empty()).count(),
+        "in_second_account": planned.iter().filter(|p| p.body["spec"]["account"].is_string()).count(),
         "operator_kills": kills.load(Ordering::SeqCst),
         "apiserver_restarts": apiserver_restarts.load(Ordering::SeqCst),
         "aws_calls": calls,
@@ -1144,6 +1227,7 @@ async fn run(a: &Args) -> (Value, Vec<String>) {
         "schedule_figures": schedule_figures,
         "violations": violations.len(),
     });
+    let _ = accounts.delete(&dr, &DeleteParams::default()).await;
     let _ = std::process::Command::new("bash")
         .arg(root().join("tests/testbed/down.sh"))
         .env("TESTBED_STATE", &state_dir)

@@ -550,6 +550,8 @@ impl Harness {
 pub struct AwsSnapshot {
     pub engine: &'static str,
     pub region: String,
+    /// The account it is in.
+    pub account: String,
     pub id: String,
     pub tags: std::collections::BTreeMap<String, String>,
     /// Accounts it is shared with (Redshift and DocumentDB).
@@ -561,21 +563,25 @@ pub fn aws_snapshots_of(emulator: &Shared) -> Vec<AwsSnapshot> {
     let st = emulator.lock().unwrap();
     let mut out = Vec::new();
     for (region, r) in &st.regions {
-        let snap = |engine, id: &str, tags: &[(String, String)], shared: &[String]| AwsSnapshot {
-            engine,
-            region: region.clone(),
-            id: id.to_string(),
-            tags: tags.iter().cloned().collect(),
-            shared: shared.to_vec(),
-        };
+        let snap =
+            |engine, account: &str, id: &str, tags: &[(String, String)], shared: &[String]| {
+                AwsSnapshot {
+                    engine,
+                    region: region.clone(),
+                    account: account.to_string(),
+                    id: id.to_string(),
+                    tags: tags.iter().cloned().collect(),
+                    shared: shared.to_vec(),
+                }
+            };
         for s in r.redshift.snapshots.values().filter(|s| !s.automated) {
-            out.push(snap("redshift", &s.id, &s.tags, &s.shared));
+            out.push(snap("redshift", &s.account, &s.id, &s.tags, &s.shared));
         }
         for s in r.docdb.snapshots.values().filter(|s| !s.automated) {
-            out.push(snap("docdb", &s.id, &s.tags, &s.restore));
+            out.push(snap("docdb", &s.account, &s.id, &s.tags, &s.restore));
         }
         for s in r.elasticache.snapshots.values().filter(|s| !s.automated) {
-            out.push(snap("elasticache", &s.name, &s.tags, &[]));
+            out.push(snap("elasticache", &s.account, &s.name, &s.tags, &[]));
         }
     }
     out.sort_by(|a, b| (a.engine, &a.id).cmp(&(b.engine, &b.id)));
