@@ -827,7 +827,8 @@ fn docdb_restore(emulator: &aws_emulator::server::Shared, account: &str, id: &st
 /// account by a SnapshotCopy with spec.account and shareSourceWhileCopying: the source
 /// is shared with the destination only while the copy runs (revoked once it is made,
 /// and when a copy is deleted mid-way, which cancels it); a copy that does not ask for
-/// the share, of a source not shared, waits saying how to fix it.
+/// the share, of a source not shared, waits saying how to fix it. A copy AWS fails
+/// gives the share up too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
     let _turn = operator_turn().await;
@@ -916,6 +917,45 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
         "the cancelled copy is gone"
     );
 
+    // A copy AWS fails: the share is revoked, the copy says Failed.
+    h.create_copy(copy("failing", true)).await.unwrap();
+    let status = h
+        .wait_copy("failing", Duration::from_secs(60), |s| {
+            s.phase == Some(dbsnapshot_operator::api::Phase::Creating) && s.arn.is_some()
+        })
+        .await;
+    assert_eq!(
+        docdb_restore(&emulator, "123456789012", &source),
+        [DR_ACCOUNT]
+    );
+    let failing = status.snapshot_identifier.clone().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/snapshots/fail", h.aws_url))
+        .json(
+            &serde_json::json!({"service": "docdb", "identifier": failing, "account": DR_ACCOUNT}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{r:?}");
+    h.wait_copy("failing", Duration::from_secs(60), |s| {
+        s.phase == Some(dbsnapshot_operator::api::Phase::Failed)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docdb_restore(&emulator, "123456789012", &source).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the share was never revoked after the copy failed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.copies()
+        .delete("failing", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("failing").await;
+
     // Not asking, and not shared: it waits, saying how to fix it, and calls no copy.
     h.set_snapshot_seconds(0.5);
     h.create_copy(copy("unshared", false)).await.unwrap();
@@ -929,7 +969,7 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
         message.contains(&format!("add {DR_ACCOUNT} to its spec.sharedWith")),
         "{message}"
     );
-    assert_eq!(h.count("docdb", "CopyDBClusterSnapshot"), 2);
+    assert_eq!(h.count("docdb", "CopyDBClusterSnapshot"), 3);
     for c in ["to-dr", "unshared"] {
         h.copies().delete(c, &Default::default()).await.unwrap();
         h.wait_copy_gone(c).await;
@@ -1224,6 +1264,53 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
         .await
         .unwrap();
     h.wait_gone("prod").await;
+    assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
+    accounts.delete(&name, &Default::default()).await.unwrap();
+}
+
+/// With --max-poll-seconds and --resync-seconds at 600, an object waiting for an
+/// AWSAccount that does not exist yet is looked at again only because the account's
+/// readiness wakes it: created and Ready, the account's objects go on at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_waiting_for_an_account_are_woken_when_it_becomes_ready() {
+    let _turn = operator_turn().await;
+    let mut h = Harness::new("acct-wake", 0.5).await;
+    let emulator = h.emulator.clone().unwrap();
+    trust(&emulator, &["123456789012"]);
+    h.operator = None;
+    h.start_operator(&["--max-poll-seconds", "600", "--resync-seconds", "600"]);
+    seed_dr_orders(&h).await;
+    let name = format!("{}-dr", h.ns);
+    h.create(serde_json::json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "ClusterSnapshot",
+        "metadata": {"name": "waits"},
+        "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}, "account": name}}))
+        .await
+        .unwrap();
+    let s = h
+        .wait_for(
+            "waits",
+            Duration::from_secs(60),
+            |_| {},
+            |s| stalled_reason(s).as_deref() == Some("AccountNotReady"),
+        )
+        .await;
+    let message = &condition(&s, "Ready").unwrap().message;
+    assert!(message.starts_with("spec.account:"), "{message}");
+    // Past the first look's backoff, so that only the wake-up can bring it back soon.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (accounts, created) = create_dr_account(&h).await;
+    assert_eq!(created, name);
+    // (Looked at again by itself only after 600 s.)
+    let s = h
+        .wait_for("waits", Duration::from_secs(60), |_| {}, is_ready)
+        .await;
+    assert_eq!(s.account_id.as_deref(), Some(DR_ACCOUNT));
+    h.snapshots()
+        .delete("waits", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("waits").await;
     assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
     accounts.delete(&name, &Default::default()).await.unwrap();
 }
