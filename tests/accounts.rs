@@ -1253,17 +1253,49 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
         .snapshots
         .retain(|_, s| s.id != kept);
 
-    h.set_snapshot_seconds(0.5);
     h.copies()
         .delete("to-dr-west", &Default::default())
         .await
         .unwrap();
     h.wait_copy_gone("to-dr-west").await;
+
+    // The ClusterSnapshot deleted while the intermediate copy is made of it: it waits
+    // for that copy (not for the rest, which is copied from the intermediate copy).
+    h.set_snapshot_seconds(6.0);
+    h.create_copy(copy("last-west")).await.unwrap();
+    h.wait_copy("last-west", Duration::from_secs(60), |s| {
+        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
+    })
+    .await;
     h.snapshots()
         .delete("prod", &Default::default())
         .await
         .unwrap();
+    let deleting = h
+        .wait_for(
+            "prod",
+            Duration::from_secs(30),
+            |_| {},
+            |s| condition(s, "Ready").is_some_and(|c| c.message.contains("last-west")),
+        )
+        .await;
+    assert_eq!(deleting.phase, Some(Phase::Deleting));
+    h.set_snapshot_seconds(0.5);
     h.wait_gone("prod").await;
+    let status = h
+        .wait_copy("last-west", Duration::from_secs(60), |s| {
+            is_ready(s) && s.intermediate.as_ref().and_then(|i| i.deleted) == Some(true)
+        })
+        .await;
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &status.snapshot_identifier.unwrap()),
+        ["eu-west-1"]
+    );
+    h.copies()
+        .delete("last-west", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("last-west").await;
     assert_eq!(docdb_snapshots_in(&emulator, DR_ACCOUNT), vec![]);
     accounts.delete(&name, &Default::default()).await.unwrap();
 }

@@ -696,9 +696,23 @@ async fn copies_in_flight(
                 == Some(name.as_str())
     }) {
         let s = c.status.clone().unwrap_or_default();
-        let (Some(id), Some(engine), Some(region)) = (s.snapshot_identifier, s.engine, s.region)
+        let (Some(id), Some(engine), Some(region)) =
+            (s.snapshot_identifier.clone(), s.engine, s.region.clone())
         else {
             continue;
+        };
+        // A copy across accounts and regions reads this snapshot only while it makes
+        // its intermediate copy (which the rest is copied from).
+        let (id, region) = match &s.intermediate {
+            Some(i)
+                if i.phase == Some(Phase::Available)
+                    || i.deleted == Some(true)
+                    || s.copy_requested == Some(true) =>
+            {
+                continue;
+            }
+            Some(i) => (i.snapshot_identifier.clone(), i.region.clone()),
+            None => (id, region),
         };
         // The copy's account: this snapshot's, or (recorded) its own AWSAccount's.
         let copy_role = if s.account_id.as_deref() == role.map(|r| r.account_id.as_str()) {

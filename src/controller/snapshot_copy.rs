@@ -637,6 +637,7 @@ async fn apply(
             second_hop(&plan, arn.unwrap_or_default())
         }
         Some(_) => match first_hop(api, ctx, obj, &current, &plan).await? {
+            // (first_hop records the intermediate copy's name before its copy call.)
             Hop::Made(status) => {
                 current = *status;
                 let arn = current.intermediate.as_ref().and_then(|i| i.arn.clone());
@@ -707,6 +708,8 @@ async fn apply(
     if plan.request.copy_tags
         && plan.source.engine == Engine::Docdb
         && !plan.across_accounts
+        && plan.intermediate.is_none()
+        && !source_in_another_account(ctx, &plan).await?
         && decision.owned
         && decision.phase == Phase::Available
         && current.phase != Some(Phase::Available)
@@ -780,16 +783,37 @@ pub fn two_hops(across_accounts: bool, source: &Source, region: &str) -> Option<
         .then(|| source.region.clone())
 }
 
-/// The intermediate copy's identifier: the object's own (`<namespace>-<name>-hop-<uid>`),
-/// never the copy's, so that it collides with no other copy or snapshot in the
-/// source's region.
+/// The intermediate copy's identifier: the object's own (`<namespace>-<name>-hop-<uid>`,
+/// the namespace and name shortened first), never a copy's default, so that it
+/// collides with no other copy or snapshot in the source's region.
 pub fn intermediate_identifier(obj: &SnapshotCopy) -> String {
-    default_identifier(
-        &obj.namespace().unwrap_or_default(),
-        &format!("{}-hop", obj.name_any()),
-        &obj.uid().unwrap_or_default(),
-        Engine::Docdb,
-    )
+    let uid: String = obj
+        .uid()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let uid = if uid.is_empty() { "0".to_string() } else { uid };
+    let marker = format!("-hop-{uid}");
+    let head = crate::naming::sanitize(
+        &format!("{}-{}", obj.namespace().unwrap_or_default(), obj.name_any()),
+        Engine::Docdb.max_identifier_len() - marker.len(),
+    );
+    format!("{head}{marker}")
+}
+
+/// Whether a source named by ARN is in another account than the copy: its tags cannot
+/// be read from there (AWS's CopyTags copies them).
+async fn source_in_another_account(ctx: &Context, plan: &CopyPlan) -> Result<bool, EngineError> {
+    let Some((account, _)) = arn_parts(&plan.source.identifier) else {
+        return Ok(false);
+    };
+    let here = match &plan.role {
+        Some(r) => r.account_id.clone(),
+        None => ctx.engines.own_account().await?,
+    };
+    Ok(account != here)
 }
 
 /// The account and region of an ARN (`arn:aws:rds:<region>:<account>:...`).
@@ -890,6 +914,16 @@ async fn first_hop(
     current: &SnapshotStatus,
     plan: &CopyPlan,
 ) -> Result<Hop, Error> {
+    // Its name and place recorded before anything is called (a status recorded before
+    // two hops were needed, by an older version, lacks them).
+    let recorded;
+    let current = if current.intermediate.is_none() {
+        recorded = base_status(current, plan);
+        write_status(api, ctx, obj, current, &recorded).await?;
+        &recorded
+    } else {
+        current
+    };
     let hop = first_hop_plan(plan, obj.spec.intermediate_kms_key_id.as_deref(), current);
     let mut record = IntermediateCopy {
         snapshot_identifier: hop.desired.identifier.clone(),
@@ -1309,7 +1343,21 @@ fn docdb_source_rules(plan: &CopyPlan, source: &crate::engine::Snapshot) -> Resu
         &plan.region,
     )?;
     // The first hop of a copy across regions: the second needs a key of its region
-    // for an encrypted source; refused before anything is copied.
+    // for an encrypted source, and refuses one for an unencrypted source; both refused
+    // before anything is copied.
+    if plan.kms_field == "spec.intermediateKmsKeyId"
+        && source.encrypted == Some(false)
+        && let Some(key) = &plan.next_kms_key_id
+    {
+        return Err(SpecError::new(
+            "spec.kmsKeyId",
+            format!(
+                "{id} is not encrypted, and AWS refuses a KMS key ({key}) for a copy of an \
+                 unencrypted DocumentDB snapshot (it never encrypts one). Create the \
+                 SnapshotCopy again without spec.kmsKeyId"
+            ),
+        ));
+    }
     if plan.kms_field == "spec.intermediateKmsKeyId"
         && source.encrypted == Some(true)
         && plan.next_kms_key_id.is_none()
@@ -1723,6 +1771,22 @@ mod tests {
         let hop_id = intermediate_identifier(&obj);
         assert_eq!(hop_id, "data-dr-hop-0f0e0d0c");
         assert_ne!(hop_id, p.desired.identifier);
+        // Long names give way; the marker and the uid stay.
+        let mut long = obj.clone();
+        long.metadata.name = Some("a".repeat(80));
+        let long_id = intermediate_identifier(&long);
+        assert!(
+            long_id.ends_with("-hop-0f0e0d0c") && long_id.len() == 63,
+            "{long_id}"
+        );
+        assert!(
+            crate::naming::is_valid_identifier(&long_id, 63),
+            "{long_id}"
+        );
+        assert_ne!(
+            long_id,
+            default_identifier("data", &"a".repeat(80), "0f0e0d0c-aaaa", Engine::Docdb)
+        );
         // Recorded with the identity fields, before anything is made.
         let recorded_first = base_status(&SnapshotStatus::default(), &p);
         assert_eq!(recorded_first.intermediate, p.intermediate);
@@ -1773,6 +1837,59 @@ mod tests {
         assert_eq!(second.desired, p.desired);
         assert_eq!(second.desired.shared_with, vec!["444455556666".to_string()]);
         assert_eq!(second.desired.deletion_policy, DeletionPolicy::Retain);
+
+        // The first hop checks both keys against the source before anything is copied.
+        let described = |encrypted: bool| crate::engine::Snapshot {
+            identifier: "prod".into(),
+            snapshot_type: Some(crate::engine::docdb::SHARED.into()),
+            encrypted: Some(encrypted),
+            ..Default::default()
+        };
+        let hop = |intermediate: Option<&str>, last: Option<&str>| {
+            let mut q = p.clone();
+            q.request.kms_key_id = last.map(str::to_string);
+            first_hop_plan(&q, intermediate, &status)
+        };
+        let field = |r: Result<(), SpecError>| r.map_err(|e| e.field);
+        assert_eq!(
+            field(docdb_source_rules(
+                &hop(Some("alias/us"), Some("alias/eu")),
+                &described(true)
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            field(docdb_source_rules(
+                &hop(None, Some("alias/eu")),
+                &described(true)
+            )),
+            Err("spec.intermediateKmsKeyId".to_string())
+        );
+        assert_eq!(
+            field(docdb_source_rules(
+                &hop(Some("alias/us"), None),
+                &described(true)
+            )),
+            Err("spec.kmsKeyId".to_string())
+        );
+        assert_eq!(
+            field(docdb_source_rules(
+                &hop(None, Some("alias/eu")),
+                &described(false)
+            )),
+            Err("spec.kmsKeyId".to_string())
+        );
+        assert_eq!(
+            field(docdb_source_rules(
+                &hop(Some("alias/us"), None),
+                &described(false)
+            )),
+            Err("spec.intermediateKmsKeyId".to_string())
+        );
+        assert_eq!(
+            field(docdb_source_rules(&hop(None, None), &described(false))),
+            Ok(())
+        );
     }
 
     /// A copy whose ClusterSnapshot is not Ready (or gone) goes on with the source its
