@@ -8,8 +8,13 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
+/// One operator at a time: each reconciles every AWSAccount (they are cluster-scoped),
+/// so another test's operator would check this file's account against its own AWS.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_against_moto() {
+    let _turn = TURN.lock().await;
     let moto = moto();
     let mut h = Harness::with_aws("moto", &moto.url).await;
     aws_sdk_redshift::Client::new(&h.aws)
@@ -172,6 +177,7 @@ async fn docdb_copy_tags_end_on_the_copy(h: &Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docdb_copy_tags_against_moto_and_the_emulator() {
+    let _turn = TURN.lock().await;
     // moto applies the source's tags only to a copy request without tags of its own.
     let moto = moto();
     let mut m = Harness::with_aws("moto-copytags", &moto.url).await;
@@ -193,4 +199,129 @@ async fn docdb_copy_tags_against_moto_and_the_emulator() {
     seed_clusters(&e.aws).await;
     docdb_copy_tags_end_on_the_copy(&e).await;
     assert_eq!(e.count("docdb", "AddTagsToResource"), 0);
+}
+
+/// AWSAccounts against moto's STS: the operator assumes a role of another account with
+/// its own credentials (moto puts what the assumed credentials make in the role's
+/// account), the AWSAccount is Ready with the account GetCallerIdentity names, and a
+/// ClusterSnapshot with spec.account is made, seen and deleted in that account: visible
+/// with that account's credentials, never with the operator's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_accounts_against_motos_sts() {
+    let _turn = TURN.lock().await;
+    const ACCOUNT: &str = "111122223333";
+    const ROLE: &str = "arn:aws:iam::111122223333:role/dbsnapshot-operator";
+    let moto = moto();
+    let mut h = Harness::with_aws("moto-sts", &moto.url).await;
+    let assumed = aws_sdk_sts::Client::new(&h.aws)
+        .assume_role()
+        .role_arn(ROLE)
+        .role_session_name("seed")
+        .send()
+        .await
+        .expect("AssumeRole")
+        .credentials
+        .expect("credentials");
+    let theirs = h
+        .aws
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    assumed.access_key_id,
+                    assumed.secret_access_key,
+                    Some(assumed.session_token),
+                    None,
+                    "moto",
+                ),
+            ),
+        )
+        .build();
+    let in_their_account = aws_sdk_redshift::Client::new(&theirs);
+    in_their_account
+        .create_cluster()
+        .cluster_identifier("analytics")
+        .node_type("dc2.large")
+        .master_username("admin")
+        .master_user_password("Secret123")
+        .send()
+        .await
+        .expect("a cluster in the other account");
+    h.start_operator(&[]);
+    let accounts: kube::Api<dbsnapshot_operator::api::AWSAccount> =
+        kube::Api::all(h.client.clone());
+    let name = format!("{}-b", h.ns);
+    accounts
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "AWSAccount",
+                "metadata": {"name": name},
+                "spec": {"accountId": ACCOUNT, "roleArn": ROLE, "namespaces": [h.ns]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = accounts.get(&name).await.unwrap();
+        let ready = a.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| c.status == "True")
+        });
+        if ready == Some(true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "AWSAccount not Ready: {:?}",
+            a.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.create(json!({
+        "metadata": {"name": "theirs"},
+        "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}},
+                 "snapshotIdentifier": "moto-theirs", "account": name}
+    }))
+    .await
+    .unwrap();
+    let s = h
+        .wait_for("theirs", Duration::from_secs(60), |_| {}, is_ready)
+        .await;
+    assert_eq!(s.account_id.as_deref(), Some(ACCOUNT));
+    assert!(
+        s.arn.as_deref().is_some_and(|a| a.contains(ACCOUNT)),
+        "{:?}",
+        s.arn
+    );
+    let found = |client: aws_sdk_redshift::Client| async move {
+        client
+            .describe_cluster_snapshots()
+            .snapshot_identifier("moto-theirs")
+            .send()
+            .await
+            .map(|r| !r.snapshots().is_empty())
+            .unwrap_or(false)
+    };
+    assert!(
+        found(in_their_account.clone()).await,
+        "not in the other account"
+    );
+    assert!(
+        !found(aws_sdk_redshift::Client::new(&h.aws)).await,
+        "made in the operator's own account"
+    );
+    h.snapshots()
+        .delete("theirs", &Default::default())
+        .await
+        .unwrap();
+    h.wait_gone("theirs").await;
+    assert!(
+        !found(in_their_account).await,
+        "not deleted in the other account"
+    );
+    accounts.delete(&name, &Default::default()).await.unwrap();
 }
