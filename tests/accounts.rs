@@ -1185,6 +1185,52 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
         "the intermediate copy is deleted"
     );
 
+    // The copy failed on AWS: it is Failed, and its intermediate copy goes at once.
+    h.set_snapshot_seconds(3.0);
+    h.create_copy(copy("broken-west")).await.unwrap();
+    h.wait_copy("broken-west", Duration::from_secs(60), |s| {
+        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
+    })
+    .await;
+    h.set_snapshot_seconds(60.0);
+    let status = h
+        .wait_copy("broken-west", Duration::from_secs(60), |s| {
+            s.copy_requested == Some(true) && s.arn.is_some()
+        })
+        .await;
+    let broken = status.snapshot_identifier.clone().unwrap();
+    let broken_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/snapshots/fail", h.aws_url))
+        .json(
+            &serde_json::json!({"service": "docdb", "identifier": broken,
+                                  "region": "eu-west-1", "account": DR_ACCOUNT}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{r:?}");
+    let status = h
+        .wait_copy("broken-west", Duration::from_secs(60), |s| {
+            s.phase == Some(Phase::Failed)
+                && s.intermediate.as_ref().and_then(|i| i.deleted) == Some(true)
+        })
+        .await;
+    assert_eq!(stalled_reason(&status).as_deref(), Some("Failed"));
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &broken_hop),
+        Vec::<String>::new()
+    );
+    h.copies()
+        .delete("broken-west", &Default::default())
+        .await
+        .unwrap();
+    h.wait_copy_gone("broken-west").await;
+    assert_eq!(
+        docdb_regions_of(&emulator, DR_ACCOUNT, &broken),
+        Vec::<String>::new()
+    );
+
     // With Retain, deleted while the intermediate copy is copied across regions: the
     // copy is kept, so the intermediate copy is deleted only once AWS has made it.
     h.set_snapshot_seconds(3.0);

@@ -734,9 +734,12 @@ async fn apply(
         // the spec names.
         status.source_arn = source_arn;
     }
-    // The copy made: the intermediate copy goes.
+    // The copy made, or failed on AWS (a failed snapshot is never made good): the
+    // intermediate copy goes. (A copy call refused is tried again, from it.)
+    let failed_on_aws =
+        matches!(&observed, Observation::Found(s) if s.state() == SnapshotState::Failed);
     if decision.owned
-        && decision.phase == Phase::Available
+        && (decision.phase == Phase::Available || failed_on_aws)
         && let Some(i) = current
             .intermediate
             .as_ref()
