@@ -33,12 +33,15 @@ pub fn account_role(spec: &AWSAccountSpec) -> AccountRole {
     }
 }
 
-/// Why an object cannot work in the account its spec.account names, as its Stalled
-/// condition says it.
+/// Why an object cannot work in the account its spec.account names, as its Ready
+/// condition says it: Stalled, or (`waiting`) Reconciling while the operator itself is
+/// still checking the account (it has not assumed the role yet, or is doing so again),
+/// which needs nobody to act.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountProblem {
     pub reason: &'static str,
     pub message: String,
+    pub waiting: bool,
 }
 
 impl AccountProblem {
@@ -46,6 +49,14 @@ impl AccountProblem {
         Self {
             reason: reasons::ACCOUNT_NOT_READY,
             message,
+            waiting: false,
+        }
+    }
+
+    fn checking(message: String) -> Self {
+        Self {
+            waiting: true,
+            ..Self::not_ready(message)
         }
     }
 }
@@ -75,6 +86,7 @@ pub fn admit(
             (Some(_), Ok(labels)) => spec.admits(namespace, labels),
             (Some(_), Err(why)) => {
                 return Err(AccountProblem {
+                    waiting: false,
                     reason: reasons::ACCOUNT_NOT_ALLOWED,
                     message: format!(
                         "spec.account: AWSAccount {name} admits namespaces by label, and the                          labels of namespace {namespace} could not be read ({why}); the                          operator needs get on namespaces (the Helm chart grants it)"
@@ -84,6 +96,7 @@ pub fn admit(
         };
         if !admitted {
             return Err(AccountProblem {
+                waiting: false,
                 reason: reasons::ACCOUNT_NOT_ALLOWED,
                 message: format!(
                     "spec.account: AWSAccount {name} does not admit namespace {namespace};                      a cluster administrator adds it to the AWSAccount's spec.namespaces, or                      labels it to match spec.namespaceSelector"
@@ -112,11 +125,22 @@ pub fn admit(
         {
             Ok(account_role(spec))
         }
-        Some(c) if c.status != "True" => Err(AccountProblem::not_ready(format!(
-            "spec.account: AWSAccount {name} is not Ready: {}",
-            c.message
-        ))),
-        _ => Err(AccountProblem::not_ready(format!(
+        // Stalled with it; waiting with it while the operator checks it.
+        Some(c) if c.status != "True" => {
+            let message = format!(
+                "spec.account: AWSAccount {name} is not Ready: {}",
+                c.message
+            );
+            let stalled = status
+                .condition(conditions::STALLED)
+                .is_some_and(|s| s.status == "True");
+            Err(if stalled {
+                AccountProblem::not_ready(message)
+            } else {
+                AccountProblem::checking(message)
+            })
+        }
+        _ => Err(AccountProblem::checking(format!(
             "spec.account: AWSAccount {name} has not been checked yet; waiting for the \
              operator to assume its role"
         ))),
@@ -456,6 +480,8 @@ mod tests {
                     Some(
                         json!({"observedGeneration": 2, "conditions": [{"type": "Ready",
                     "status": "False", "reason": "AWSError", "message": "AccessDenied: not trusted",
+                    "lastTransitionTime": "2026-12-01T00:00:00Z"}, {"type": "Stalled",
+                    "status": "True", "reason": "AWSError", "message": "AccessDenied: not trusted",
                     "lastTransitionTime": "2026-12-01T00:00:00Z"}]}),
                     ),
                 )),
@@ -464,6 +490,22 @@ mod tests {
                 None,
                 reasons::ACCOUNT_NOT_READY,
                 "is not Ready: AccessDenied: not trusted",
+            ),
+            (
+                // Not Ready while the operator checks it (Reconciling, not Stalled).
+                Some(account(
+                    listed.clone(),
+                    Some(
+                        json!({"observedGeneration": 2, "conditions": [{"type": "Ready",
+                    "status": "False", "reason": "Progressing", "message": "assuming the role",
+                    "lastTransitionTime": "2026-12-01T00:00:00Z"}]}),
+                    ),
+                )),
+                "data",
+                Ok(&no),
+                None,
+                reasons::ACCOUNT_NOT_READY,
+                "is not Ready: assuming the role",
             ),
             (
                 // The snapshot is in another account than the AWSAccount names now.
@@ -478,6 +520,12 @@ mod tests {
         for (a, ns, labels, recorded, reason, words) in cases {
             let e = admit("prod", a.as_ref(), ns, labels, recorded).unwrap_err();
             assert_eq!(e.reason, reason, "{e:?}");
+            // Only the operator's own check under way is waited for without Stalled.
+            assert_eq!(
+                e.waiting,
+                words == "has not been checked yet" || words.ends_with("assuming the role"),
+                "{e:?}"
+            );
             assert!(e.message.contains(words), "{e:?} should say {words}");
             assert!(e.message.starts_with("spec.account: "), "{e:?}");
         }

@@ -242,10 +242,19 @@ pub async fn account_problem<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let health = Health::stalled(problem.reason, problem.message);
-    if obj.meta().deletion_timestamp.is_some() {
+    let waiting = problem.waiting;
+    let health = if waiting {
+        Health::progressing(problem.reason, problem.message)
+    } else {
+        Health::stalled(problem.reason, problem.message)
+    };
+    if obj.meta().deletion_timestamp.is_some() || waiting {
         let mut status = old.clone();
-        status.phase = Some(crate::api::Phase::Deleting);
+        status.phase = Some(if obj.meta().deletion_timestamp.is_some() {
+            crate::api::Phase::Deleting
+        } else {
+            old.phase.unwrap_or(crate::api::Phase::Pending)
+        });
         let status = with_health(status, &health, obj.meta().generation);
         write_status(api, ctx, obj, old, &status).await?;
     } else {
