@@ -1895,6 +1895,54 @@ mod tests {
         );
     }
 
+    /// The intermediate copy is deleted only where it is the object's: by its owner tag,
+    /// or the recorded ARN and creation time. One made again under its name outside
+    /// Kubernetes, another object's, or untagged is left alone.
+    #[test]
+    fn only_the_objects_own_intermediate_copy_is_deleted() {
+        let obj = copy(serde_json::json!({"source": {"clusterSnapshotRef": {"name": "n"}}}));
+        let i = IntermediateCopy {
+            snapshot_identifier: intermediate_identifier(&obj),
+            region: "us-east-1".into(),
+            arn: Some("arn:aws:rds:us-east-1:111122223333:cluster-snapshot:x".into()),
+            creation_time: Some("2026-12-02T10:00:00Z".into()),
+            ..Default::default()
+        };
+        let desired = intermediate_desired(&obj, &i);
+        assert_eq!(desired.deletion_policy, DeletionPolicy::Delete);
+        assert!(!desired.adopt_untagged);
+        let found = |owner: Option<&str>, created: &str| {
+            let mut tags = crate::api::Tags::new();
+            if let Some(o) = owner {
+                tags.insert(OWNER_UID_TAG.to_string(), o.to_string());
+            }
+            crate::engine::Snapshot {
+                identifier: i.snapshot_identifier.clone(),
+                arn: i.arn.clone(),
+                aws_status: "available".into(),
+                created: Some(created.into()),
+                tags: Some(tags),
+                shared_with: Some(Vec::new()),
+                ..Default::default()
+            }
+        };
+        let step = |s: crate::engine::Snapshot| {
+            let observed = Observation::Found(Box::new(s));
+            lifecycle::cleanup(&desired, &observed, None, &lifecycle::Timing::default()).step
+        };
+        assert_eq!(
+            step(found(Some("0a1b2c3d-eeee"), "2026-12-02T10:00:00Z")),
+            lifecycle::Step::Delete
+        );
+        for foreign in [
+            found(Some("someone-else"), "2026-12-02T10:00:00Z"),
+            found(None, "2026-12-02T11:00:00Z"),
+            found(Some("someone-else"), "2026-12-02T11:00:00Z"),
+        ] {
+            assert_eq!(step(foreign), lifecycle::Step::Nothing);
+        }
+    }
+
     /// A copy whose ClusterSnapshot is not Ready (or gone) goes on with the source its
     /// status records: an ARN names the source's region, which an intermediate copy
     /// needs.
