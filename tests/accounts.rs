@@ -929,15 +929,7 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
         [DR_ACCOUNT]
     );
     let failing = status.snapshot_identifier.clone().unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/snapshots/fail", h.aws_url))
-        .json(
-            &serde_json::json!({"service": "docdb", "identifier": failing, "account": DR_ACCOUNT}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{r:?}");
+    fail_dr_snapshot(&h, &failing, "us-east-1").await;
     h.wait_copy("failing", Duration::from_secs(60), |s| {
         s.phase == Some(dbsnapshot_operator::api::Phase::Failed)
     })
@@ -983,26 +975,43 @@ async fn a_copy_into_another_account_shares_its_source_only_while_copying() {
     accounts.delete(&name, &Default::default()).await.unwrap();
 }
 
-/// The DocumentDB snapshots of one account named `id`, by region.
-fn docdb_regions_of(
-    emulator: &aws_emulator::server::Shared,
-    account: &str,
-    id: &str,
-) -> Vec<String> {
-    let st = emulator.lock().unwrap();
-    let mut out: Vec<String> = st
-        .regions
-        .iter()
-        .filter(|(_, r)| {
-            r.docdb
-                .snapshots
-                .values()
-                .any(|s| s.account == account && s.id == id)
+/// A two-hop copy (`body`) made with a 3 s first hop, then its second hop under way
+/// (copies taking `second_seconds`): its status, the copy's identifier and the
+/// intermediate copy's.
+async fn in_second_hop(
+    h: &Harness,
+    body: serde_json::Value,
+    second_seconds: f64,
+) -> (dbsnapshot_operator::api::SnapshotStatus, String, String) {
+    let name = body["metadata"]["name"].as_str().unwrap().to_string();
+    h.set_snapshot_seconds(3.0);
+    h.create_copy(body).await.unwrap();
+    h.wait_copy(&name, Duration::from_secs(60), |s| {
+        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
+    })
+    .await;
+    h.set_snapshot_seconds(second_seconds);
+    let status = h
+        .wait_copy(&name, Duration::from_secs(60), |s| {
+            s.copy_requested == Some(true) && s.arn.is_some()
         })
-        .map(|(name, _)| name.clone())
-        .collect();
-    out.sort();
-    out
+        .await;
+    let id = status.snapshot_identifier.clone().unwrap();
+    let hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    (status, id, hop)
+}
+
+/// Has the emulator fail the DR account's DocumentDB snapshot `id` in `region`, as AWS
+/// marks a copy that failed.
+async fn fail_dr_snapshot(h: &Harness, id: &str, region: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_emulator/snapshots/fail", h.aws_url))
+        .json(&serde_json::json!({"service": "docdb", "identifier": id,
+                                  "region": region, "account": DR_ACCOUNT}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{r:?}");
 }
 
 /// A DocumentDB ClusterSnapshot in us-east-1 copied into another account in eu-west-1
@@ -1146,20 +1155,7 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
 
     // Deleted while the intermediate copy is copied across regions: the copy is
     // cancelled, then the intermediate copy deleted.
-    h.set_snapshot_seconds(3.0);
-    h.create_copy(copy("late-west")).await.unwrap();
-    h.wait_copy("late-west", Duration::from_secs(60), |s| {
-        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
-    })
-    .await;
-    h.set_snapshot_seconds(60.0);
-    let status = h
-        .wait_copy("late-west", Duration::from_secs(60), |s| {
-            s.copy_requested == Some(true) && s.arn.is_some()
-        })
-        .await;
-    let late = status.snapshot_identifier.clone().unwrap();
-    let late_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    let (status, late, late_hop) = in_second_hop(&h, copy("late-west"), 60.0).await;
     assert_eq!(status.phase, Some(Phase::Creating));
     assert_eq!(
         docdb_regions_of(&emulator, DR_ACCOUNT, &late),
@@ -1186,30 +1182,8 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
     );
 
     // The copy failed on AWS: it is Failed, and its intermediate copy goes at once.
-    h.set_snapshot_seconds(3.0);
-    h.create_copy(copy("broken-west")).await.unwrap();
-    h.wait_copy("broken-west", Duration::from_secs(60), |s| {
-        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
-    })
-    .await;
-    h.set_snapshot_seconds(60.0);
-    let status = h
-        .wait_copy("broken-west", Duration::from_secs(60), |s| {
-            s.copy_requested == Some(true) && s.arn.is_some()
-        })
-        .await;
-    let broken = status.snapshot_identifier.clone().unwrap();
-    let broken_hop = status.intermediate.clone().unwrap().snapshot_identifier;
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/snapshots/fail", h.aws_url))
-        .json(
-            &serde_json::json!({"service": "docdb", "identifier": broken,
-                                  "region": "eu-west-1", "account": DR_ACCOUNT}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{r:?}");
+    let (_, broken, broken_hop) = in_second_hop(&h, copy("broken-west"), 60.0).await;
+    fail_dr_snapshot(&h, &broken, "eu-west-1").await;
     let status = h
         .wait_copy("broken-west", Duration::from_secs(60), |s| {
             s.phase == Some(Phase::Failed)
@@ -1233,22 +1207,9 @@ async fn a_copy_into_another_account_and_region_goes_through_an_intermediate_cop
 
     // With Retain, deleted while the intermediate copy is copied across regions: the
     // copy is kept, so the intermediate copy is deleted only once AWS has made it.
-    h.set_snapshot_seconds(3.0);
     let mut keep = copy("kept-west");
     keep["spec"]["deletionPolicy"] = serde_json::json!("Retain");
-    h.create_copy(keep).await.unwrap();
-    h.wait_copy("kept-west", Duration::from_secs(60), |s| {
-        s.intermediate.as_ref().and_then(|i| i.phase) == Some(Phase::Creating)
-    })
-    .await;
-    h.set_snapshot_seconds(8.0);
-    let status = h
-        .wait_copy("kept-west", Duration::from_secs(60), |s| {
-            s.copy_requested == Some(true) && s.arn.is_some()
-        })
-        .await;
-    let kept = status.snapshot_identifier.clone().unwrap();
-    let kept_hop = status.intermediate.clone().unwrap().snapshot_identifier;
+    let (_, kept, kept_hop) = in_second_hop(&h, keep, 8.0).await;
     h.copies()
         .delete("kept-west", &Default::default())
         .await

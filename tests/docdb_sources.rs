@@ -196,22 +196,7 @@ async fn docdb_copy_kms_and_shared_rules() {
     // to us-east-1, and the intermediate copy deleted. Encrypted, with a key of each
     // region.
     let emulator = h.emulator.clone().unwrap();
-    let in_regions = |id: &str| {
-        let st = emulator.lock().unwrap();
-        let mut r: Vec<String> = st
-            .regions
-            .iter()
-            .filter(|(_, r)| {
-                r.docdb
-                    .snapshots
-                    .values()
-                    .any(|s| s.account == "123456789012" && s.id == id)
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        r.sort();
-        r
-    };
+    let in_regions = |id: &str| common::docdb_regions_of(&emulator, "123456789012", id);
     let calls = h.count("docdb", "CopyDBClusterSnapshot");
     for (name, spec) in [
         (

@@ -588,6 +588,24 @@ pub fn aws_snapshots_of(emulator: &Shared) -> Vec<AwsSnapshot> {
     out
 }
 
+/// The DocumentDB snapshots of one account named `id`, by region.
+pub fn docdb_regions_of(emulator: &Shared, account: &str, id: &str) -> Vec<String> {
+    let st = emulator.lock().unwrap();
+    let mut out: Vec<String> = st
+        .regions
+        .iter()
+        .filter(|(_, r)| {
+            r.docdb
+                .snapshots
+                .values()
+                .any(|s| s.account == account && s.id == id)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
 impl AwsSnapshot {
     pub fn owner(&self) -> Option<&str> {
         self.tags.get("dbsnapshot.io/owner-uid").map(String::as_str)
