@@ -70,6 +70,53 @@ struct ErrorLabels {
     class: String,
 }
 
+/// One kind of write to the API server: the verb and the resource written (with its
+/// subresource: `clustersnapshots/status`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeWrite {
+    pub verb: String,
+    pub resource: String,
+}
+
+/// The write a request to the API server makes, if it writes: its verb (create,
+/// update, patch, delete) and resource (`clustersnapshots`, `clustersnapshots/status`,
+/// `events`, `leases`), from its method and path.
+pub fn kube_write(method: &str, path: &str) -> Option<KubeWrite> {
+    let verb = match method {
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        _ => return None,
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    // /api/v1/... or /apis/<group>/<version>/...
+    match segments.next()? {
+        "api" => {
+            segments.next()?;
+        }
+        "apis" => {
+            segments.next()?;
+            segments.next()?;
+        }
+        _ => return None,
+    }
+    let mut rest: Vec<&str> = segments.collect();
+    if rest.len() >= 3 && rest[0] == "namespaces" {
+        rest.drain(..2);
+    }
+    let resource = match rest.as_slice() {
+        [] => return None,
+        [resource] | [resource, _] => resource.to_string(),
+        [resource, _, sub, ..] => format!("{resource}/{sub}"),
+    };
+    Some(KubeWrite {
+        verb: verb.to_string(),
+        resource,
+    })
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
     service: String,
@@ -120,6 +167,7 @@ pub struct Metrics {
     ready: Gauge,
     aws_rate: Family<ServiceRegion, Gauge<f64, std::sync::atomic::AtomicU64>>,
     polls: Family<ServiceRegion, Counter>,
+    kube_writes: Family<KubeWrite, Counter>,
     /// Whether the API server and AWS answer, from the operator's own calls.
     pub reach: Reach,
 }
@@ -283,6 +331,14 @@ impl Default for Metrics {
             "Batched describes of a source cluster's snapshots, by service and region",
             polls.clone(),
         );
+        let kube_writes = Family::<KubeWrite, Counter>::default();
+        registry.register(
+            "kube_writes",
+            "Requests that write to the API server (status and metadata patches, \
+             finalizer updates, Events, Leases, deletes) by verb and resource, counted as \
+             they are sent",
+            kube_writes.clone(),
+        );
         let schedule_runs = Family::<ScheduleOutcome, Counter>::default();
         let schedule_last_success =
             Family::<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
@@ -311,6 +367,7 @@ impl Default for Metrics {
             schedule_snapshots,
             aws_rate,
             polls,
+            kube_writes,
             reach: Reach::default(),
             reconciles,
             errors,
@@ -390,6 +447,27 @@ impl Metrics {
                 region: region.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a request to the API server if it writes.
+    pub fn kube_request(&self, method: &str, path: &str) {
+        if let Some(write) = kube_write(method, path) {
+            self.kube_writes.get_or_create(&write).inc();
+        }
+    }
+
+    /// A layer for the Kubernetes client that counts its writes
+    /// ([`Metrics::kube_request`]).
+    pub fn kube_write_layer(
+        self: &Arc<Self>,
+    ) -> tower::util::MapRequestLayer<
+        impl Fn(http::Request<kube::client::Body>) -> http::Request<kube::client::Body> + Clone + use<>,
+    > {
+        let metrics = self.clone();
+        tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+            metrics.kube_request(req.method().as_str(), req.uri().path());
+            req
+        })
     }
 
     /// Replaces the object counts.
@@ -514,6 +592,90 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_to_the_api_server_are_told_by_verb_and_resource() {
+        let w = |m: &str, p: &str| kube_write(m, p).map(|w| format!("{} {}", w.verb, w.resource));
+        let ns = "/apis/dbsnapshot.io/v1alpha1/namespaces/data";
+        for (method, path, want) in [
+            (
+                "PATCH",
+                format!("{ns}/clustersnapshots/a/status?fieldManager=x&force=true"),
+                Some("patch clustersnapshots/status"),
+            ),
+            (
+                "PATCH",
+                format!("{ns}/clustersnapshots/a"),
+                Some("patch clustersnapshots"),
+            ),
+            (
+                "PUT",
+                format!("{ns}/snapshotcopies/a"),
+                Some("update snapshotcopies"),
+            ),
+            (
+                "POST",
+                format!("{ns}/clustersnapshots"),
+                Some("create clustersnapshots"),
+            ),
+            (
+                "DELETE",
+                format!("{ns}/clustersnapshots/a"),
+                Some("delete clustersnapshots"),
+            ),
+            (
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/data/events".into(),
+                Some("create events"),
+            ),
+            (
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/ops/leases/op".into(),
+                Some("update leases"),
+            ),
+            (
+                "POST",
+                "/api/v1/namespaces".into(),
+                Some("create namespaces"),
+            ),
+            (
+                "PATCH",
+                "/api/v1/namespaces/data".into(),
+                Some("patch namespaces"),
+            ),
+            ("GET", format!("{ns}/clustersnapshots?watch=true"), None),
+            ("GET", format!("{ns}/clustersnapshots/a"), None),
+            ("POST", "/version".into(), None),
+            ("POST", "/apis".into(), None),
+        ] {
+            assert_eq!(w(method, &path).as_deref(), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn writes_are_counted_and_reads_are_not() {
+        let m = Metrics::default();
+        m.kube_request(
+            "PATCH",
+            "/apis/dbsnapshot.io/v1alpha1/namespaces/d/clustersnapshots/a/status",
+        );
+        m.kube_request(
+            "PATCH",
+            "/apis/dbsnapshot.io/v1alpha1/namespaces/d/clustersnapshots/b/status",
+        );
+        m.kube_request(
+            "GET",
+            "/apis/dbsnapshot.io/v1alpha1/namespaces/d/clustersnapshots/a",
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                "dbsnapshot_kube_writes_total{verb=\"patch\",resource=\"clustersnapshots/status\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("verb=\"get\""), "{text}");
+    }
 
     #[test]
     fn schedule_series_follow_the_schedules_that_exist() {
