@@ -211,8 +211,17 @@ async fn aws(Extract(state): Extract<Shared>, headers: HeaderMap, body: Bytes) -
         instant: Instant::now(),
         seconds_per_day: lock(&state).seconds_per_day,
     };
+    let naming_one = crate::state::SNAPSHOT_PARAMETERS
+        .iter()
+        .any(|p| params.get(p).is_some());
     let (result, hold) = {
         let mut st = lock(&state);
+        if naming_one {
+            *st.counters
+                .naming_one_snapshot
+                .entry(format!("{service}:{action}"))
+                .or_default() += 1;
+        }
         let result = st
             .admit(service, &action, &caller)
             .and_then(|()| deny(&st.faults, service, &action, &caller))

@@ -270,7 +270,26 @@ pub struct Counters {
     /// Calls refused for their credentials: an unknown temporary access key, a session
     /// token that does not match, or one that has expired.
     pub refused_credentials: u64,
+    /// Calls about one snapshot (they name it: a describe of it alone, its tags, its
+    /// attributes, a create, copy, share or delete), per `service:Action`; the rest are
+    /// listings (of a source's snapshots, of clusters) and STS.
+    pub naming_one_snapshot: BTreeMap<String, u64>,
 }
+
+/// The parameters that name one snapshot in the three services' models.
+pub const SNAPSHOT_PARAMETERS: &[&str] = &[
+    "SnapshotIdentifier",
+    "SnapshotArn",
+    "DBClusterSnapshotIdentifier",
+    "SourceDBClusterSnapshotIdentifier",
+    "TargetDBClusterSnapshotIdentifier",
+    "SourceSnapshotIdentifier",
+    "TargetSnapshotIdentifier",
+    "SnapshotName",
+    "SourceSnapshotName",
+    "TargetSnapshotName",
+    "ResourceName",
+];
 
 pub struct State {
     pub regions: HashMap<String, Region>,
