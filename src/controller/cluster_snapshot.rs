@@ -582,7 +582,8 @@ async fn apply(
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     // While shared for copies, looked at again at least every --max-poll-seconds: the
-    // copies' changes wake it, but the copy cache may lag behind the wake-up.
+    // copies' changes wake it (once the copy cache holds them); this is a safety net
+    // for a wake-up lost to a restart of the watch.
     let requeue = if sharing_for_copies {
         Some(
             decision
@@ -640,6 +641,43 @@ pub fn shares_while_copying(obj: &ClusterSnapshot, copies: &[SnapshotCopy]) -> V
     accounts.sort();
     accounts.dedup();
     accounts
+}
+
+/// What a ClusterSnapshot reads of a SnapshotCopy of it ([`shares_while_copying`],
+/// [`copies_in_flight`]), as a hash: the source is woken when this changes (its phase,
+/// Stalled, the intermediate copy's progress through its phases, its recorded target,
+/// spec or deletion), not by its progress writes. Pure.
+pub fn what_sources_read(c: &SnapshotCopy) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    let meta = &c.metadata;
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    if let Some(s) = &c.status {
+        s.condition(crate::api::conditions::STALLED)
+            .map(|c| c.status.as_str())
+            .hash(&mut h);
+        (
+            s.phase.map(|p| format!("{p:?}")),
+            s.engine.map(|e| e.as_str()),
+            &s.region,
+            &s.account_id,
+            &s.snapshot_identifier,
+            s.copy_requested,
+        )
+            .hash(&mut h);
+        if let Some(i) = &s.intermediate {
+            (
+                &i.snapshot_identifier,
+                &i.region,
+                i.phase.map(|p| format!("{p:?}")),
+                i.deleted,
+            )
+                .hash(&mut h);
+        }
+    }
+    Some(h.finish())
 }
 
 /// The SnapshotCopies that may name this ClusterSnapshot: from the cache once it holds
@@ -1271,5 +1309,72 @@ mod tests {
         let e = plan(&obj, None, &Defaults::default()).unwrap_err();
         assert_eq!(e.field, "spec.region");
         let _ = ClusterSnapshotSpec::clone(&obj.spec);
+    }
+
+    #[test]
+    fn sources_are_woken_by_what_they_read_of_their_copies_not_by_progress() {
+        let copy: SnapshotCopy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbsnapshot.io/v1alpha1", "kind": "SnapshotCopy",
+            "metadata": {"name": "dr", "namespace": "data", "generation": 1},
+            "spec": {"source": {"clusterSnapshotRef": {"name": "nightly"}},
+                     "shareSourceWhileCopying": true},
+            "status": {"phase": "Creating", "accountId": "555555555555", "engine": "docdb",
+                       "region": "us-west-2", "snapshotIdentifier": "dr-1",
+                       "conditions": [{"type": "Ready", "status": "False", "reason": "Creating",
+                                       "message": "1%", "lastTransitionTime": "2026-11-22T00:00:00Z"}]},
+        }))
+        .unwrap();
+        let before = what_sources_read(&copy);
+        let mut progress = copy.clone();
+        let s = progress.status.as_mut().unwrap();
+        s.progress = Some(crate::api::status::Progress {
+            percent: Some(60),
+            ..Default::default()
+        });
+        s.conditions[0].message = "60%".into();
+        assert_eq!(what_sources_read(&progress), before);
+        let edit = |f: &dyn Fn(&mut SnapshotCopy)| {
+            let mut c = copy.clone();
+            f(&mut c);
+            what_sources_read(&c)
+        };
+        use crate::api::status::Phase;
+        for (what, hash) in [
+            (
+                "done",
+                edit(&|c| c.status.as_mut().unwrap().phase = Some(Phase::Available)),
+            ),
+            (
+                "stalled",
+                edit(&|c| {
+                    c.status.as_mut().unwrap().conditions.push(
+                        serde_json::from_value(serde_json::json!({
+                            "type": "Stalled", "status": "True", "reason": "AccessDenied",
+                            "message": "m", "lastTransitionTime": "2026-11-22T00:00:00Z"}))
+                        .unwrap(),
+                    )
+                }),
+            ),
+            (
+                "account",
+                edit(&|c| c.status.as_mut().unwrap().account_id = Some("1".into())),
+            ),
+            (
+                "copy requested",
+                edit(&|c| c.status.as_mut().unwrap().copy_requested = Some(true)),
+            ),
+            (
+                "deleting",
+                edit(&|c| {
+                    c.metadata.deletion_timestamp =
+                        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            k8s_openapi::jiff::Timestamp::now(),
+                        ))
+                }),
+            ),
+            ("spec", edit(&|c| c.metadata.generation = Some(2))),
+        ] {
+            assert_ne!(hash, before, "{what}");
+        }
     }
 }

@@ -37,6 +37,9 @@ pub struct Context {
     /// Queues a ClusterSnapshot's reconcile (the pollers wake objects through it).
     pub wake_snapshot:
         Option<futures::channel::mpsc::UnboundedSender<ObjectRef<crate::api::ClusterSnapshot>>>,
+    /// Queues a SnapshotCopy's reconcile (the pollers wake batched copies through it).
+    pub wake_copy:
+        Option<futures::channel::mpsc::UnboundedSender<ObjectRef<crate::api::SnapshotCopy>>>,
     /// What this process knows of each object's snapshot, by object UID.
     looks: Mutex<HashMap<String, Look>>,
     /// The SnapshotCopy cache (a ClusterSnapshot being deleted waits for the copies of
@@ -59,6 +62,20 @@ pub struct Context {
     pub schedule_failures: super::snapshot_schedule::SeenFailures,
     /// When this process started (failures from before it were counted by another).
     pub started: jiff::Timestamp,
+    /// When this process last wrote each object's status, by UID (progress-only
+    /// changes wait [`Timing::batch_floor`] after it).
+    status_writes: Mutex<StatusWrites>,
+    /// The labels `--label-selector` requires, set on the objects a SnapshotSchedule
+    /// makes (so that they stay in its shard).
+    pub shard_labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The last status write per object UID, pruned of the entries too old to hold back a
+/// write whenever the map has doubled since the last pruning.
+#[derive(Default)]
+struct StatusWrites {
+    last: HashMap<String, Instant>,
+    prune_at: usize,
 }
 
 /// Failed attempts in a row per object, and when each object's backoff runs out.
@@ -131,6 +148,7 @@ impl Context {
             ready: Arc::new(AtomicBool::new(false)),
             pollers: None,
             wake_snapshot: None,
+            wake_copy: None,
             looks: Mutex::new(HashMap::new()),
             copies: None,
             snapshots: None,
@@ -140,6 +158,32 @@ impl Context {
             defaults: Default::default(),
             schedule_failures: Default::default(),
             started: jiff::Timestamp::now(),
+            status_writes: Mutex::default(),
+            shard_labels: Default::default(),
+        }
+    }
+
+    /// When this process last wrote the status of the object with this UID, if within
+    /// `within`.
+    pub fn last_status_write(&self, uid: &str, now: Instant, within: Duration) -> Option<Instant> {
+        let writes = self.status_writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes
+            .last
+            .get(uid)
+            .copied()
+            .filter(|t| now.saturating_duration_since(*t) < within)
+    }
+
+    /// Notes a status write of the object with this UID; entries older than `keep` go
+    /// whenever the map has doubled.
+    pub fn wrote_status(&self, uid: &str, now: Instant, keep: Duration) {
+        let mut writes = self.status_writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.last.insert(uid.to_string(), now);
+        if writes.last.len() >= writes.prune_at {
+            writes
+                .last
+                .retain(|_, t| now.saturating_duration_since(*t) < keep);
+            writes.prune_at = (writes.last.len() * 2).max(1024);
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Settings {
     pub leader_election: Option<crate::leader::LeaderElection>,
     /// Watch only these namespaces (all when empty): one watch per namespace.
     pub namespaces: Vec<String>,
+    /// Reconcile only the objects (ClusterSnapshots, SnapshotCopies, SnapshotSchedules)
+    /// this label selector selects.
+    pub label_selector: Option<String>,
     /// Objects reconciled at once.
     pub concurrency: u16,
     pub metrics_addr: std::net::SocketAddr,
@@ -268,6 +271,44 @@ where
     .boxed()
 }
 
+/// For a reflected watch: sends the objects whose `read` hash (what another kind's
+/// reconcile reads of them) changed, or that were deleted, once the cache holds the
+/// change. Keeps one hash per object.
+fn changed_for_others<K>(
+    read: fn(&K) -> Option<u64>,
+    to: futures::channel::mpsc::UnboundedSender<K>,
+) -> impl FnMut(&Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>)
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    use kube::runtime::watcher::Event;
+    let mut seen: HashMap<ObjectRef<K>, Option<u64>> = HashMap::new();
+    move |event| match event {
+        Ok(Event::Apply(o) | Event::InitApply(o)) => {
+            let hash = read(o);
+            if seen.insert(ObjectRef::from_obj(o), hash) != Some(hash) {
+                let _ = to.unbounded_send(o.clone());
+            }
+        }
+        Ok(Event::Delete(o)) => {
+            seen.remove(&ObjectRef::from_obj(o));
+            let _ = to.unbounded_send(o.clone());
+        }
+        _ => {}
+    }
+}
+
+/// What the caches keep of an object: not its managed fields, nor the copy of the
+/// last `kubectl apply` (together often larger than the object; nothing here reads
+/// them, and no write sends the cached object back).
+fn trim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Waits until the API server serves `K` (its CRD is installed), logging while not.
 async fn wait_for_crd<K>(api: &Api<K>)
 where
@@ -311,8 +352,8 @@ pub async fn run(
     client: Client,
     aws: aws_config::SdkConfig,
     settings: Settings,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<()> {
-    let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (addr, _server) =
         crate::metrics::serve(settings.metrics_addr, metrics.clone(), ready.clone()).await?;
@@ -398,9 +439,11 @@ async fn run_controllers(
     );
     ctx.ready = ready;
     let (wake_snapshot, snapshot_wakes) = futures::channel::mpsc::unbounded();
+    let (wake_copy, copy_poller_wakes) = futures::channel::mpsc::unbounded();
     if rate.is_some() {
         ctx.pollers = Some(Arc::new(poller::Pollers::new(timing, metrics.clone())));
         ctx.wake_snapshot = Some(wake_snapshot);
+        ctx.wake_copy = Some(wake_copy);
     }
     let (copy_store, copy_writer) = reflector::store();
     ctx.copies = Some(copy_store.clone());
@@ -410,6 +453,11 @@ async fn run_controllers(
     ctx.accounts = Some(account_store.clone());
     ctx.schedule_clock = settings.schedule_clock;
     ctx.defaults = settings.defaults.clone();
+    ctx.shard_labels = settings
+        .label_selector
+        .as_deref()
+        .map(crate::shard::required_labels)
+        .unwrap_or_default();
     let ctx = Arc::new(ctx);
     // An AWSAccount whose readiness changes wakes the ClusterSnapshots and
     // SnapshotCopies that name it (spec.account, or the account recorded in status).
@@ -453,67 +501,101 @@ async fn run_controllers(
     wait_for_crd(&copies[0]).await;
     // The runs and copies of schedules: their changes (a run becoming Ready, a copy
     // finishing) wake the schedule named by their label.
+    let selector = settings.label_selector.clone();
+    let selected = move |config: watcher::Config| match &selector {
+        Some(s) => config.labels(s),
+        None => config,
+    };
     let labelled = watcher::Config::default()
-        .labels(SCHEDULE_LABEL)
+        .labels(&match &settings.label_selector {
+            Some(s) => format!("{SCHEDULE_LABEL},{s}"),
+            None => SCHEDULE_LABEL.to_string(),
+        })
         .any_semantic();
     let (labelled_snapshots, labelled_copies) = (snapshots.clone(), copies.clone());
-    let sharing_copies = copies.clone();
+    // Each kind is watched once: the events that change what the other kind reads of
+    // an object wake the objects of the other kind that read it, once the cache holds
+    // the change (so that their reconcile reads it).
+    let (copies_to_wake, wake_copies_of) = futures::channel::mpsc::unbounded();
+    let (snapshots_to_wake, wake_snapshots_of) = futures::channel::mpsc::unbounded();
     // Only spec changes (and deletion, which bumps the generation) trigger a reconcile:
     // the controller's own status writes do not, so progress updates cannot spin it.
     let reach = ctx.metrics.clone();
-    let trigger = watch_each(snapshots.clone(), watcher::Config::default().any_semantic())
-        .inspect(move |r| reach.reach.kube(r.is_ok()))
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+    let trigger = watch_each(
+        snapshots.clone(),
+        selected(watcher::Config::default().any_semantic()),
+    )
+    .inspect(move |r| reach.reach.kube(r.is_ok()))
+    .modify(trim)
+    .reflect(writer)
+    .inspect(changed_for_others(
+        snapshot_copy::what_copies_read,
+        copies_to_wake,
+    ))
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    // A ClusterSnapshot that changes what its copies read of it (becomes Ready, shares,
+    // goes away: snapshot_copy::what_copies_read) wakes the copies naming it; its
+    // progress writes do not.
+    let copies_of = copy_store.clone();
+    let copy_wakes = wake_copies_of.flat_map(move |cs: ClusterSnapshot| {
+        let (namespace, name) = (cs.namespace(), cs.name_any());
+        futures::stream::iter(
+            copies_of
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.namespace() == namespace
+                        && c.spec
+                            .source
+                            .cluster_snapshot_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>(),
+        )
+    });
+    // A copy that asks its source to be shared while it copies (created, done, failed,
+    // deleted) wakes that source, which shares or revokes; so does a copy of a source
+    // being deleted (which waits for the copies AWS is making of it).
+    let sources = snapshot_store.clone();
+    let snapshot_wakes_by_copies = wake_snapshots_of.filter_map(move |c: SnapshotCopy| {
+        let source = c.spec.source.cluster_snapshot_ref.as_ref().map(|r| {
+            ObjectRef::<ClusterSnapshot>::new(&r.name)
+                .within(c.namespace().as_deref().unwrap_or(""))
+        });
+        let wake = source.filter(|source| {
+            c.spec.share_source_while_copying == Some(true)
+                || sources
+                    .get(source)
+                    .is_some_and(|cs| cs.metadata.deletion_timestamp.is_some())
+        });
+        async move { wake }
+    });
     let snapshot_controller = Controller::for_stream(trigger, snapshot_store.clone())
         .with_config(controller_config())
         .reconcile_on(snapshot_wakes)
         .reconcile_on(snapshot_account_wakes)
-        // A copy that asks its source to be shared while it copies (created, done,
-        // failed, deleted) wakes that source, which shares or revokes.
-        .watches_stream(
-            touched_in_each(sharing_copies, watcher::Config::default().any_semantic()),
-            |c: SnapshotCopy| {
-                let name = c.spec.source.cluster_snapshot_ref.as_ref()?.name.clone();
-                (c.spec.share_source_while_copying == Some(true))
-                    .then(|| ObjectRef::new(&name).within(c.namespace().as_deref().unwrap_or("")))
-            },
-        )
+        .reconcile_on(snapshot_wakes_by_copies)
         .shutdown_on_signal();
 
     let reach = ctx.metrics.clone();
-    let trigger = watch_each(copies, watcher::Config::default().any_semantic())
+    let trigger = watch_each(copies, selected(watcher::Config::default().any_semantic()))
         .inspect(move |r| reach.reach.kube(r.is_ok()))
+        .modify(trim)
         .reflect(copy_writer)
+        .inspect(changed_for_others(
+            super::cluster_snapshot::what_sources_read,
+            snapshots_to_wake,
+        ))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    // A ClusterSnapshot that changes (becomes Ready, say) wakes the copies naming it.
-    let copies_of = copy_store.clone();
     let copy_controller = Controller::for_stream(trigger, copy_store.clone())
         .with_config(controller_config())
         .reconcile_on(copy_account_wakes)
-        .watches_stream(
-            touched_in_each(snapshots, watcher::Config::default().any_semantic()),
-            move |cs: ClusterSnapshot| {
-                let namespace = cs.namespace();
-                let name = cs.name_any();
-                copies_of
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        c.namespace() == namespace
-                            && c.spec
-                                .source
-                                .cluster_snapshot_ref
-                                .as_ref()
-                                .map(|r| r.name.as_str())
-                                == Some(name.as_str())
-                    })
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(copy_wakes)
+        .reconcile_on(copy_poller_wakes)
         .shutdown_on_signal();
 
     // SnapshotSchedules: their own controller, started once their CRD is installed (an
@@ -529,10 +611,14 @@ async fn run_controllers(
             // yields nothing once it is back, so an error it reported while the API
             // server restarted would be the last word and keep the operator not ready.
             // The ClusterSnapshot and SnapshotCopy watches tell.
-            let trigger = watch_each(schedules, watcher::Config::default().any_semantic())
-                .reflect(schedule_writer)
-                .applied_objects()
-                .predicate_filter(predicates::generation, Default::default());
+            let trigger = watch_each(
+                schedules,
+                selected(watcher::Config::default().any_semantic()),
+            )
+            .modify(trim)
+            .reflect(schedule_writer)
+            .applied_objects()
+            .predicate_filter(predicates::generation, Default::default());
             // The schedule a run or copy is labelled for, if it exists (a label naming
             // no schedule wakes nothing).
             let known = store.clone();
@@ -580,6 +666,7 @@ async fn run_controllers(
             let store = account_store;
             let mut readiness = std::collections::HashMap::new();
             let trigger = watch_each(vec![accounts], watcher::Config::default().any_semantic())
+                .modify(trim)
                 .reflect(account_writer)
                 .applied_objects()
                 .map(move |r| {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use super::drive::{self, Creation};
@@ -128,6 +129,37 @@ pub fn resolve(
     } else {
         Err(NotReady("the spec names no source".into()))
     }
+}
+
+/// What the copies of a ClusterSnapshot read of it ([`resolve`], [`source_account`],
+/// [`share_missing`]), as a hash: its copies are woken when this changes (its Ready
+/// condition, identifier, ARN, region, account, shares, spec or deletion), not by its
+/// progress writes. Pure.
+pub fn what_copies_read(cs: &ClusterSnapshot) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    let meta = cs.meta();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    let status = cs.status.as_ref();
+    status
+        .and_then(|s| s.condition(crate::api::conditions::READY))
+        .map(|c| c.status.as_str())
+        .hash(&mut h);
+    if let Some(s) = status {
+        (
+            s.engine.map(|e| e.as_str()),
+            &s.region,
+            &s.account_id,
+            &s.source,
+            &s.snapshot_identifier,
+            &s.arn,
+            &s.shared_with,
+        )
+            .hash(&mut h);
+    }
+    Some(h.finish())
 }
 
 /// Whether a clusterSnapshotRef source is in another account than the copy (its
@@ -504,11 +536,31 @@ async fn apply(
         Ok(role) => role,
         Err(problem) => return account_problem(api, ctx, obj, &old, problem).await,
     };
+    // From the cache (its changes that matter here wake this object: run.rs), else read.
     let reference = match &obj.spec.source.cluster_snapshot_ref {
         Some(r) => {
-            let snapshots: Api<ClusterSnapshot> =
-                Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-            snapshots.get_opt(&r.name).await?
+            let namespace = obj.namespace().unwrap_or_default();
+            match &ctx.snapshots {
+                // (Once it holds its first full list: else one not listed yet would
+                // read as missing.)
+                Some(store)
+                    if tokio::time::timeout(
+                        std::time::Duration::from_secs(1),
+                        store.wait_until_ready(),
+                    )
+                    .await
+                    .is_ok_and(|r| r.is_ok()) =>
+                {
+                    store
+                        .get(&ObjectRef::new(&r.name).within(&namespace))
+                        .map(|cs| (*cs).clone())
+                }
+                _ => {
+                    let snapshots: Api<ClusterSnapshot> =
+                        Api::namespaced(ctx.client.clone(), &namespace);
+                    snapshots.get_opt(&r.name).await?
+                }
+            }
         }
         None => None,
     };
@@ -650,10 +702,20 @@ async fn apply(
     let target = ctx
         .engines
         .get_in(plan.role.as_ref(), plan.source.engine, &plan.region);
+    let mut batch = batch(ctx, obj, &plan, reference.as_ref());
+    if let Some(b) = &mut batch {
+        // Recorded by this very pass: no copy can have been asked for yet.
+        b.first_pass = old.snapshot_identifier.is_none();
+    }
     let mut call = CallRecord::new(api, ctx, obj, &current);
-    let converged = drive::converge(&target, &plan.desired, &current, &ctx.timing, None, || {
-        request_copy(ctx, &copied, &mut call)
-    })
+    let converged = drive::converge(
+        &target,
+        &plan.desired,
+        &current,
+        &ctx.timing,
+        batch.as_ref(),
+        || request_copy(ctx, &copied, &mut call),
+    )
     .await;
     let current = call.finish()?;
     let (mut decision, observed) = match converged {
@@ -703,6 +765,17 @@ async fn apply(
         }
         Err(e) => return Err(e),
     };
+    if let Some(b) = &batch {
+        drive::after_batched(
+            ctx,
+            b,
+            &target,
+            obj,
+            &plan.desired.identifier,
+            &mut decision,
+            &observed,
+        );
+    }
     // (A source in another account: AWS's CopyTags copies them; its tags cannot be read
     // from this account.)
     if plan.request.copy_tags
@@ -773,6 +846,87 @@ async fn apply(
     let status = with_health(status, &decision.health, generation);
     write_status(api, ctx, obj, &current, &status).await?;
     Ok(action(decision.requeue))
+}
+
+/// Batched polling for a copy, when the operator polls that way and one listing shows
+/// the copy: a DocumentDB copy of a ClusterSnapshot (`clusterSnapshotRef`, in the same
+/// account), made in one hop, not exported. `DescribeDBClusterSnapshots` by
+/// `DBClusterIdentifier` lists it in its own region with the source's other snapshots,
+/// as a copy keeps its source cluster's identifier; so it shares the source's poller
+/// there. Other copies (ElastiCache's, whose listings by replication group or cache
+/// cluster AWS does not document to include copies; Redshift's, of automated snapshots;
+/// copies across accounts, whose listing is another account's) describe their own.
+fn batch(
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    plan: &CopyPlan,
+    reference: Option<&ClusterSnapshot>,
+) -> Option<drive::Batch> {
+    let pollers = ctx.pollers.clone()?;
+    let cluster = batch_source(obj, reference, plan.source.engine)?;
+    if plan.across_accounts || plan.intermediate.is_some() || plan.request.target_bucket.is_some() {
+        return None;
+    }
+    let in_sync = obj.status.as_ref().is_some_and(|s| {
+        s.condition(crate::api::conditions::READY)
+            .is_some_and(|c| c.status == "True" && c.observed_generation == obj.metadata.generation)
+    });
+    let (detail_known, dirty) = ctx.look(
+        &obj.uid().unwrap_or_default(),
+        obj.metadata.generation,
+        in_sync,
+    );
+    Some(drive::Batch {
+        pollers,
+        key: copy_group(plan.role.clone(), &plan.region, cluster),
+        wake: copy_wake(ctx, obj)?,
+        detail_known,
+        dirty,
+        first_pass: false,
+    })
+}
+
+/// The source cluster whose listing shows the copy, if one does: a DocumentDB copy of a
+/// ClusterSnapshot in the copy's own account (the same AWSAccount, or none), from the
+/// source's status. Pure.
+pub fn batch_source(
+    obj: &SnapshotCopy,
+    reference: Option<&ClusterSnapshot>,
+    engine: Engine,
+) -> Option<String> {
+    let cs = reference?;
+    obj.spec.source.cluster_snapshot_ref.as_ref()?;
+    let status = cs.status.as_ref()?;
+    (engine == Engine::Docdb
+        && status.engine == Some(Engine::Docdb)
+        && cs.spec.account == obj.spec.account
+        && obj.spec.target_bucket.is_none())
+    .then(|| status.source.clone())
+    .flatten()
+}
+
+fn copy_group(
+    account: Option<AccountRole>,
+    region: &str,
+    cluster: String,
+) -> super::poller::GroupKey {
+    super::poller::GroupKey {
+        account,
+        engine: Engine::Docdb,
+        region: region.to_string(),
+        source: crate::engine::SourceRef {
+            id: cluster,
+            replication_group: false,
+        },
+    }
+}
+
+fn copy_wake(ctx: &Context, obj: &SnapshotCopy) -> Option<super::poller::Wake> {
+    let tx = ctx.wake_copy.clone()?;
+    let target = ObjectRef::from_obj(obj);
+    Some(Arc::new(move || {
+        let _ = tx.unbounded_send(target.clone());
+    }))
 }
 
 /// Whether a copy goes through an intermediate copy, and where that is made: a
@@ -1559,7 +1713,48 @@ async fn cleanup(
         recorded: Recorded::from_status(&old),
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
-    let result = drive::converge_cleanup(&client, &desired, &old, &ctx.timing, None).await;
+    // Batched as while it was made, while its source is still in the cache (deleted
+    // together, the source waits for its copies).
+    let cleanup_batch = match (&ctx.pollers, &obj.spec.source.cluster_snapshot_ref) {
+        (Some(pollers), Some(r)) if intermediate.is_none() => ctx
+            .snapshots
+            .as_ref()
+            .and_then(|store| {
+                store.get(&ObjectRef::new(&r.name).within(&obj.namespace().unwrap_or_default()))
+            })
+            .and_then(|cs| batch_source(obj, Some(&cs), engine))
+            .and_then(|cluster| {
+                let (detail_known, dirty) = ctx.look_for_cleanup(&obj.uid().unwrap_or_default());
+                Some(drive::Batch {
+                    pollers: pollers.clone(),
+                    key: copy_group(role.clone(), &region, cluster),
+                    wake: copy_wake(ctx, obj)?,
+                    detail_known,
+                    dirty,
+                    first_pass: false,
+                })
+            }),
+        _ => None,
+    };
+    let result =
+        drive::converge_cleanup(&client, &desired, &old, &ctx.timing, cleanup_batch.as_ref()).await;
+    // AWS refused a step the listing suggested: look in full next time.
+    if let Err(e) = &result
+        && e.class == ErrorClass::InvalidState
+    {
+        ctx.set_look(&obj.uid().unwrap_or_default(), Some(super::Look::Dirty));
+    }
+    if let (Some(b), Ok((decision, observed))) = (&cleanup_batch, &result) {
+        drive::after_batched_cleanup(
+            ctx,
+            b,
+            &client,
+            obj,
+            &desired.identifier,
+            decision,
+            observed,
+        );
+    }
     // The copy first (cancelled while it still copies the intermediate copy; kept
     // with Retain, once AWS has finished it), then the intermediate copy.
     if let (Some(i), Ok((d, _))) = (&intermediate, &result)
@@ -2150,6 +2345,132 @@ mod tests {
             region: "us-east-1".into(),
             identifier: "rs:a-1".into(),
             cluster: None,
+        }
+    }
+
+    #[test]
+    fn copies_are_woken_by_what_they_read_of_their_source_not_by_its_progress() {
+        let ready = ready_cluster_snapshot("docdb", "us-east-1");
+        let before = what_copies_read(&ready);
+        // Progress, a condition's message, a resync stamp: the copies read none of it.
+        let mut progress = ready.clone();
+        let s = progress.status.as_mut().unwrap();
+        s.progress = Some(crate::api::status::Progress {
+            percent: Some(42),
+            ..Default::default()
+        });
+        s.conditions[0].message = "42% done".into();
+        progress.metadata.resource_version = Some("99".into());
+        assert_eq!(what_copies_read(&progress), before);
+        // Each thing they read wakes them.
+        let changed: Vec<(&str, ClusterSnapshot)> = vec![
+            ("not ready", {
+                let mut c = ready.clone();
+                c.status.as_mut().unwrap().conditions[0].status = "False".into();
+                c
+            }),
+            ("identifier", {
+                let mut c = ready.clone();
+                c.status.as_mut().unwrap().snapshot_identifier = Some("other".into());
+                c
+            }),
+            ("arn", {
+                let mut c = ready.clone();
+                c.status.as_mut().unwrap().arn = Some("arn:aws:rds:x".into());
+                c
+            }),
+            ("shared", {
+                let mut c = ready.clone();
+                c.status.as_mut().unwrap().shared_with = Some(vec!["555555555555".into()]);
+                c
+            }),
+            ("deleting", {
+                let mut c = ready.clone();
+                c.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::now(),
+                    ));
+                c
+            }),
+            ("finalizers", {
+                let mut c = ready.clone();
+                c.metadata.finalizers = Some(vec!["dbsnapshot.io/cleanup".into()]);
+                c
+            }),
+            ("spec", {
+                let mut c = ready.clone();
+                c.metadata.generation = Some(2);
+                c
+            }),
+            ("no status", {
+                let mut c = ready.clone();
+                c.status = None;
+                c
+            }),
+        ];
+        for (what, c) in changed {
+            assert_ne!(what_copies_read(&c), before, "{what}");
+        }
+    }
+
+    #[test]
+    fn only_docdb_copies_of_a_cluster_snapshot_in_its_account_share_its_listing() {
+        let by_ref =
+            copy(serde_json::json!({"source": {"clusterSnapshotRef": {"name": "nightly"}}}));
+        let docdb = ready_cluster_snapshot("docdb", "us-east-1");
+        // The source cluster's listing, in the copy's region (the same or another).
+        assert_eq!(
+            batch_source(&by_ref, Some(&docdb), Engine::Docdb),
+            Some("orders".to_string())
+        );
+        let mut in_account = by_ref.clone();
+        in_account.spec.account = Some("dr".into());
+        let mut cs_in_account = docdb.clone();
+        cs_in_account.spec.account = Some("dr".into());
+        assert_eq!(
+            batch_source(&in_account, Some(&cs_in_account), Engine::Docdb),
+            Some("orders".to_string())
+        );
+        // Each of these describes its own copy.
+        let mut no_status = docdb.clone();
+        no_status.status = None;
+        let mut no_source = docdb.clone();
+        no_source.status.as_mut().unwrap().source = None;
+        let mut exported = by_ref.clone();
+        exported.spec.target_bucket = Some("b".into());
+        let by_identifier =
+            copy(serde_json::json!({"source": {"docdb": {"snapshotIdentifier": "x"}}}));
+        for (what, c, cs, engine) in [
+            ("no reference", &by_ref, None, Engine::Docdb),
+            ("another account", &in_account, Some(&docdb), Engine::Docdb),
+            (
+                "the source's account",
+                &by_ref,
+                Some(&cs_in_account),
+                Engine::Docdb,
+            ),
+            (
+                "elasticache",
+                &by_ref,
+                Some(&ready_cluster_snapshot("elasticache", "us-east-1")),
+                Engine::Elasticache,
+            ),
+            ("no status yet", &by_ref, Some(&no_status), Engine::Docdb),
+            (
+                "no source recorded",
+                &by_ref,
+                Some(&no_source),
+                Engine::Docdb,
+            ),
+            ("an export", &exported, Some(&docdb), Engine::Docdb),
+            (
+                "not by reference",
+                &by_identifier,
+                Some(&docdb),
+                Engine::Docdb,
+            ),
+        ] {
+            assert_eq!(batch_source(c, cs, engine), None, "{what}");
         }
     }
 }

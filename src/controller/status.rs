@@ -34,8 +34,61 @@ pub fn with_health(
     status
 }
 
+/// What a status change is, for deciding whether to write it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing changed.
+    None,
+    /// Only the clocks of the progress moved (Redshift's elapsed seconds, estimate to
+    /// completion and current rate): not worth a write.
+    Clocks,
+    /// The progress or the conditions' messages changed, nothing else: written at most
+    /// once per interval.
+    Progress,
+    /// Anything else (phase, reasons, identity, shares, sizes): written at once.
+    Other,
+}
+
+/// What changed from `old` to `new`. Pure.
+pub fn change(old: &SnapshotStatus, new: &SnapshotStatus) -> Change {
+    if old == new {
+        return Change::None;
+    }
+    let mut rest = new.clone();
+    if let (Some(p), Some(before)) = (&mut rest.progress, &old.progress) {
+        p.elapsed_seconds = before.elapsed_seconds;
+        p.estimated_seconds_to_completion = before.estimated_seconds_to_completion;
+        p.current_rate_mbps = before.current_rate_mbps;
+    }
+    if rest == *old {
+        return Change::Clocks;
+    }
+    rest.progress = old.progress.clone();
+    for c in &mut rest.conditions {
+        if let Some(before) = old.condition(&c.type_) {
+            c.message = before.message.clone();
+        }
+    }
+    if rest == *old {
+        Change::Progress
+    } else {
+        Change::Other
+    }
+}
+
+/// Whether to write a change now, when this process last wrote the object's status
+/// `since` ago (`None`: not within `interval`). Pure.
+pub fn write_now(change: Change, since: Option<Duration>, interval: Duration) -> bool {
+    match change {
+        Change::None | Change::Clocks => false,
+        Change::Progress => since.is_none_or(|s| s >= interval),
+        Change::Other => true,
+    }
+}
+
 /// Writes the status by server-side apply when it changed, and records an Event when
-/// the reason changed.
+/// the reason changed. Progress alone is written at most once per `--min-poll-seconds`
+/// per object and only when a figure moved ([`change`], [`write_now`]).
 pub async fn write_status<K>(
     api: &Api<K>,
     ctx: &Context,
@@ -46,9 +99,16 @@ pub async fn write_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    if old == new {
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    let now = std::time::Instant::now();
+    let interval = ctx.timing.batch_floor;
+    let since = ctx
+        .last_status_write(&uid, now, interval)
+        .map(|t| now.saturating_duration_since(t));
+    if !write_now(change(old, new), since, interval) {
         return Ok(());
     }
+    ctx.wrote_status(&uid, now, interval);
     if has_legacy_conditions(&old.conditions) {
         // Written by a version that kept Reconciling and Stalled as False and the list
         // atomic: replace the list once, so that no stale False entry outlives the
@@ -346,4 +406,115 @@ where
         tracing::error!(object = %obj.name_any(), error = %kube_message(&e), "could not write the Forbidden condition either");
     }
     Action::requeue(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Progress;
+
+    fn creating(percent: i64, elapsed: i64, message: &str) -> SnapshotStatus {
+        serde_json::from_value(json!({
+            "phase": "Creating", "snapshotIdentifier": "nightly", "awsStatus": "creating",
+            "progress": {"percent": percent, "elapsedSeconds": elapsed,
+                         "estimatedSecondsToCompletion": 300 - elapsed},
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Creating",
+                            "message": message, "lastTransitionTime": "2026-11-22T00:00:00Z"}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn changes_are_told_apart_by_what_moved() {
+        let old = creating(10, 30, "10%");
+        assert_eq!(change(&old, &old.clone()), Change::None);
+        // Only the clocks: elapsed, estimate, rate.
+        let mut clocks = creating(10, 60, "10%");
+        clocks.progress.as_mut().unwrap().current_rate_mbps = Some(4.5);
+        assert_eq!(change(&old, &clocks), Change::Clocks);
+        // A figure moved, the message with it, or the message alone.
+        assert_eq!(change(&old, &creating(20, 60, "20%")), Change::Progress);
+        assert_eq!(
+            change(&old, &creating(10, 30, "10%, slow")),
+            Change::Progress
+        );
+        let mut mb = old.clone();
+        mb.progress.as_mut().unwrap().backup_progress_mb = Some(12.0);
+        assert_eq!(change(&old, &mb), Change::Progress);
+        let mut total = old.clone();
+        total.progress.as_mut().unwrap().total_backup_size_mb = Some(99.0);
+        assert_eq!(change(&old, &total), Change::Progress);
+        // Progress appearing or going is progress.
+        let mut none = old.clone();
+        none.progress = None;
+        assert_eq!(change(&none, &old), Change::Progress);
+        assert_eq!(change(&old, &none), Change::Progress);
+        let mut first = old.clone();
+        first.progress = Some(Progress::default());
+        assert_eq!(change(&first, &old), Change::Progress);
+        // Anything else is written at once, with progress or without.
+        type Edit = Box<dyn Fn(&mut SnapshotStatus)>;
+        let others: Vec<(&str, Edit)> = vec![
+            (
+                "phase",
+                Box::new(|s| s.phase = Some(crate::api::Phase::Available)),
+            ),
+            (
+                "reason",
+                Box::new(|s| s.conditions[0].reason = "Available".into()),
+            ),
+            (
+                "ready",
+                Box::new(|s| s.conditions[0].status = "True".into()),
+            ),
+            (
+                "aws status",
+                Box::new(|s| s.aws_status = Some("available".into())),
+            ),
+            ("arn", Box::new(|s| s.arn = Some("arn:aws:rds:x".into()))),
+            (
+                "shares",
+                Box::new(|s| s.shared_with = Some(vec!["1".into()])),
+            ),
+            ("size", Box::new(|s| s.total_size_mb = Some(1.0))),
+            ("generation", Box::new(|s| s.observed_generation = Some(3))),
+            (
+                "a new condition",
+                Box::new(|s| {
+                    let mut c = s.conditions[0].clone();
+                    c.type_ = "Stalled".into();
+                    s.conditions.push(c)
+                }),
+            ),
+        ];
+        for (what, edit) in others {
+            let mut new = old.clone();
+            edit(&mut new);
+            assert_eq!(change(&old, &new), Change::Other, "{what}");
+            let mut with_progress = creating(50, 90, "50%");
+            edit(&mut with_progress);
+            assert_eq!(change(&old, &with_progress), Change::Other, "{what}");
+        }
+    }
+
+    #[test]
+    fn progress_is_written_at_most_once_per_interval_and_the_rest_at_once() {
+        let i = Duration::from_secs(11);
+        let s = Duration::from_secs;
+        for (change, since, now) in [
+            (Change::None, None, false),
+            (Change::None, Some(s(60)), false),
+            (Change::Clocks, None, false),
+            (Change::Clocks, Some(s(60)), false),
+            (Change::Progress, None, true),
+            (Change::Progress, Some(s(0)), false),
+            (Change::Progress, Some(s(10)), false),
+            (Change::Progress, Some(s(11)), true),
+            (Change::Progress, Some(s(60)), true),
+            (Change::Other, None, true),
+            (Change::Other, Some(s(0)), true),
+        ] {
+            assert_eq!(write_now(change, since, i), now, "{change:?} {since:?}");
+        }
+    }
 }
