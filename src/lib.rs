@@ -8,3 +8,4 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod naming;
 pub mod schedule;
+pub mod shard;

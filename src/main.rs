@@ -142,6 +142,13 @@ struct RunArgs {
     /// Seconds a leader holds the Lease without renewing it (a standby takes over after).
     #[arg(long, default_value_t = 15, env = "DBSNAPSHOT_LEASE_DURATION_SECONDS")]
     lease_duration_seconds: u64,
+    /// Reconcile only the ClusterSnapshots, SnapshotCopies and SnapshotSchedules this
+    /// label selector selects (e.g. `shard=a`): several deployments, each with its own
+    /// --lease-name and a disjoint selector, share one cluster. A SnapshotCopy and the
+    /// ClusterSnapshot it names must be in the same shard; the objects a
+    /// SnapshotSchedule makes carry the selector's `key=value` labels.
+    #[arg(long, env = "DBSNAPSHOT_LABEL_SELECTOR")]
+    label_selector: Option<String>,
     /// Testing only: the seconds in a retention day, to match an emulator whose days are
     /// shorter (its `secondsPerDay` setting). Decides only whether a vanished snapshot
     /// is reported as expired.
@@ -189,6 +196,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Asks the API server whether `--label-selector` parses (a list of at most one
+/// ClusterSnapshot with it): a bad selector stops the operator at start, naming the
+/// flag, instead of failing every watch. Other errors (no CRD yet, no access) are left
+/// to the watches, which report them.
+async fn check_label_selector(client: &kube::Client, selector: &str) -> anyhow::Result<()> {
+    let api: kube::Api<dbsnapshot_operator::api::ClusterSnapshot> = kube::Api::all(client.clone());
+    match api
+        .list_metadata(&kube::api::ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 400 => Err(anyhow::anyhow!(
+            "--label-selector (DBSNAPSHOT_LABEL_SELECTOR) {selector:?} is not a valid label \
+             selector: {}",
+            e.message
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     // The namespaces to watch, in the order given (the first is the Lease's default).
@@ -220,9 +246,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Both the Kubernetes and the AWS clients use rustls on ring (the only crypto
     // provider built in: Cargo.toml keeps aws-lc out); one process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default()
+    let metrics = std::sync::Arc::new(dbsnapshot_operator::metrics::Metrics::default());
+    let kube_config = kube::Config::infer()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    // Every write to the API server is counted (dbsnapshot_kube_writes_total).
+    let client = kube::client::ClientBuilder::try_from(kube_config)
+        .context("the Kubernetes client")?
+        .with_layer(&metrics.kube_write_layer())
+        .build();
+    if let Some(selector) = args
+        .label_selector
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        check_label_selector(&client, selector).await?;
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(dbsnapshot_operator::engine::budget::https_client())
         .retry_config(
@@ -268,6 +307,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             namespaces.dedup();
             namespaces
         },
+        label_selector: args
+            .label_selector
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         concurrency: args.concurrency.max(1),
         metrics_addr: args.metrics_addr,
         timing: Timing {
@@ -298,7 +343,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
         },
     };
-    controller::run(client, aws, settings).await?;
+    controller::run(client, aws, settings, metrics).await?;
     Ok(())
 }
 

@@ -344,7 +344,16 @@ async fn apply(
             // In the run's account (the template's may have changed since the run).
             let account = m.object.spec.account.clone();
             if !exists
-                && create_copy(&copies, obj, &m.run.name, &copy_name, template, account).await?
+                && create_copy(
+                    &copies,
+                    obj,
+                    &m.run.name,
+                    &copy_name,
+                    template,
+                    account,
+                    &ctx.shard_labels,
+                )
+                .await?
             {
                 done.copies.push(copy_name);
             }
@@ -403,7 +412,7 @@ async fn apply(
             } else if forbid && creating {
                 done.skipped = Some(run_name);
             } else {
-                match create_run(&snapshots, obj, &run_name, at).await {
+                match create_run(&snapshots, obj, &run_name, at, &ctx.shard_labels).await {
                     Ok(true) => {
                         #[cfg(debug_assertions)]
                         if std::env::var_os(HOLD_AFTER_RUN_CREATE).is_some() {
@@ -557,9 +566,11 @@ async fn create_run(
     schedule: &SnapshotSchedule,
     name: &str,
     at: Timestamp,
+    shard: &BTreeMap<String, String>,
 ) -> Result<bool, Error> {
     let template = &schedule.spec.snapshot_template;
     let mut labels: BTreeMap<String, String> = template.metadata.labels.clone();
+    labels.extend(shard.clone());
     labels.insert(SCHEDULE_LABEL.to_string(), schedule.name_any());
     let mut annotations: BTreeMap<String, String> = template.metadata.annotations.clone();
     annotations.insert(SCHEDULED_TIME_ANNOTATION.to_string(), at.to_string());
@@ -588,8 +599,10 @@ async fn create_copy(
     name: &str,
     template: &CopyTemplate,
     account: Option<String>,
+    shard: &BTreeMap<String, String>,
 ) -> Result<bool, Error> {
-    let labels = BTreeMap::from([
+    let mut labels = shard.clone();
+    labels.extend([
         (SCHEDULE_LABEL.to_string(), schedule.name_any()),
         (SCHEDULE_RUN_LABEL.to_string(), run.to_string()),
     ]);
