@@ -1,7 +1,8 @@
 //! Leader election: two operator processes against the test bed; exactly one
 //! reconciles and the other makes no AWS call at all; stopped (SIGTERM, as on a
 //! rollout) the leader hands the Lease over at once; killed, the other takes over
-//! within the lease duration.
+//! within the lease duration. Two operators with disjoint label selectors, each with
+//! its own Lease, share one namespace and never touch each other's objects.
 
 mod common;
 
@@ -701,4 +702,119 @@ async fn a_helm_upgrade_rollout_mid_create_and_mid_delete_runs_one_operator_at_a
     assert!(!by_b.is_empty(), "the new pod did nothing");
     drop(b);
     helm_run(&["uninstall", release, "--namespace", &h.ns]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_with_disjoint_selectors_never_touch_each_others_objects() {
+    let (addr, state, _task) = aws_emulator::start(0, Default::default()).await.unwrap();
+    let url = format!("http://{addr}");
+    let mut h = Harness::with_aws("shards", &url).await;
+    h.emulator = Some(state);
+    seed_clusters(&h.aws).await;
+    let start = |shard: &str| {
+        let args = [
+            "--leader-election",
+            "--lease-name",
+            &format!("dbsnapshot-{shard}"),
+            "--label-selector",
+            &format!("shard={shard}"),
+        ]
+        .map(str::to_string);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Operator::start_logged(
+            &h.ns,
+            &url,
+            &args,
+            &kubeconfig(),
+            &format!("{}-{shard}", h.ns),
+        )
+    };
+    let (a, b) = (start("a"), start("b"));
+    // Each leads its own Lease.
+    wait_log(&a, "became the leader", Duration::from_secs(30)).await;
+    wait_log(&b, "became the leader", Duration::from_secs(30)).await;
+
+    let labelled = |name: &str, shard: Option<&str>| {
+        let mut labels = serde_json::Map::new();
+        if let Some(shard) = shard {
+            labels.insert("shard".into(), json!(shard));
+        }
+        json!({"metadata": {"name": name, "labels": labels},
+               "spec": {"source": {"docdb": {"clusterIdentifier": "orders"}}}})
+    };
+    for (name, shard) in [
+        ("snap-a", Some("a")),
+        ("snap-b", Some("b")),
+        ("snap-c", Some("c")),
+        ("snap-none", None),
+    ] {
+        h.create(labelled(name, shard)).await.unwrap();
+    }
+    for (name, shard) in [("copy-a", "a"), ("copy-b", "b")] {
+        h.create_copy(json!({
+            "metadata": {"name": name, "labels": {"shard": shard}},
+            "spec": {"source": {"clusterSnapshotRef": {"name": format!("snap-{shard}")}}},
+        }))
+        .await
+        .unwrap();
+    }
+    h.wait_ready("snap-a").await;
+    h.wait_ready("snap-b").await;
+    for name in ["copy-a", "copy-b"] {
+        h.wait_copy(name, Duration::from_secs(60), is_ready).await;
+    }
+    // Objects no operator selects are left alone: no finalizer, no status.
+    for name in ["snap-c", "snap-none"] {
+        let cs = h.snapshots().get(name).await.unwrap();
+        assert!(cs.status.is_none(), "{name} has a status: {:?}", cs.status);
+        assert!(
+            cs.metadata.finalizers.is_none(),
+            "{name}: {:?}",
+            cs.metadata.finalizers
+        );
+    }
+    // Each operator's reconciles name only its own objects (every reconcile logs in a
+    // span naming its object).
+    let log = |op: &Operator| std::fs::read_to_string(&op.log).unwrap();
+    let (la, lb) = (log(&a), log(&b));
+    for (own, other, text) in [("a", "b", &la), ("b", "a", &lb)] {
+        assert!(
+            text.contains(&format!("object=\"snap-{own}\"")),
+            "operator {own} did not reconcile snap-{own}"
+        );
+        for name in [
+            format!("snap-{other}"),
+            format!("copy-{other}"),
+            "snap-c".into(),
+            "snap-none".into(),
+        ] {
+            for trace in [format!("object=\"{name}\""), format!("/{name}.{}", h.ns)] {
+                assert!(
+                    !text.contains(&trace),
+                    "operator {own} touched {name}: {trace}"
+                );
+            }
+        }
+    }
+    // Deleting: each cleans up its own.
+    for name in ["snap-a", "snap-b"] {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    for name in ["copy-a", "copy-b"] {
+        h.copies().delete(name, &Default::default()).await.unwrap();
+        h.wait_copy_gone(name).await;
+    }
+    h.wait_gone("snap-a").await;
+    h.wait_gone("snap-b").await;
+    for name in ["snap-c", "snap-none"] {
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+        h.wait_gone(name).await;
+    }
+    drop((a, b));
 }

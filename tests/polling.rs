@@ -122,11 +122,84 @@ async fn snapshots_of_one_source_share_one_listing() {
     let s = h.status("rs-0").await;
     assert_eq!(s.progress.and_then(|p| p.percent), Some(100));
 
+    // Copies of DocumentDB ClusterSnapshots share their source's listing, in their own
+    // region (a copy keeps its source cluster's identifier).
+    let copies = ["dd-0", "dd-1"];
+    for (name, region) in copies.iter().zip(["us-east-1", "us-west-2"]) {
+        h.create_copy(json!({
+            "metadata": {"name": format!("{name}-copy")},
+            "spec": {"source": {"clusterSnapshotRef": {"name": name}}, "region": region},
+        }))
+        .await
+        .unwrap();
+    }
+    for name in copies {
+        h.wait_copy(&format!("{name}-copy"), Duration::from_secs(60), is_ready)
+            .await;
+    }
+    // A restart with every object Ready costs listings only: the statuses hold what
+    // the first look needs (ownership from the recorded ARN and creation time, the
+    // shares last seen), so no describe of one snapshot, no tags, no attributes.
+    h.operator.as_mut().unwrap().kill();
+    let before = h.calls();
+    h.start_operator(&[
+        "--min-poll-seconds",
+        "2",
+        "--max-poll-seconds",
+        "4",
+        "--resync-seconds",
+        "2",
+    ]);
+    let op = h.operator.as_ref().unwrap();
+    let start = Instant::now();
+    while !std::fs::read_to_string(&op.log)
+        .unwrap_or_default()
+        .rsplit("dbsnapshot-operator started")
+        .next()
+        .is_some_and(|since| since.contains("caches synced; ready"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Resyncs every 2 s: each object is looked at a few times meanwhile.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = h.calls();
+    let listings = count(&after, "redshift", "DescribeClusterSnapshots")
+        + count(&after, "docdb", "DescribeDBClusterSnapshots")
+        + count(&after, "elasticache", "DescribeSnapshots")
+        - count(&before, "redshift", "DescribeClusterSnapshots")
+        - count(&before, "docdb", "DescribeDBClusterSnapshots")
+        - count(&before, "elasticache", "DescribeSnapshots");
+    assert!(
+        listings >= 3,
+        "the restarted operator looked: {listings} listings"
+    );
+    let naming_one = |calls: &serde_json::Value| {
+        calls["namingOneSnapshot"]
+            .as_object()
+            .cloned()
+            .expect("the emulator counts the calls naming one snapshot")
+    };
+    assert!(
+        !naming_one(&before).is_empty(),
+        "the creates named their snapshots: {before}"
+    );
+    assert_eq!(
+        naming_one(&after),
+        naming_one(&before),
+        "calls naming one snapshot after the restart"
+    );
+
     // Deleting everything: one delete each, decided from a shared listing.
+    for name in copies {
+        let copy = format!("{name}-copy");
+        h.copies().delete(&copy, &Default::default()).await.unwrap();
+        h.wait_copy_gone(&copy).await;
+    }
     delete_all(&h, &names).await;
     let after = h.calls();
     assert_eq!(count(&after, "redshift", "DeleteClusterSnapshot"), 12);
-    assert_eq!(count(&after, "docdb", "DeleteDBClusterSnapshot"), 6);
+    assert_eq!(count(&after, "docdb", "DeleteDBClusterSnapshot"), 8);
     assert_eq!(count(&after, "elasticache", "DeleteSnapshot"), 6);
     let left = manual_snapshots_left(&h);
     assert!(left.is_empty(), "snapshots left: {left:?}");
