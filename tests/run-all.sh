@@ -53,6 +53,10 @@ step "the README's run command: scripts/run-local.sh --until-ready"
 scripts/run-local.sh --until-ready
 step "cargo test"
 cargo test --workspace --locked
+# Not a measurement (that is scripts/bench.sh, outside CI): every phase of the scale
+# benchmark (copies, the restart, the deletes) on a few objects, so that it still runs.
+step "the scale benchmark's smoke run: 12 ClusterSnapshots and 6 copies, both modes, restart included"
+cargo bench --locked --profile dev --bench scale -- --snapshots 12 --copies 6 --snapshot-seconds 20 --out "$TESTBED_ROOT/target/bench-smoke"
 step "the image's build stage: waiting for scripts/build-release.sh" "$release_log"
 wait "$release_pid"
 cat "$release_log"
