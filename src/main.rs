@@ -146,7 +146,7 @@ struct RunArgs {
     /// label selector selects (e.g. `shard=a`): several deployments, each with its own
     /// --lease-name and a disjoint selector, share one cluster. A SnapshotCopy and the
     /// ClusterSnapshot it names must be in the same shard; the objects a
-    /// SnapshotSchedule makes carry the selector's `key=value` labels.
+    /// SnapshotSchedule makes carry its labels for the keys the selector names.
     #[arg(long, env = "DBSNAPSHOT_LABEL_SELECTOR")]
     label_selector: Option<String>,
     /// Testing only: the seconds in a retention day, to match an emulator whose days are
@@ -197,11 +197,18 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Asks the API server whether `--label-selector` parses (a list of at most one
-/// ClusterSnapshot with it): a bad selector stops the operator at start, naming the
-/// flag, instead of failing every watch. Other errors (no CRD yet, no access) are left
-/// to the watches, which report them.
-async fn check_label_selector(client: &kube::Client, selector: &str) -> anyhow::Result<()> {
-    let api: kube::Api<dbsnapshot_operator::api::ClusterSnapshot> = kube::Api::all(client.clone());
+/// ClusterSnapshot with it, in the first watched namespace or in all): a bad selector
+/// stops the operator at start, naming the flag, instead of failing every watch. Other
+/// errors (no CRD yet, no access) are left to the watches, which report them.
+async fn check_label_selector(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> anyhow::Result<()> {
+    let api: kube::Api<dbsnapshot_operator::api::ClusterSnapshot> = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
     match api
         .list_metadata(&kube::api::ListParams::default().labels(selector).limit(1))
         .await
@@ -260,7 +267,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .as_deref()
         .filter(|s| !s.trim().is_empty())
     {
-        check_label_selector(&client, selector).await?;
+        check_label_selector(&client, namespaces.first().map(String::as_str), selector).await?;
     }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(dbsnapshot_operator::engine::budget::https_client())

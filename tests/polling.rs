@@ -174,6 +174,20 @@ async fn snapshots_of_one_source_share_one_listing() {
         listings >= 3,
         "the restarted operator looked: {listings} listings"
     );
+    // The copy in the other region is the only one there: its source's listing in that
+    // region is made by its own reconcile (so the copies were looked at too).
+    let since_restart = std::fs::read_to_string(&op.log).unwrap_or_default();
+    let since_restart = since_restart
+        .rsplit("dbsnapshot-operator started")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        since_restart.lines().any(
+            |l| l.contains("object=\"dd-1-copy\"") && l.contains("listed a source's snapshots")
+        ),
+        "the restarted operator did not look at the copies (log {:?})",
+        op.log
+    );
     let naming_one = |calls: &serde_json::Value| {
         calls["namingOneSnapshot"]
             .as_object()

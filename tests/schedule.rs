@@ -966,3 +966,69 @@ async fn failed_runs_are_shown_counted_and_kept_to_their_limit() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_operators_schedule_makes_runs_in_its_shard() {
+    let mut h = Harness::new("sched-shard", 0.5).await;
+    seed_clusters(&h.aws).await;
+    let origin = Timestamp::now().to_string();
+    // A selector with no value to copy from itself: the runs take the schedule's.
+    restart(
+        &mut h,
+        &origin,
+        &["--label-selector", "shard in (a,b),!legacy"],
+    );
+    let obj: SnapshotSchedule = serde_json::from_value(json!({
+        "apiVersion": "dbsnapshot.io/v1alpha1",
+        "kind": "SnapshotSchedule",
+        "metadata": {"name": "sharded", "labels": {"shard": "a", "app": "orders"}},
+        "spec": {
+            "schedule": "*/1 * * * *",
+            "snapshotTemplate": {
+                "metadata": {"labels": {"shard": "z", "legacy": "yes", "team": "data"}},
+                "spec": {"source": {"redshift": {"clusterIdentifier": "analytics"}}}
+            }
+        },
+    }))
+    .unwrap();
+    schedules(&h)
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
+    // Runs in the shard: the sharded operator sees them and takes them to Ready.
+    let list = eventually("a Ready run", Duration::from_secs(60), || async {
+        let list = runs(&h, "sharded").await;
+        (ready_runs(&list) >= 1).then_some(list)
+    })
+    .await;
+    for run in &list {
+        let labels = run.labels();
+        assert_eq!(
+            labels.get("shard").map(String::as_str),
+            Some("a"),
+            "{labels:?}"
+        );
+        assert!(!labels.contains_key("legacy"), "{labels:?}");
+        assert_eq!(labels["team"], "data");
+        // Only the selector's keys travel from the schedule.
+        assert!(!labels.contains_key("app"), "{labels:?}");
+    }
+    // A schedule outside the shard is never run.
+    let mut other = obj.clone();
+    other.metadata.name = Some("elsewhere".into());
+    other.metadata.labels = Some([("shard".to_string(), "c".to_string())].into());
+    schedules(&h)
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(runs(&h, "elsewhere").await.is_empty());
+    assert!(
+        schedules(&h)
+            .get("elsewhere")
+            .await
+            .unwrap()
+            .status
+            .is_none()
+    );
+}

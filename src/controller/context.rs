@@ -65,9 +65,9 @@ pub struct Context {
     /// When this process last wrote each object's status, by UID (progress-only
     /// changes wait [`Timing::batch_floor`] after it).
     status_writes: Mutex<StatusWrites>,
-    /// The labels `--label-selector` requires, set on the objects a SnapshotSchedule
-    /// makes (so that they stay in its shard).
-    pub shard_labels: std::collections::BTreeMap<String, String>,
+    /// The label keys `--label-selector` names: the objects a SnapshotSchedule makes
+    /// take the schedule's values for them (so that they stay in its shard).
+    pub shard_keys: Vec<String>,
 }
 
 /// The last status write per object UID, pruned of the entries too old to hold back a
@@ -159,7 +159,7 @@ impl Context {
             schedule_failures: Default::default(),
             started: jiff::Timestamp::now(),
             status_writes: Mutex::default(),
-            shard_labels: Default::default(),
+            shard_keys: Vec::new(),
         }
     }
 

@@ -210,6 +210,29 @@ impl Pollers {
         }
     }
 
+    /// The group (of `engine`, in `region` and the account of `account`) whose listings
+    /// hold `identifier`, if any: a copy being deleted after its source ClusterSnapshot
+    /// went finds its source cluster's listing so.
+    pub fn group_holding(
+        &self,
+        account: Option<&crate::engine::AccountRole>,
+        engine: crate::api::Engine,
+        region: &str,
+        identifier: &str,
+    ) -> Option<GroupKey> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let id = key_of(identifier);
+        groups
+            .values()
+            .find(|g| {
+                g.key.account.as_ref() == account
+                    && g.key.engine == engine
+                    && g.key.region == region
+                    && g.state().snapshots.contains_key(&id)
+            })
+            .map(|g| g.key.clone())
+    }
+
     /// Stops waking the object for this snapshot.
     /// Stops waking anyone for `identifier` in every group (its object cannot use its
     /// account now).

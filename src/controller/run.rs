@@ -273,7 +273,10 @@ where
 
 /// For a reflected watch: sends the objects whose `read` hash (what another kind's
 /// reconcile reads of them) changed, or that were deleted, once the cache holds the
-/// change. Keeps one hash per object.
+/// change. Keeps one hash per object. A re-list (the watch restarted) swaps the cache
+/// only at its end, so what it changed is sent then. (An object deleted while the
+/// watch was down is only forgotten: sending it would mean keeping a copy of every
+/// object; the reconcilers' safety-net requeues look again.)
 fn changed_for_others<K>(
     read: fn(&K) -> Option<u64>,
     to: futures::channel::mpsc::UnboundedSender<K>,
@@ -283,7 +286,28 @@ where
 {
     use kube::runtime::watcher::Event;
     let mut seen: HashMap<ObjectRef<K>, Option<u64>> = HashMap::new();
+    // During a re-list: the changed objects to send at its end, and every key it held.
+    let mut relist: Option<(Vec<K>, std::collections::HashSet<ObjectRef<K>>)> = None;
     move |event| match event {
+        Ok(Event::Init) => relist = Some(Default::default()),
+        Ok(Event::InitApply(o)) if relist.is_some() => {
+            let key = ObjectRef::from_obj(o);
+            let hash = read(o);
+            let (pending, keys) = relist.as_mut().expect("a re-list");
+            keys.insert(key.clone());
+            if seen.insert(key, hash) != Some(hash) {
+                pending.push(o.clone());
+            }
+        }
+        Ok(Event::InitDone) => {
+            let Some((pending, keys)) = relist.take() else {
+                return;
+            };
+            seen.retain(|k, _| keys.contains(k));
+            for o in pending {
+                let _ = to.unbounded_send(o);
+            }
+        }
         Ok(Event::Apply(o) | Event::InitApply(o)) => {
             let hash = read(o);
             if seen.insert(ObjectRef::from_obj(o), hash) != Some(hash) {
@@ -294,7 +318,7 @@ where
             seen.remove(&ObjectRef::from_obj(o));
             let _ = to.unbounded_send(o.clone());
         }
-        _ => {}
+        Err(_) => {}
     }
 }
 
@@ -453,10 +477,10 @@ async fn run_controllers(
     ctx.accounts = Some(account_store.clone());
     ctx.schedule_clock = settings.schedule_clock;
     ctx.defaults = settings.defaults.clone();
-    ctx.shard_labels = settings
+    ctx.shard_keys = settings
         .label_selector
         .as_deref()
-        .map(crate::shard::required_labels)
+        .map(crate::shard::selector_keys)
         .unwrap_or_default();
     let ctx = Arc::new(ctx);
     // An AWSAccount whose readiness changes wakes the ClusterSnapshots and

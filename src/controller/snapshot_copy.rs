@@ -1713,27 +1713,34 @@ async fn cleanup(
         recorded: Recorded::from_status(&old),
     };
     let client = ctx.engines.get_in(role.as_ref(), engine, &region);
-    // Batched as while it was made, while its source is still in the cache (deleted
-    // together, the source waits for its copies).
+    // Batched as while it was made: its source cluster from the source ClusterSnapshot
+    // while that is in the cache, else from the listing that last held the copy (the
+    // source may be deleted first).
     let cleanup_batch = match (&ctx.pollers, &obj.spec.source.cluster_snapshot_ref) {
-        (Some(pollers), Some(r)) if intermediate.is_none() => ctx
-            .snapshots
-            .as_ref()
-            .and_then(|store| {
+        (Some(pollers), Some(r)) if intermediate.is_none() => {
+            let reference = ctx.snapshots.as_ref().and_then(|store| {
                 store.get(&ObjectRef::new(&r.name).within(&obj.namespace().unwrap_or_default()))
-            })
-            .and_then(|cs| batch_source(obj, Some(&cs), engine))
-            .and_then(|cluster| {
+            });
+            let key = match reference {
+                Some(cs) => batch_source(obj, Some(&cs), engine)
+                    .map(|cluster| copy_group(role.clone(), &region, cluster)),
+                None if engine == Engine::Docdb && obj.spec.target_bucket.is_none() => {
+                    pollers.group_holding(role.as_ref(), engine, &region, &desired.identifier)
+                }
+                None => None,
+            };
+            key.and_then(|key| {
                 let (detail_known, dirty) = ctx.look_for_cleanup(&obj.uid().unwrap_or_default());
                 Some(drive::Batch {
                     pollers: pollers.clone(),
-                    key: copy_group(role.clone(), &region, cluster),
+                    key,
                     wake: copy_wake(ctx, obj)?,
                     detail_known,
                     dirty,
                     first_pass: false,
                 })
-            }),
+            })
+        }
         _ => None,
     };
     let result =

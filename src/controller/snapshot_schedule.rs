@@ -351,7 +351,7 @@ async fn apply(
                     &copy_name,
                     template,
                     account,
-                    &ctx.shard_labels,
+                    &ctx.shard_keys,
                 )
                 .await?
             {
@@ -412,7 +412,7 @@ async fn apply(
             } else if forbid && creating {
                 done.skipped = Some(run_name);
             } else {
-                match create_run(&snapshots, obj, &run_name, at, &ctx.shard_labels).await {
+                match create_run(&snapshots, obj, &run_name, at, &ctx.shard_keys).await {
                     Ok(true) => {
                         #[cfg(debug_assertions)]
                         if std::env::var_os(HOLD_AFTER_RUN_CREATE).is_some() {
@@ -566,11 +566,11 @@ async fn create_run(
     schedule: &SnapshotSchedule,
     name: &str,
     at: Timestamp,
-    shard: &BTreeMap<String, String>,
+    shard: &[String],
 ) -> Result<bool, Error> {
     let template = &schedule.spec.snapshot_template;
     let mut labels: BTreeMap<String, String> = template.metadata.labels.clone();
-    labels.extend(shard.clone());
+    crate::shard::follow_schedule(&mut labels, shard, schedule.labels());
     labels.insert(SCHEDULE_LABEL.to_string(), schedule.name_any());
     let mut annotations: BTreeMap<String, String> = template.metadata.annotations.clone();
     annotations.insert(SCHEDULED_TIME_ANNOTATION.to_string(), at.to_string());
@@ -599,9 +599,10 @@ async fn create_copy(
     name: &str,
     template: &CopyTemplate,
     account: Option<String>,
-    shard: &BTreeMap<String, String>,
+    shard: &[String],
 ) -> Result<bool, Error> {
-    let mut labels = shard.clone();
+    let mut labels = BTreeMap::new();
+    crate::shard::follow_schedule(&mut labels, shard, schedule.labels());
     labels.extend([
         (SCHEDULE_LABEL.to_string(), schedule.name_any()),
         (SCHEDULE_RUN_LABEL.to_string(), run.to_string()),

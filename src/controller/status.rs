@@ -64,9 +64,16 @@ pub fn change(old: &SnapshotStatus, new: &SnapshotStatus) -> Change {
         return Change::Clocks;
     }
     rest.progress = old.progress.clone();
-    for c in &mut rest.conditions {
-        if let Some(before) = old.condition(&c.type_) {
-            c.message = before.message.clone();
+    // While Stalled, a message is what the user must act on: never held back.
+    let stalled = |s: &SnapshotStatus| {
+        s.condition(conditions::STALLED)
+            .is_some_and(|c| c.status == "True")
+    };
+    if !stalled(old) && !stalled(new) {
+        for c in &mut rest.conditions {
+            if let Some(before) = old.condition(&c.type_) {
+                c.message = before.message.clone();
+            }
         }
     }
     if rest == *old {
@@ -108,7 +115,6 @@ where
     if !write_now(change(old, new), since, interval) {
         return Ok(());
     }
-    ctx.wrote_status(&uid, now, interval);
     if has_legacy_conditions(&old.conditions) {
         // Written by a version that kept Reconciling and Stalled as False and the list
         // atomic: replace the list once, so that no stale False entry outlives the
@@ -124,6 +130,7 @@ where
         .await?;
     }
     apply_status(api, obj, new).await?;
+    ctx.wrote_status(&uid, now, interval);
     let reason = |s: &SnapshotStatus| {
         s.condition(conditions::READY)
             .map(|c| (c.reason.clone(), c.status.clone()))
@@ -452,6 +459,21 @@ mod tests {
         let mut first = old.clone();
         first.progress = Some(Progress::default());
         assert_eq!(change(&first, &old), Change::Progress);
+        // While Stalled, a new message is written at once (it says what to fix).
+        let mut stalled = old.clone();
+        let mut c = stalled.conditions[0].clone();
+        c.type_ = "Stalled".into();
+        c.status = "True".into();
+        c.message = "AccessDenied: not allowed".into();
+        stalled.conditions.push(c);
+        let mut reworded = stalled.clone();
+        reworded.conditions[1].message = "AccessDenied: another reason".into();
+        assert_eq!(change(&stalled, &reworded), Change::Other);
+        let mut not_stalled = stalled.clone();
+        not_stalled.conditions[1].status = "False".into();
+        let mut reworded = not_stalled.clone();
+        reworded.conditions[1].message = "m".into();
+        assert_eq!(change(&not_stalled, &reworded), Change::Progress);
         // Anything else is written at once, with progress or without.
         type Edit = Box<dyn Fn(&mut SnapshotStatus)>;
         let others: Vec<(&str, Edit)> = vec![
