@@ -162,6 +162,9 @@ pub struct Timing {
     /// The length of a retention day (a real day; shorter only in tests against an
     /// emulator whose days are).
     pub day: Duration,
+    /// The shortest wait between two status writes of one object that change only its
+    /// progress (never below `batch_floor`, the --min-poll-seconds).
+    pub progress_write: Duration,
 }
 
 impl Default for Timing {
@@ -173,6 +176,7 @@ impl Default for Timing {
             batch_floor: Duration::from_secs(11),
             no_estimate_poll: Duration::from_millis(13_200),
             day: Duration::from_secs(86_400),
+            progress_write: Duration::from_secs(60),
         }
     }
 }

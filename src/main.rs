@@ -108,6 +108,11 @@ struct RunArgs {
     /// snapshots (batched polling).
     #[arg(long, default_value_t = 11, env = "DBSNAPSHOT_MIN_POLL_SECONDS")]
     min_poll_seconds: u64,
+    /// Shortest wait, in seconds, between two status writes of one object that change
+    /// only its progress (percent, megabytes backed up); never below
+    /// --min-poll-seconds. Every other change is written at once.
+    #[arg(long, default_value_t = 60, env = "DBSNAPSHOT_PROGRESS_WRITE_SECONDS")]
+    progress_write_seconds: u64,
     /// How snapshots are watched on AWS.
     #[arg(long, value_enum, default_value_t = PollingMode::Batched, env = "DBSNAPSHOT_POLLING")]
     polling: PollingMode,
@@ -328,6 +333,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             batch_floor: Duration::from_secs(args.min_poll_seconds.max(1)),
             no_estimate_poll: Duration::from_secs(args.min_poll_seconds.max(1)).mul_f64(1.2),
             day: Duration::from_secs(args.seconds_per_day.max(1)),
+            progress_write: Duration::from_secs(
+                args.progress_write_seconds
+                    .max(args.min_poll_seconds.max(1)),
+            ),
             ..Timing::default()
         },
         polling: match args.polling {

@@ -83,6 +83,22 @@ pub fn change(old: &SnapshotStatus, new: &SnapshotStatus) -> Change {
     }
 }
 
+/// Whether a status change is worth an Event: the Ready condition's reason or status
+/// changed, but not into `Pending` from no condition at all (the first status of an
+/// object just seen, or its identifier recorded: what follows says more). Pure.
+pub fn announces(old: &SnapshotStatus, new: &SnapshotStatus) -> bool {
+    let reason = |s: &SnapshotStatus| {
+        s.condition(conditions::READY)
+            .map(|c| (c.reason.clone(), c.status.clone()))
+    };
+    let (before, after) = (reason(old), reason(new));
+    before != after
+        && !(before.is_none()
+            && after
+                .as_ref()
+                .is_some_and(|(r, _)| r == conditions::reasons::PENDING))
+}
+
 /// Whether to write a change now, when this process last wrote the object's status
 /// `since` ago (`None`: not within `interval`). Pure.
 pub fn write_now(change: Change, since: Option<Duration>, interval: Duration) -> bool {
@@ -94,8 +110,9 @@ pub fn write_now(change: Change, since: Option<Duration>, interval: Duration) ->
 }
 
 /// Writes the status by server-side apply when it changed, and records an Event when
-/// the reason changed. Progress alone is written at most once per `--min-poll-seconds`
-/// per object and only when a figure moved ([`change`], [`write_now`]).
+/// the reason changed. Progress alone is written at most once per
+/// `--progress-write-seconds` (at least `--min-poll-seconds`) per object, and only when
+/// a figure moved or a message changed ([`change`], [`write_now`]).
 pub async fn write_status<K>(
     api: &Api<K>,
     ctx: &Context,
@@ -108,7 +125,7 @@ where
 {
     let uid = obj.meta().uid.clone().unwrap_or_default();
     let now = std::time::Instant::now();
-    let interval = ctx.timing.batch_floor;
+    let interval = ctx.timing.progress_write.max(ctx.timing.batch_floor);
     let since = ctx
         .last_status_write(&uid, now, interval)
         .map(|t| now.saturating_duration_since(t));
@@ -131,11 +148,7 @@ where
     }
     apply_status(api, obj, new).await?;
     ctx.wrote_status(&uid, now, interval);
-    let reason = |s: &SnapshotStatus| {
-        s.condition(conditions::READY)
-            .map(|c| (c.reason.clone(), c.status.clone()))
-    };
-    if reason(old) != reason(new)
+    if announces(old, new)
         && let Some(ready) = new.condition(conditions::READY)
     {
         let stalled = new
@@ -517,6 +530,34 @@ mod tests {
             edit(&mut with_progress);
             assert_eq!(change(&old, &with_progress), Change::Other, "{what}");
         }
+    }
+
+    #[test]
+    fn a_new_ready_reason_is_announced_but_the_first_pending() {
+        let none = SnapshotStatus::default();
+        let with = |reason: &str, status: &str| {
+            let mut s = creating(0, 0, "m");
+            s.conditions[0].reason = reason.into();
+            s.conditions[0].status = status.into();
+            s
+        };
+        let pending = with("Pending", "False");
+        assert!(!announces(&none, &pending));
+        assert!(announces(&none, &with("Creating", "False")));
+        assert!(announces(&none, &with("SourceNotReady", "False")));
+        assert!(announces(&pending, &with("Creating", "False")));
+        assert!(announces(
+            &with("Creating", "False"),
+            &with("Available", "True")
+        ));
+        assert!(announces(
+            &with("Available", "True"),
+            &with("Pending", "False")
+        ));
+        // The same reason with another message: no Event.
+        let mut reworded = creating(10, 20, "other message");
+        reworded.conditions[0].reason = "Pending".into();
+        assert!(!announces(&pending, &reworded));
     }
 
     #[test]

@@ -218,6 +218,7 @@ impl Operator {
             ("--resync-seconds", "3"),
             ("--max-poll-seconds", "2"),
             ("--min-poll-seconds", "1"),
+            ("--progress-write-seconds", "1"),
         ] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);
