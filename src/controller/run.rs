@@ -655,6 +655,7 @@ async fn run_controllers(
             let run = in_turn(
                 Turns::new(concurrency),
                 store.clone(),
+                |_: &SnapshotSchedule| false,
                 snapshot_schedule::reconcile,
             );
             Controller::for_stream(trigger, store)
@@ -723,14 +724,23 @@ async fn run_controllers(
         schedule_store.clone(),
         ctx.metrics.clone(),
     );
+    // Objects whose snapshot is made take turns apart from the creates and deletes.
     let run_snapshots = in_turn(
         Turns::new(settings.concurrency),
         snapshot_store.clone(),
+        |cs: &ClusterSnapshot| {
+            cs.metadata.deletion_timestamp.is_none()
+                && cs.status.as_ref().is_some_and(|s| s.arn.is_some())
+        },
         cluster_snapshot::reconcile,
     );
     let run_copies = in_turn(
         Turns::new(settings.concurrency),
         copy_store.clone(),
+        |c: &SnapshotCopy| {
+            c.metadata.deletion_timestamp.is_none()
+                && c.status.as_ref().is_some_and(|s| s.arn.is_some())
+        },
         snapshot_copy::reconcile,
     );
     let ready = ctx.ready.clone();

@@ -160,26 +160,38 @@ pub fn controller_config() -> kube::runtime::controller::Config {
 /// waits its turn on a FIFO semaphore, then works on the object as it is in the cache by
 /// then, not as it was when it was queued.
 #[derive(Debug, Clone)]
-pub struct Turns(Arc<tokio::sync::Semaphore>);
+pub struct Turns {
+    others: Arc<tokio::sync::Semaphore>,
+    made: Arc<tokio::sync::Semaphore>,
+}
 
 impl Turns {
+    /// Two queues of `concurrency` turns each: objects whose snapshot is made (watched
+    /// until Ready, resynced) and the others (creates, deletes, invalid specs). A
+    /// backlog of creates waiting for the request budget (thousands of objects applied
+    /// at once) so never holds back the Ready of the snapshots already made.
     pub fn new(concurrency: u16) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(
-            usize::from(concurrency).max(1),
-        )))
+        let n = usize::from(concurrency).max(1);
+        Self {
+            others: Arc::new(tokio::sync::Semaphore::new(n)),
+            made: Arc::new(tokio::sync::Semaphore::new(n)),
+        }
     }
 
-    /// Waits for a turn; then the object as the cache has it now, or `None` if it is
-    /// gone (deleted meanwhile: nothing left to do).
+    /// Waits for a turn in the queue of made snapshots (`made`) or of the others; then
+    /// the object as the cache has it now, or `None` if it is gone (deleted meanwhile:
+    /// nothing left to do).
     pub async fn take<K>(
         &self,
         store: &kube::runtime::reflector::Store<K>,
         obj: &K,
+        made: bool,
     ) -> Option<(tokio::sync::OwnedSemaphorePermit, Arc<K>)>
     where
         K: Resource<DynamicType = ()> + Clone + 'static,
     {
-        let permit = self.0.clone().acquire_owned().await.ok()?;
+        let queue = if made { &self.made } else { &self.others };
+        let permit = queue.clone().acquire_owned().await.ok()?;
         let fresh = store.get(&ObjectRef::from_obj(obj))?;
         Some((permit, fresh))
     }
@@ -189,6 +201,7 @@ impl Turns {
 pub(super) fn in_turn<K, F, Fut>(
     turns: Turns,
     store: kube::runtime::reflector::Store<K>,
+    made: fn(&K) -> bool,
     reconcile: F,
 ) -> impl FnMut(Arc<K>, Arc<Context>) -> futures::future::BoxFuture<'static, Result<Action, Error>>
 where
@@ -199,7 +212,7 @@ where
     move |obj, ctx| {
         let (turns, store, reconcile) = (turns.clone(), store.clone(), reconcile.clone());
         Box::pin(async move {
-            let Some((_turn, obj)) = turns.take(&store, &obj).await else {
+            let Some((_turn, obj)) = turns.take(&store, &obj, made(&obj)).await else {
                 return Ok(Action::await_change());
             };
             // Boxed so that the many reconciles waiting for a turn hold a small future,
@@ -212,6 +225,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With every turn of the others' queue held (creates waiting on the budget), an
+    /// object whose snapshot is made still gets its turn at once; another create waits.
+    #[tokio::test]
+    async fn made_snapshots_do_not_wait_behind_creates() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::runtime::{reflector, watcher};
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("one".to_string());
+        cm.metadata.namespace = Some("ns".to_string());
+        writer.apply_watcher_event(&watcher::Event::InitApply(cm.clone()));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let turns = Turns::new(1);
+        let _create = turns.take(&store, &cm, false).await.expect("a turn");
+        let soon = Duration::from_millis(200);
+        let made = tokio::time::timeout(soon, turns.take(&store, &cm, true)).await;
+        assert!(made.is_ok_and(|t| t.is_some()), "a made snapshot waited");
+        let other = tokio::time::timeout(soon, turns.take(&store, &cm, false)).await;
+        assert!(other.is_err(), "a second create got the one turn");
+    }
 
     /// With the one turn busy and one object woken again and again, another object
     /// queued once is still reconciled (with kube-runtime's own limit of one, it waited
@@ -265,7 +300,7 @@ mod tests {
                 move |o: Arc<ConfigMap>, seen| {
                     let (turns, cache) = (turns.clone(), cache.clone());
                     async move {
-                        let Some((_turn, o)) = turns.take(&cache, &o).await else {
+                        let Some((_turn, o)) = turns.take(&cache, &o, false).await else {
                             return Ok(Action::await_change());
                         };
                         reconcile(o, seen).await
