@@ -42,8 +42,8 @@ pub enum Change {
     /// Only the clocks of the progress moved (Redshift's elapsed seconds, estimate to
     /// completion and current rate): not worth a write.
     Clocks,
-    /// The progress or the conditions' messages changed, nothing else: written at most
-    /// once per interval.
+    /// The progress changed, or the conditions' messages while there is progress (they
+    /// tell it), nothing else: written at most once per interval.
     Progress,
     /// Anything else (phase, reasons, identity, shares, sizes): written at once.
     Other,
@@ -76,7 +76,21 @@ pub fn change(old: &SnapshotStatus, new: &SnapshotStatus) -> Change {
             }
         }
     }
-    if rest == *old {
+    if rest != *old {
+        return Change::Other;
+    }
+    let figures = |s: &SnapshotStatus| {
+        s.progress.as_ref().map(|p| {
+            (
+                p.percent,
+                p.backup_progress_mb.map(f64::to_bits),
+                p.total_backup_size_mb.map(f64::to_bits),
+            )
+        })
+    };
+    // A message that moves with the progress (its percent, AWS's estimate) waits with
+    // it; any other new message (a wait, a refusal) is written at once.
+    if figures(old) != figures(new) || (old.progress.is_some() && new.progress.is_some()) {
         Change::Progress
     } else {
         Change::Other
@@ -464,6 +478,12 @@ mod tests {
         let mut total = old.clone();
         total.progress.as_mut().unwrap().total_backup_size_mb = Some(99.0);
         assert_eq!(change(&old, &total), Change::Progress);
+        // A new message without progress (a wait, a refusal): at once.
+        let mut waiting = old.clone();
+        waiting.progress = None;
+        let mut throttled = waiting.clone();
+        throttled.conditions[0].message = "waiting: AWS is throttling".into();
+        assert_eq!(change(&waiting, &throttled), Change::Other);
         // Progress appearing or going is progress.
         let mut none = old.clone();
         none.progress = None;
