@@ -76,7 +76,8 @@ macro_rules! copy_rule {
         type_ = "date",
         json_path = ".status.lastSuccessfulTime"
     ),
-    printcolumn(name = "Next", type_ = "date", json_path = ".status.nextScheduleTime"),
+    // A string, not a date: kubectl prints a date in the future as <invalid>.
+    printcolumn(name = "Next", type_ = "string", json_path = ".status.nextScheduleTime"),
     printcolumn(name = "Snapshots", type_ = "integer", json_path = ".status.snapshots"),
     printcolumn(
         name = "Ready",
