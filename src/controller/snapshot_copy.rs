@@ -92,12 +92,16 @@ pub fn resolve(
                     cluster: st.source.filter(|_| engine == Engine::Redshift),
                 })
             }
+            // Pending and Creating read alike, so that the source's next phase does
+            // not rewrite this object's status.
+            _ if st.phase == Some(crate::api::Phase::Failed) => Err(NotReady(format!(
+                "ClusterSnapshot {} failed (see its Ready condition); this copy waits until it \
+                 is Ready",
+                r.name
+            ))),
             _ => Err(NotReady(format!(
-                "ClusterSnapshot {} is not Ready yet ({})",
-                r.name,
-                st.phase
-                    .map(|p| format!("{p:?}"))
-                    .unwrap_or("Pending".into())
+                "ClusterSnapshot {} is not Ready yet",
+                r.name
             ))),
         }
     } else if let Some(r) = &s.redshift {

@@ -113,6 +113,25 @@ pub fn announces(old: &SnapshotStatus, new: &SnapshotStatus) -> bool {
                 .is_some_and(|(r, _)| r == conditions::reasons::PENDING))
 }
 
+/// Whether the phase an object was just marked with only repeats what an AWS change of
+/// the same reconcile announced already (its Event names the call, the snapshot and the
+/// request id): `Creating` after a create, copy or export AWS made, `Deleting` after a
+/// delete. Such a phase change gets no `Mark<Phase>` Event of its own. Pure.
+pub fn told_by_change(
+    phase: Option<crate::api::Phase>,
+    made: &[crate::engine::audit::Change],
+) -> bool {
+    use crate::api::Phase;
+    use crate::engine::audit::Change as Aws;
+    match phase {
+        Some(Phase::Creating) => made
+            .iter()
+            .any(|c| matches!(c, Aws::Create | Aws::Copy | Aws::Export)),
+        Some(Phase::Deleting) => made.contains(&Aws::Delete),
+        _ => false,
+    }
+}
+
 /// Whether to write a change now, when this process last wrote the object's status
 /// `since` ago (`None`: not within `interval`). Pure.
 pub fn write_now(change: Change, since: Option<Duration>, interval: Duration) -> bool {
@@ -162,12 +181,13 @@ where
     }
     apply_status(api, obj, new).await?;
     ctx.wrote_status(&uid, now, interval);
+    let stalled = new
+        .condition(conditions::STALLED)
+        .is_some_and(|c| c.status == "True");
     if announces(old, new)
+        && (stalled || !told_by_change(new.phase, &crate::engine::audit::made_so_far()))
         && let Some(ready) = new.condition(conditions::READY)
     {
-        let stalled = new
-            .condition(conditions::STALLED)
-            .is_some_and(|c| c.status == "True");
         let event = Event {
             type_: if stalled {
                 EventType::Warning
@@ -549,6 +569,37 @@ mod tests {
             let mut with_progress = creating(50, 90, "50%");
             edit(&mut with_progress);
             assert_eq!(change(&old, &with_progress), Change::Other, "{what}");
+        }
+    }
+
+    #[test]
+    fn only_creating_after_a_create_and_deleting_after_a_delete_repeat_a_change() {
+        use crate::api::Phase;
+        use crate::engine::audit::Change as Aws;
+        let phases = [
+            None,
+            Some(Phase::Pending),
+            Some(Phase::Creating),
+            Some(Phase::Available),
+            Some(Phase::Failed),
+            Some(Phase::Deleting),
+        ];
+        for phase in phases {
+            assert!(!told_by_change(phase, &[]), "{phase:?} with no change");
+            for aws in Aws::ALL {
+                let expected = match phase {
+                    Some(Phase::Creating) => matches!(aws, Aws::Create | Aws::Copy | Aws::Export),
+                    Some(Phase::Deleting) => aws == Aws::Delete,
+                    _ => false,
+                };
+                assert_eq!(told_by_change(phase, &[aws]), expected, "{phase:?} {aws:?}");
+                // Other changes of the same reconcile neither add nor take away.
+                assert_eq!(
+                    told_by_change(phase, &[Aws::Tag, aws, Aws::Share]),
+                    expected,
+                    "{phase:?} {aws:?} among others"
+                );
+            }
         }
     }
 

@@ -226,6 +226,20 @@ pub async fn collect<F: Future>(reconcile: F) -> (F::Output, Vec<Record>) {
     (output, records)
 }
 
+/// The changes AWS made (answered Done) so far in this reconcile; none outside one.
+pub fn made_so_far() -> Vec<Change> {
+    JOURNAL
+        .try_with(|j| {
+            j.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|r| r.outcome == Outcome::Done)
+                .map(|r| r.change)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Logs the record and keeps it for the reconcile (if any) that made the call.
 pub fn keep(record: Record) {
     record.log();
@@ -453,5 +467,34 @@ mod tests {
             records.iter().map(|r| r.change).collect::<Vec<_>>(),
             vec![Change::Share, Change::Delete]
         );
+    }
+
+    #[tokio::test]
+    async fn made_so_far_is_what_aws_made_in_this_reconcile() {
+        assert!(made_so_far().is_empty(), "outside a reconcile");
+        let (made, _) = collect(async {
+            assert!(made_so_far().is_empty());
+            keep(Record {
+                change: Change::Create,
+                ..record(Outcome::Done)
+            });
+            keep(Record {
+                change: Change::Delete,
+                ..record(Outcome::AlreadyDone {
+                    code: "NotFound".into(),
+                })
+            });
+            keep(Record {
+                change: Change::Tag,
+                ..record(Outcome::Failed {
+                    class: ErrorClass::Throttled,
+                    code: None,
+                    message: "slow down".into(),
+                })
+            });
+            made_so_far()
+        })
+        .await;
+        assert_eq!(made, vec![Change::Create]);
     }
 }
