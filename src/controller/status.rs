@@ -156,6 +156,36 @@ pub async fn write_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    write_status_as(api, ctx, obj, old, new, true).await
+}
+
+/// [`write_status`] without its Event: for the record of an AWS call about to be made,
+/// whose outcome is announced next (the call's own Event, or the status written after a
+/// refusal).
+pub async fn record_call<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    new: &SnapshotStatus,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    write_status_as(api, ctx, obj, old, new, false).await
+}
+
+async fn write_status_as<K>(
+    api: &Api<K>,
+    ctx: &Context,
+    obj: &K,
+    old: &SnapshotStatus,
+    new: &SnapshotStatus,
+    announce: bool,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
     let uid = obj.meta().uid.clone().unwrap_or_default();
     let now = std::time::Instant::now();
     let interval = ctx.timing.progress_write.max(ctx.timing.batch_floor);
@@ -184,7 +214,8 @@ where
     let stalled = new
         .condition(conditions::STALLED)
         .is_some_and(|c| c.status == "True");
-    if announces(old, new)
+    if announce
+        && announces(old, new)
         && (stalled || !told_by_change(new.phase, &crate::engine::audit::made_so_far()))
         && let Some(ready) = new.condition(conditions::READY)
     {
@@ -403,7 +434,8 @@ where
 }
 
 /// Writes the identity fields (the snapshot identifier above all) before anything is
-/// created on AWS, so a restart never makes a second snapshot.
+/// created on AWS, so a restart never makes a second snapshot. No Event: the create's
+/// own Event (or the refusal's status) follows.
 pub async fn record<K>(
     api: &Api<K>,
     ctx: &Context,
@@ -424,7 +456,7 @@ where
         ),
         obj.meta().generation,
     );
-    write_status(api, ctx, obj, old, &status).await?;
+    record_call(api, ctx, obj, old, &status).await?;
     Ok(status)
 }
 
