@@ -23,6 +23,11 @@ import matplotlib.pyplot as plt
 
 results, out = sys.argv[1], sys.argv[2]
 runs = json.load(open(results))
+# The latest run of each mode, N and M (results.json keeps earlier ones for the record).
+latest = {}
+for r in runs:
+    latest[(r["mode"], r["snapshots"], r.get("copies", 0))] = r
+runs = list(latest.values())
 fig, (calls, rss) = plt.subplots(1, 2, figsize=(11, 4.2))
 styles = {"batched": ("tab:blue", "o"), "per-object": ("tab:red", "s")}
 for mode, (color, marker) in styles.items():
