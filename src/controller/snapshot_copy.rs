@@ -11,7 +11,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::drive::{self, Creation};
 use super::{
     Context, Error, account_problem, action, aws_account, finish_cleanup, invalid_spec,
-    reconcile_object, record, record_call, remove_finalizer, with_health, write_status,
+    reconcile_object, record, remove_finalizer, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{
@@ -1290,7 +1290,16 @@ impl<'a> CallRecord<'a> {
     async fn write(&mut self, requested: bool) -> bool {
         let mut status = self.status.clone();
         status.copy_requested = Some(requested);
-        match record_call(self.api, self.ctx, self.obj, &self.status, &status).await {
+        match super::write_status_announcing(
+            self.api,
+            self.ctx,
+            self.obj,
+            &self.status,
+            &status,
+            false,
+        )
+        .await
+        {
             Ok(()) => {
                 self.status = status;
                 true

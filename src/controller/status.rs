@@ -156,26 +156,13 @@ pub async fn write_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    write_status_as(api, ctx, obj, old, new, true).await
+    write_status_announcing(api, ctx, obj, old, new, true).await
 }
 
-/// [`write_status`] without its Event: for the record of an AWS call about to be made,
-/// whose outcome is announced next (the call's own Event, or the status written after a
-/// refusal).
-pub async fn record_call<K>(
-    api: &Api<K>,
-    ctx: &Context,
-    obj: &K,
-    old: &SnapshotStatus,
-    new: &SnapshotStatus,
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    write_status_as(api, ctx, obj, old, new, false).await
-}
-
-async fn write_status_as<K>(
+/// [`write_status`], with its Event only when `announce`: without for the record of an
+/// AWS call about to be made, whose outcome is announced next (the call's own Event, or
+/// the status written after a refusal).
+pub(crate) async fn write_status_announcing<K>(
     api: &Api<K>,
     ctx: &Context,
     obj: &K,
@@ -456,7 +443,7 @@ where
         ),
         obj.meta().generation,
     );
-    record_call(api, ctx, obj, old, &status).await?;
+    write_status_announcing(api, ctx, obj, old, &status, false).await?;
     Ok(status)
 }
 
