@@ -179,7 +179,8 @@ where
     let since = ctx
         .last_status_write(&uid, now, interval)
         .map(|t| now.saturating_duration_since(t));
-    if !write_now(change(old, new), since, interval) {
+    let what = change(old, new);
+    if !write_now(what, since, interval) {
         return Ok(());
     }
     if has_legacy_conditions(&old.conditions) {
@@ -198,6 +199,14 @@ where
     }
     apply_status(api, obj, new).await?;
     ctx.wrote_status(&uid, now, interval);
+    tracing::debug!(
+        kind = %K::kind(&()),
+        name = %obj.name_any(),
+        phase = ?new.phase,
+        reason = new.condition(conditions::READY).map(|c| c.reason.as_str()).unwrap_or_default(),
+        change = ?what,
+        "wrote status"
+    );
     let stalled = new
         .condition(conditions::STALLED)
         .is_some_and(|c| c.status == "True");
