@@ -78,6 +78,24 @@ struct StatusWrites {
     prune_at: usize,
 }
 
+impl StatusWrites {
+    fn last(&self, uid: &str, now: Instant, within: Duration) -> Option<Instant> {
+        self.last
+            .get(uid)
+            .copied()
+            .filter(|t| now.saturating_duration_since(*t) < within)
+    }
+
+    fn wrote(&mut self, uid: &str, now: Instant, keep: Duration) {
+        self.last.insert(uid.to_string(), now);
+        if self.last.len() >= self.prune_at {
+            self.last
+                .retain(|_, t| now.saturating_duration_since(*t) < keep);
+            self.prune_at = (self.last.len() * 2).max(1024);
+        }
+    }
+}
+
 /// Failed attempts in a row per object, and when each object's backoff runs out.
 #[derive(Default)]
 pub(super) struct Backoffs(Mutex<HashMap<String, Failures>>);
@@ -167,24 +185,14 @@ impl Context {
     /// `within`.
     pub fn last_status_write(&self, uid: &str, now: Instant, within: Duration) -> Option<Instant> {
         let writes = self.status_writes.lock().unwrap_or_else(|e| e.into_inner());
-        writes
-            .last
-            .get(uid)
-            .copied()
-            .filter(|t| now.saturating_duration_since(*t) < within)
+        writes.last(uid, now, within)
     }
 
     /// Notes a status write of the object with this UID; entries older than `keep` go
     /// whenever the map has doubled.
     pub fn wrote_status(&self, uid: &str, now: Instant, keep: Duration) {
         let mut writes = self.status_writes.lock().unwrap_or_else(|e| e.into_inner());
-        writes.last.insert(uid.to_string(), now);
-        if writes.last.len() >= writes.prune_at {
-            writes
-                .last
-                .retain(|_, t| now.saturating_duration_since(*t) < keep);
-            writes.prune_at = (writes.last.len() * 2).max(1024);
-        }
+        writes.wrote(uid, now, keep);
     }
 
     /// The AWSAccount `name`, from the cache once it holds its first full list (else
@@ -303,6 +311,27 @@ impl Context {
 mod tests {
     use super::*;
     use crate::controller::backoff;
+
+    #[test]
+    fn status_writes_are_remembered_for_their_interval_across_pruning() {
+        let mut w = StatusWrites::default();
+        let t0 = Instant::now();
+        let keep = Duration::from_secs(60);
+        let uid = |i: usize| format!("uid-{i}");
+        for i in 0..3000 {
+            w.wrote(&uid(i), t0 + Duration::from_millis(i as u64 * 10), keep);
+        }
+        let now = t0 + Duration::from_secs(40);
+        for i in 0..3000 {
+            let at = t0 + Duration::from_millis(i as u64 * 10);
+            assert_eq!(w.last(&uid(i), now, keep), Some(at), "{i}");
+        }
+        // Written again later: the newest write counts; older ones expire.
+        w.wrote(&uid(7), now, keep);
+        let later = now + Duration::from_secs(30);
+        assert_eq!(w.last(&uid(7), later, keep), Some(now));
+        assert_eq!(w.last(&uid(8), later, keep), None);
+    }
 
     #[test]
     fn backoff_grows_with_time_failing_not_with_wake_ups() {

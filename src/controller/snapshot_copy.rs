@@ -297,6 +297,11 @@ pub struct CopyPlan {
     pub next_kms_key_id: Option<String>,
     /// The spec field of the KMS key the copy call carries, for messages.
     pub kms_field: &'static str,
+    /// Batched polling, a DocumentDB ClusterSnapshot of the copy's own account as the
+    /// source: the group whose listings show it, and its identifier there. The copy
+    /// call's source check reads that listing (a shared one, made for the source and its
+    /// siblings anyway) instead of describing the source.
+    pub source_listing: Option<(super::poller::GroupKey, String)>,
     pub region: String,
     pub source: Source,
     pub desired: Desired,
@@ -414,6 +419,7 @@ pub fn plan(
         intermediate: None,
         next_kms_key_id: None,
         kms_field: "spec.kmsKeyId",
+        source_listing: None,
         request: CopyRequest {
             source: source.identifier.clone(),
             source_cluster: source.cluster.clone(),
@@ -701,7 +707,10 @@ async fn apply(
             }
             Hop::Wait(action) => return Ok(action),
         },
-        None => plan.clone(),
+        None => CopyPlan {
+            source_listing: source_listing(ctx, obj, &plan, reference.as_ref()),
+            ..plan.clone()
+        },
     };
     let target = ctx
         .engines
@@ -909,6 +918,27 @@ pub fn batch_source(
     .flatten()
 }
 
+/// The listing that shows the copy's source, where batched polling lists it (see
+/// [`CopyPlan::source_listing`]): a DocumentDB ClusterSnapshot of the copy's own
+/// account, copied in one hop.
+fn source_listing(
+    ctx: &Context,
+    obj: &SnapshotCopy,
+    plan: &CopyPlan,
+    reference: Option<&ClusterSnapshot>,
+) -> Option<(super::poller::GroupKey, String)> {
+    ctx.pollers.as_ref()?;
+    if plan.across_accounts || plan.intermediate.is_some() {
+        return None;
+    }
+    let cluster = batch_source(obj, reference, plan.source.engine)?;
+    let identifier = reference?.status.as_ref()?.snapshot_identifier.clone()?;
+    Some((
+        copy_group(plan.role.clone(), &plan.source.region, cluster),
+        identifier,
+    ))
+}
+
 fn copy_group(
     account: Option<AccountRole>,
     region: &str,
@@ -1007,6 +1037,7 @@ pub fn first_hop_plan(
     hop.request.kms_key_id = spec_kms.map(str::to_string);
     hop.request.retention_days = None;
     hop.kms_field = "spec.intermediateKmsKeyId";
+    hop.source_listing = None;
     hop.next_kms_key_id = plan.request.kms_key_id.clone();
     hop.desired = Desired {
         identifier: place.snapshot_identifier,
@@ -1034,6 +1065,7 @@ pub fn second_hop(plan: &CopyPlan, arn: String) -> CopyPlan {
     let mut hop = plan.clone();
     hop.share_wait = None;
     hop.across_accounts = false;
+    hop.source_listing = None;
     hop.request.source = arn.clone();
     hop.request.source_region = Some(region.clone());
     hop.source = Source {
@@ -1408,10 +1440,32 @@ async fn check_source(
     let source_engine = ctx
         .engines
         .get_in(plan.role.as_ref(), plan.source.engine, lookup_region);
-    let Some(source) = source_engine
-        .describe(&plan.source.identifier, false)
-        .await?
-    else {
+    let listed = match (&plan.source_listing, &ctx.pollers) {
+        (Some((key, identifier)), Some(pollers)) => {
+            match pollers
+                .view(key, &source_engine, identifier, pollers.max_age())
+                .await?
+            {
+                // Available there: the check needs no other look. Anything else (not
+                // listed yet, or a listing older than the source's Ready) is described,
+                // as without batched polling.
+                super::poller::Listed::Present(s) if s.state() == SnapshotState::Available => {
+                    Some(*s)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let described = match listed {
+        Some(s) => Some(s),
+        None => {
+            source_engine
+                .describe(&plan.source.identifier, false)
+                .await?
+        }
+    };
+    let Some(source) = described else {
         return Ok(Err(Creation::Blocked {
             phase: Phase::Failed,
             health: Health::stalled(

@@ -205,6 +205,7 @@ where
         phase = ?new.phase,
         reason = new.condition(conditions::READY).map(|c| c.reason.as_str()).unwrap_or_default(),
         change = ?what,
+        since = ?since,
         "wrote status"
     );
     let stalled = new
