@@ -292,6 +292,10 @@ fn start_operator(h: &Harness, url: &str, mode: &str, port: u16, label: &str) ->
             "60",
             "--min-poll-seconds",
             "11",
+            // The operator's default, written out: the test harness writes progress
+            // every second unless told.
+            "--progress-write-seconds",
+            "60",
             "--metrics-addr",
             &metrics,
         ],
