@@ -137,6 +137,24 @@ async fn snapshots_of_one_source_share_one_listing() {
         h.wait_copy(&format!("{name}-copy"), Duration::from_secs(60), is_ready)
             .await;
     }
+    // Their source check read the source cluster's listing: the copies' reconciles
+    // described no source.
+    let log = std::fs::read_to_string(&h.operator.as_ref().unwrap().log).unwrap_or_default();
+    for name in copies {
+        let source = h.status(name).await.snapshot_identifier.unwrap();
+        let described: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("object=\"{name}-copy\""))
+                    && l.contains("describing one DocumentDB snapshot")
+                    && l.contains(&source)
+            })
+            .collect();
+        assert!(
+            described.is_empty(),
+            "{name}-copy described its source: {described:?}"
+        );
+    }
     // A restart with every object Ready costs listings only: the statuses hold what
     // the first look needs (ownership from the recorded ARN and creation time, the
     // shares last seen), so no describe of one snapshot, no tags, no attributes.

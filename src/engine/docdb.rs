@@ -246,6 +246,11 @@ impl SnapshotEngine for Docdb {
         detail: bool,
     ) -> Result<Option<Snapshot>, EngineError> {
         let lookup = lookup(identifier);
+        tracing::debug!(
+            snapshot = identifier,
+            detail,
+            "describing one DocumentDB snapshot"
+        );
         let out = match self
             .client
             .describe_db_cluster_snapshots()
