@@ -21,6 +21,7 @@ pub use finalizer::{ensure_finalizer, finish_cleanup, remove_finalizer};
 pub use run::{PER_OBJECT_POLL, Polling, Settings, run};
 pub(crate) use status::write_status_announcing;
 pub use status::{
-    WithStatus, account_problem, invalid_spec, record, report_forbidden, with_health, write_status,
+    WithStatus, account_problem, invalid_spec, record, recorded, report_forbidden, with_health,
+    write_status,
 };
 pub use turns::{Turns, action, controller_config, reconcile_object, reconcile_plain};

@@ -11,7 +11,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::drive::{self, Creation};
 use super::{
     Context, Error, account_problem, action, aws_account, finish_cleanup, invalid_spec,
-    reconcile_object, record, remove_finalizer, with_health, write_status,
+    reconcile_object, record, recorded, remove_finalizer, with_health, write_status,
 };
 use crate::api::conditions::{Health, reasons};
 use crate::api::validation::{
@@ -678,15 +678,14 @@ async fn apply(
     }
     let mut current = old.clone();
     if old.snapshot_identifier.is_none() {
-        current = record(
-            api,
-            ctx,
-            obj,
-            &old,
-            base_status(&old, &plan),
-            &plan.desired.identifier,
-        )
-        .await?;
+        let base = base_status(&old, &plan);
+        current = if plan.intermediate.is_none() && plan.request.target_bucket.is_none() {
+            // Written with the copy call's own record, just before the call (one write
+            // instead of two); a pass that makes no call writes it with its status.
+            recorded(obj, base, &plan.desired.identifier)
+        } else {
+            record(api, ctx, obj, &old, base, &plan.desired.identifier).await?
+        };
     }
     if plan.request.target_bucket.is_some() {
         return export(api, ctx, obj, &current, &plan).await;

@@ -438,23 +438,32 @@ pub async fn record<K>(
     ctx: &Context,
     obj: &K,
     old: &SnapshotStatus,
-    mut base: SnapshotStatus,
+    base: SnapshotStatus,
     identifier: &str,
 ) -> Result<SnapshotStatus, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    let status = recorded(obj, base, identifier);
+    write_status_announcing(api, ctx, obj, old, &status, false).await?;
+    Ok(status)
+}
+
+/// The status [`record`] writes: `base` Pending, its identifier recorded. Pure.
+pub fn recorded<K: Resource>(
+    obj: &K,
+    mut base: SnapshotStatus,
+    identifier: &str,
+) -> SnapshotStatus {
     base.phase = Some(crate::api::Phase::Pending);
-    let status = with_health(
+    with_health(
         base,
         &Health::progressing(
             crate::api::conditions::reasons::PENDING,
             format!("snapshot identifier {identifier} recorded"),
         ),
         obj.meta().generation,
-    );
-    write_status_announcing(api, ctx, obj, old, &status, false).await?;
-    Ok(status)
+    )
 }
 
 /// A Kubernetes call the operator's RBAC forbids: said in the log and, where the status
