@@ -658,6 +658,9 @@ async fn run(mode: &str, n: usize, a: &Args) -> Value {
         "stalled_examples": stalled.into_iter().take(5).collect::<Vec<_>>(),
         "snapshots_left_on_aws": left_on_aws,
         "calls_by_action": by_action,
+        // Of those, the calls that named one snapshot (a describe of it alone, its tags,
+        // its attributes, and the mutations, which always do).
+        "calls_naming_one_snapshot_by_action": counters.naming_one_snapshot,
         "date": common::now_utc(),
     });
     if capped {
