@@ -931,7 +931,14 @@ fn source_listing(
         return None;
     }
     let cluster = batch_source(obj, reference, plan.source.engine)?;
-    let identifier = reference?.status.as_ref()?.snapshot_identifier.clone()?;
+    let status = reference?.status.as_ref()?;
+    let identifier = status.snapshot_identifier.clone()?;
+    // Only for the very snapshot the copy call names (a source recorded before the
+    // ClusterSnapshot changed, say recreated, is described).
+    let named = &plan.source.identifier;
+    if !named.eq_ignore_ascii_case(&identifier) && status.arn.as_deref() != Some(named.as_str()) {
+        return None;
+    }
     Some((
         copy_group(plan.role.clone(), &plan.source.region, cluster),
         identifier,
