@@ -222,13 +222,49 @@ async fn snapshots_of_one_source_share_one_listing() {
         "calls naming one snapshot after the restart"
     );
 
-    // Deleting everything: one delete each, decided from a shared listing.
+    // Deleting everything: one delete each, decided from a shared listing. The
+    // sources go first: whether AWS still copies from them is read from their copies'
+    // listing, so their cleanup describes no copy either.
+    let logged = std::fs::read_to_string(&op.log).unwrap_or_default().len();
+    let mut copy_ids = Vec::new();
+    for name in copies {
+        copy_ids.push(
+            h.copy_status(&format!("{name}-copy"))
+                .await
+                .snapshot_identifier
+                .unwrap(),
+        );
+        h.snapshots()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    for name in copies {
+        h.wait_gone(name).await;
+    }
+    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    let described: Vec<&str> = log[logged..]
+        .lines()
+        .filter(|l| {
+            l.contains("describing one DocumentDB snapshot")
+                && copy_ids.iter().any(|id| l.contains(id.as_str()))
+        })
+        .collect();
+    assert!(
+        described.is_empty(),
+        "the sources' cleanup described their finished copies: {described:?}"
+    );
     for name in copies {
         let copy = format!("{name}-copy");
         h.copies().delete(&copy, &Default::default()).await.unwrap();
         h.wait_copy_gone(&copy).await;
     }
-    delete_all(&h, &names).await;
+    let rest: Vec<String> = names
+        .iter()
+        .filter(|n| !copies.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    delete_all(&h, &rest).await;
     let after = h.calls();
     assert_eq!(count(&after, "redshift", "DeleteClusterSnapshot"), 12);
     assert_eq!(count(&after, "docdb", "DeleteDBClusterSnapshot"), 8);

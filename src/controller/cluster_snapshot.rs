@@ -788,10 +788,39 @@ async fn copies_in_flight(
             }
             continue;
         }
+        // Batched, a copy made in one hop shows in its own listing (this snapshot's
+        // cluster, in the copy's region): one that listing shows as no longer being
+        // copied needs no describe. Not listed there (or no listing to be had): described.
+        let listed = match (&ctx.pollers, &s.intermediate) {
+            (Some(pollers), None) => match super::snapshot_copy::batch_source(c, Some(obj), engine)
+            {
+                Some(cluster) => {
+                    let key = super::snapshot_copy::copy_group(copy_role.clone(), &region, cluster);
+                    match pollers.view(&key, &client, &id, pollers.max_age()).await {
+                        Ok(super::poller::Listed::Present(t))
+                            if !matches!(
+                                t.state(),
+                                crate::engine::SnapshotState::Creating
+                                    | crate::engine::SnapshotState::Unknown
+                            ) =>
+                        {
+                            Some(*t)
+                        }
+                        _ => None,
+                    }
+                }
+                None => None,
+            },
+            _ => None,
+        };
         // A copy AWS has finished (or never made) reads nothing. A look AWS refuses for
         // good (permissions, a region turned off) cannot tell, and must not hold the
         // source forever: it is logged and the copy is not waited for.
-        let target = match client.describe(&id, false).await {
+        let described = match listed {
+            Some(t) => Ok(Some(t)),
+            None => client.describe(&id, false).await,
+        };
+        let target = match described {
             Ok(Some(target)) => target,
             Ok(None) => continue,
             Err(e) if e.class.is_retryable() => return Err(e.into()),

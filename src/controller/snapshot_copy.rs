@@ -867,7 +867,8 @@ async fn apply(
 /// as a copy keeps its source cluster's identifier; so it shares the source's poller
 /// there. Other copies (ElastiCache's, whose listings by replication group or cache
 /// cluster AWS does not document to include copies; Redshift's, of automated snapshots;
-/// copies across accounts, whose listing is another account's) describe their own.
+/// copies across accounts, whose listing is another account's) describe their own. Once
+/// the ClusterSnapshot is gone, the listing that shows the copy still serves.
 fn batch(
     ctx: &Context,
     obj: &SnapshotCopy,
@@ -875,10 +876,30 @@ fn batch(
     reference: Option<&ClusterSnapshot>,
 ) -> Option<drive::Batch> {
     let pollers = ctx.pollers.clone()?;
-    let cluster = batch_source(obj, reference, plan.source.engine)?;
     if plan.across_accounts || plan.intermediate.is_some() || plan.request.target_bucket.is_some() {
         return None;
     }
+    let key = match batch_source(obj, reference, plan.source.engine) {
+        Some(cluster) => copy_group(plan.role.clone(), &plan.region, cluster),
+        // Its ClusterSnapshot gone (a copy outlives its source): the listing that shows
+        // the copy already, if this process has one (as for a cleanup).
+        None if reference.is_none()
+            && plan.source.engine == Engine::Docdb
+            && obj.spec.source.cluster_snapshot_ref.is_some()
+            && obj
+                .status
+                .as_ref()
+                .is_some_and(|s| s.snapshot_identifier.is_some()) =>
+        {
+            pollers.group_holding(
+                plan.role.as_ref(),
+                Engine::Docdb,
+                &plan.region,
+                &plan.desired.identifier,
+            )?
+        }
+        None => return None,
+    };
     let in_sync = obj.status.as_ref().is_some_and(|s| {
         s.condition(crate::api::conditions::READY)
             .is_some_and(|c| c.status == "True" && c.observed_generation == obj.metadata.generation)
@@ -890,7 +911,7 @@ fn batch(
     );
     Some(drive::Batch {
         pollers,
-        key: copy_group(plan.role.clone(), &plan.region, cluster),
+        key,
         wake: copy_wake(ctx, obj)?,
         detail_known,
         dirty,
@@ -945,7 +966,7 @@ fn source_listing(
     ))
 }
 
-fn copy_group(
+pub(super) fn copy_group(
     account: Option<AccountRole>,
     region: &str,
     cluster: String,
@@ -1450,12 +1471,12 @@ async fn check_source(
         (Some((key, identifier)), Some(pollers)) => {
             match pollers
                 .view(key, &source_engine, identifier, pollers.max_age())
-                .await?
+                .await
             {
                 // Available there: the check needs no other look. Anything else (not
-                // listed yet, or a listing older than the source's Ready) is described,
-                // as without batched polling.
-                super::poller::Listed::Present(s) if s.state() == SnapshotState::Available => {
+                // listed yet, a listing older than the source's Ready, or no listing to
+                // be had) is described, as without batched polling.
+                Ok(super::poller::Listed::Present(s)) if s.state() == SnapshotState::Available => {
                     Some(*s)
                 }
                 _ => None,
