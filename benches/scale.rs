@@ -568,13 +568,8 @@ async fn run(mode: &str, n: usize, a: &Args) -> Value {
         });
     }
 
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .expect("delete every object");
-    copies
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .expect("delete every copy");
+    delete_every(&api, "ClusterSnapshots").await;
+    delete_every(&copies, "SnapshotCopies").await;
     let deadline = Instant::now() + Duration::from_secs(4 * 3600);
     loop {
         let left = api
@@ -804,4 +799,26 @@ fn main() {
         std::fs::write(out.join("results.md"), &md).unwrap();
         println!("\n{md}");
     });
+}
+
+/// Deletes every object of a kind in the namespace. A deletecollection of 10,000 objects
+/// can outlast the API server's deadline for one request (it goes on deleting); it is
+/// sent again, up to ten times, until one returns.
+async fn delete_every<K>(api: &Api<K>, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for attempt in 1..=10 {
+        match api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 10 => {
+                println!("deleting every {what}: {e}; again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => panic!("deleting every {what}: {e}"),
+        }
+    }
 }
