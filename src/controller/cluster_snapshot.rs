@@ -789,24 +789,27 @@ async fn copies_in_flight(
             continue;
         }
         // Batched, a copy made in one hop shows in its own listing (this snapshot's
-        // cluster, in the copy's region): one that listing shows as no longer being
-        // copied needs no describe. Not listed there (or no listing to be had): described.
+        // cluster, in the copy's region): a copy that listing shows finished needs no
+        // describe, where the entry is the very snapshot the copy's status recorded (an
+        // older snapshot of the same name, deleted or replaced since, may still be
+        // listed while a new copy under that name is being made). Anything else (still
+        // copying, not listed, another snapshot, no listing to be had) is described.
         let listed = match (&ctx.pollers, &s.intermediate) {
             (Some(pollers), None) => match super::snapshot_copy::batch_source(c, Some(obj), engine)
             {
                 Some(cluster) => {
                     let key = super::snapshot_copy::copy_group(copy_role.clone(), &region, cluster);
                     match pollers.view(&key, &client, &id, pollers.max_age()).await {
-                        Ok(super::poller::Listed::Present(t))
-                            if !matches!(
-                                t.state(),
-                                crate::engine::SnapshotState::Creating
-                                    | crate::engine::SnapshotState::Unknown
-                            ) =>
-                        {
+                        Ok(super::poller::Listed::Present(t)) if listed_finished(&s, &t) => {
                             Some(*t)
                         }
-                        _ => None,
+                        Ok(_) => None,
+                        // Throttled or unreachable: a describe would fare no better.
+                        Err(e) if e.class.is_retryable() => return Err(e.into()),
+                        Err(e) => {
+                            tracing::debug!(copy = %c.name_any(), error = %e, "no listing of the copy; describing it");
+                            None
+                        }
                     }
                 }
                 None => None,
@@ -840,6 +843,17 @@ async fn copies_in_flight(
         }
     }
     Ok((waiting, next))
+}
+
+/// Whether a listing's entry shows the copy its status recorded (same ARN and creation
+/// time) as no longer being copied: AWS reads its source no more. Pure.
+fn listed_finished(copy: &crate::api::SnapshotStatus, listed: &crate::engine::Snapshot) -> bool {
+    Recorded::from_status(copy).is_some_and(|r| {
+        listed.arn.as_ref() == Some(&r.arn) && listed.created.as_ref() == Some(&r.created)
+    }) && !matches!(
+        listed.state(),
+        crate::engine::SnapshotState::Creating | crate::engine::SnapshotState::Unknown
+    )
 }
 
 async fn cleanup(
@@ -973,6 +987,49 @@ mod tests {
         .unwrap();
         obj.status = status.map(|s| serde_json::from_value(s).unwrap());
         obj
+    }
+
+    /// A deleted source must not be taken for free while AWS copies from it: a listing
+    /// entry counts as the copy finished only for the very snapshot the copy recorded.
+    #[test]
+    fn a_listed_copy_counts_as_finished_only_when_it_is_the_recorded_one() {
+        use crate::engine::Snapshot;
+        let arn = "arn:aws:rds:us-west-2:123456789012:cluster-snapshot:nightly-dr";
+        let copy = crate::api::SnapshotStatus {
+            arn: Some(arn.into()),
+            creation_time: Some("2026-12-03T10:00:00Z".into()),
+            ..Default::default()
+        };
+        let listed = |status: &str, created: &str| Snapshot {
+            identifier: "nightly-dr".into(),
+            arn: Some(arn.into()),
+            aws_status: status.into(),
+            created: Some(created.into()),
+            ..Snapshot::default()
+        };
+        let today = "2026-12-03T10:00:00Z";
+        let yesterday = "2026-12-02T10:00:00Z";
+        assert!(listed_finished(&copy, &listed("available", today)));
+        assert!(listed_finished(&copy, &listed("deleting", today)));
+        assert!(listed_finished(&copy, &listed("failed", today)));
+        // Still copying, or a status nobody documents: not finished.
+        assert!(!listed_finished(&copy, &listed("copying", today)));
+        assert!(!listed_finished(&copy, &listed("creating", today)));
+        assert!(!listed_finished(&copy, &listed("something-new", today)));
+        // An older snapshot of the same name (deleted, or deleting, since), while a new
+        // copy is made under it: described, whatever the entry says.
+        assert!(!listed_finished(&copy, &listed("deleting", yesterday)));
+        assert!(!listed_finished(&copy, &listed("available", yesterday)));
+        // Nothing recorded yet (the copy call just made): described.
+        let unrecorded = crate::api::SnapshotStatus::default();
+        assert!(!listed_finished(&unrecorded, &listed("available", today)));
+        // The entry without a creation time or ARN cannot be matched.
+        let mut bare = listed("available", today);
+        bare.created = None;
+        assert!(!listed_finished(&copy, &bare));
+        bare = listed("available", today);
+        bare.arn = None;
+        assert!(!listed_finished(&copy, &bare));
     }
 
     #[test]

@@ -1474,12 +1474,18 @@ async fn check_source(
                 .await
             {
                 // Available there: the check needs no other look. Anything else (not
-                // listed yet, a listing older than the source's Ready, or no listing to
-                // be had) is described, as without batched polling.
+                // listed yet, a listing older than the source's Ready, or a listing AWS
+                // refused) is described, as without batched polling; throttled or
+                // unreachable, the pass is retried instead.
                 Ok(super::poller::Listed::Present(s)) if s.state() == SnapshotState::Available => {
                     Some(*s)
                 }
-                _ => None,
+                Ok(_) => None,
+                Err(e) if e.class.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(source = %identifier, error = %e, "no listing of the source; describing it");
+                    None
+                }
             }
         }
         _ => None,
