@@ -234,14 +234,8 @@ async fn snapshots_of_one_source_share_one_listing() {
                 .snapshot_identifier
                 .unwrap(),
         );
-        h.snapshots()
-            .delete(name, &Default::default())
-            .await
-            .unwrap();
     }
-    for name in copies {
-        h.wait_gone(name).await;
-    }
+    delete_all(&h, &copies.map(String::from)).await;
     let log = std::fs::read_to_string(&op.log).unwrap_or_default();
     let described: Vec<&str> = log[logged..]
         .lines()
